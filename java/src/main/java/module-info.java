@@ -1,0 +1,7 @@
+/**
+ * seq4j: native-backed sequence models for the JVM. See the {@link org.seq4j} package for a
+ * tutorial.
+ */
+module org.seq4j {
+  exports org.seq4j;
+}

@@ -1,0 +1,126 @@
+package org.seq4j;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.seq4j.internal.NativeBindings;
+import org.seq4j.internal.NativeLoader;
+
+/**
+ * The seq4j runtime: version, threads, and what was loaded.
+ *
+ * <p>Threads: oneDNN and seq4j's kernels share one OpenMP pool whose size is {@link
+ * #setThreads(int)}; OpenBLAS runs single-threaded inside it, so the pools never compete for
+ * cores. The initial size is {@code OMP_NUM_THREADS} or the number of cores.
+ */
+public final class Seq4j {
+  private Seq4j() {}
+
+  /** seq4j's version; the native library's version is checked to be the same. */
+  public static String version() {
+    String nativeVersion;
+    try {
+      nativeVersion = ((MemorySegment) NativeBindings.VERSION.invokeExact())
+          .reinterpret(Long.MAX_VALUE).getString(0);
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    String javaVersion = NativeLoader.javaVersion();
+    if (!nativeVersion.equals(javaVersion)) {
+      throw new IllegalStateException(
+          "libseq4j is version " + nativeVersion + " but the seq4j classes are " + javaVersion
+              + "; the library loaded from " + NativeBindings.loaded().folder()
+              + " does not belong to this JAR");
+    }
+    return javaVersion;
+  }
+
+  /**
+   * Sets the number of threads seq4j uses for every op, in every Java thread.
+   *
+   * @param threads at least 1
+   */
+  public static void setThreads(int threads) {
+    if (threads < 1) {
+      throw new IllegalArgumentException("threads: expected >= 1, got " + threads);
+    }
+    try {
+      NativeBindings.check((int) NativeBindings.SET_THREADS.invokeExact((long) threads));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+  }
+
+  /** The number of threads seq4j uses. */
+  public static int threads() {
+    long[] result = new long[1];
+    try {
+      NativeBindings.check(
+          (int) NativeBindings.GET_THREADS.invokeExact(MemorySegment.ofArray(result)));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    return (int) result[0];
+  }
+
+  /** What was loaded (oneDNN version and ISA, OpenBLAS configuration and core) and from where. */
+  public static RuntimeInfo runtimeInfo() {
+    Map<String, String> details = new LinkedHashMap<>();
+    try (Arena arena = Arena.ofConfined()) {
+      MemorySegment needed = arena.allocate(Long.BYTES);
+      MemorySegment buffer = arena.allocate(4096);
+      NativeBindings.check(
+          (int) NativeBindings.RUNTIME_INFO.invokeExact(buffer, buffer.byteSize(), needed));
+      long size = needed.get(java.lang.foreign.ValueLayout.JAVA_LONG, 0);
+      if (size > buffer.byteSize()) {
+        buffer = arena.allocate(size);
+        NativeBindings.check(
+            (int) NativeBindings.RUNTIME_INFO.invokeExact(buffer, buffer.byteSize(), needed));
+      }
+      buffer.set(JAVA_BYTE, buffer.byteSize() - 1, (byte) 0);
+      for (String line : buffer.getString(0).split("\n")) {
+        int equals = line.indexOf('=');
+        if (equals > 0) {
+          details.put(line.substring(0, equals), line.substring(equals + 1));
+        }
+      }
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    NativeLoader.Loaded loaded = NativeBindings.loaded();
+    return new RuntimeInfo(
+        version(),
+        Integer.parseInt(details.getOrDefault("seq4j.threads", "0")),
+        details.getOrDefault("onednn.version", "?"),
+        details.getOrDefault("onednn.isa", "?"),
+        details.getOrDefault("openblas.config", "?"),
+        details.getOrDefault("openblas.core", "?"),
+        details.getOrDefault("openblas.coretype_env", ""),
+        Integer.parseInt(details.getOrDefault("openblas.threads", "0")),
+        loaded.folder(),
+        loaded.libraries(),
+        Map.copyOf(details));
+  }
+
+  /**
+   * Prints {@link #runtimeInfo()} and checks a matrix product on both backends: {@code java -cp
+   * <seq4j, dnnl and openblas JARs> org.seq4j.Seq4j}.
+   *
+   * @param args ignored
+   */
+  public static void main(String[] args) {
+    System.out.println(runtimeInfo());
+    try (Arena arena = Arena.ofConfined()) {
+      Tensor a = Tensor.fromArray(arena, new float[] {1, 2, 3, 4, 5, 6}, 2, 3);
+      Tensor b = Tensor.fromArray(arena, new float[] {7, 8, 9, 10, 11, 12}, 3, 2);
+      for (Backend backend : new Backend[] {Backend.ONEDNN, Backend.BLAS}) {
+        Tensor c = Tensor.zeros(arena, 2, 2);
+        TensorOps.matmul(a, b, c, MatmulOptions.DEFAULT.backend(backend));
+        System.out.println("a · b on " + backend + " = " + c);
+      }
+    }
+  }
+}

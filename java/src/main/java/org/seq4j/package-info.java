@@ -1,0 +1,34 @@
+/**
+ * seq4j: fast sequence models (RNN, LSTM, GRU, attention) for the JVM, on native kernels.
+ *
+ * <h2>Tutorial</h2>
+ *
+ * <p>Tensors are off-heap float blocks created in an {@link java.lang.foreign.Arena} you own; they
+ * die with it:
+ *
+ * <pre>{@code
+ * try (Arena arena = Arena.ofConfined()) {
+ *   Tensor a = Tensor.randomNormal(arena, 1, 64, 128);    // seed 1, shape (64, 128)
+ *   Tensor b = Tensor.randomNormal(arena, 2, 128, 32);
+ *   Tensor c = TensorOps.matmul(arena, a, b);             // (64, 32), on oneDNN
+ *   TensorOps.matmul(a, b, c, MatmulOptions.DEFAULT.accumulate().backend(Backend.BLAS));
+ *   System.out.println(Seq4j.runtimeInfo());
+ * }
+ * }</pre>
+ *
+ * <h2>Running</h2>
+ *
+ * <p>seq4j needs JDK 22 or later and native access: {@code --enable-native-access=ALL-UNNAMED} on
+ * the class path, {@code --enable-native-access=org.seq4j} on the module path. Its native
+ * libraries come from the JARs on the class path (seq4j, {@code org.bytedeco:dnnl} and {@code
+ * org.bytedeco:openblas} for the platform) and are extracted once into a cache folder; the lookup order is: a folder named by {@code -Dseq4j.library.path}, then
+ * extraction from the class path into {@code -Dseq4j.cache.dir} (default {@code ~/.cache/seq4j}).
+ *
+ * <h2>Errors</h2>
+ *
+ * <p>A wrong shape, size or option is an {@link IllegalArgumentException} naming the argument, its
+ * expected and its actual value; a tensor of a closed arena an {@link IllegalStateException}; one
+ * of another thread's confined arena a {@link WrongThreadException}; a failure inside native code a
+ * {@link org.seq4j.Seq4jException} with the native message.
+ */
+package org.seq4j;

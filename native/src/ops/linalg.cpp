@@ -1,0 +1,164 @@
+// Matrix product and the elementwise vector ops (add, scale, axpy, fill).
+//
+// matmul has two backends: oneDNN's sgemm, and OpenBLAS's sgemm split by seq4j across the OpenMP
+// pool (OpenBLAS itself stays single-threaded, see runtime.h). Both compute the same
+// row-major c(m, n) = alpha * op(a)(m, k) * op(b)(k, n) + beta * c.
+#include <omp.h>
+
+#include <algorithm>
+
+#include "cblas.h"
+#include "core/error.h"
+#include "core/runtime.h"
+#include "dnnl.h"
+
+namespace seq4j {
+namespace {
+
+// Below this many multiply-adds a GEMM is not worth splitting across threads.
+constexpr int64_t kParallelGemmMinWork = int64_t{1} << 18;
+// Column and row blocks handed to threads are multiples of this (a 64-byte cache line).
+constexpr int64_t kBlockAlign = 16;
+
+void matmul_onednn(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
+                   bool trans_a, bool trans_b, float alpha, float beta) {
+  dnnl_status_t status =
+      dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, trans_a ? m : k, b,
+                 trans_b ? k : n, beta, c, n);
+  if (status != dnnl_success) fail(SEQ4J_ERR_BACKEND, "oneDNN sgemm failed with status ", status);
+}
+
+void sgemm_block(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
+                 int64_t lda, int64_t ldb, int64_t ldc, bool trans_a, bool trans_b, float alpha,
+                 float beta) {
+  if (m == 0 || n == 0) return;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
+              static_cast<blasint>(ldc));
+}
+
+void matmul_blas(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
+                 bool trans_a, bool trans_b, float alpha, float beta) {
+  constexpr int64_t blas_max = 0x7fffffff;
+  if (m > blas_max || n > blas_max || k > blas_max)
+    fail(SEQ4J_ERR_UNSUPPORTED, "the BLAS backend takes sizes below 2^31, got m=", m, " n=", n,
+         " k=", k);
+  const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n, ldc = n;
+  const int threads = seq4j::threads();
+  if (threads <= 1 || m * n * k < kParallelGemmMinWork || omp_in_parallel()) {
+    sgemm_block(c, a, b, m, n, k, lda, ldb, ldc, trans_a, trans_b, alpha, beta);
+    return;
+  }
+  // Split the larger of the two output dimensions into one block per thread; each thread runs a
+  // single-threaded sgemm on its block, so the work shares OpenMP's pool instead of competing
+  // with it.
+  const bool split_columns = n >= m;
+  const int64_t extent = split_columns ? n : m;
+  const int64_t per_thread =
+      std::max(kBlockAlign, (extent + threads - 1) / threads + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
+  const int64_t blocks = (extent + per_thread - 1) / per_thread;
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t begin = block * per_thread, size = std::min(per_thread, extent - begin);
+    if (split_columns) {
+      const float *b_block = trans_b ? b + begin * k : b + begin;
+      sgemm_block(c + begin, a, b_block, m, size, k, lda, ldb, ldc, trans_a, trans_b, alpha, beta);
+    } else {
+      const float *a_block = trans_a ? a + begin : a + begin * k;
+      sgemm_block(c + begin * n, a_block, b, size, n, k, lda, ldb, ldc, trans_a, trans_b, alpha,
+                  beta);
+    }
+  }
+}
+
+// Elementwise loops run in parallel only when there is enough work to pay for the fork.
+constexpr int64_t kParallelElementwiseMin = int64_t{1} << 16;
+
+}  // namespace
+}  // namespace seq4j
+
+using seq4j::fail;
+using seq4j::guarded;
+using seq4j::kParallelElementwiseMin;
+
+extern "C" {
+
+int seq4j_matmul(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
+                 int32_t trans_a, int32_t trans_b, float alpha, float beta, int32_t backend) {
+  return guarded(__func__, [&] {
+    seq4j::require_non_negative("m", m);
+    seq4j::require_non_negative("n", n);
+    seq4j::require_non_negative("k", k);
+    seq4j::require_pointer("a", a, m * k);
+    seq4j::require_pointer("b", b, k * n);
+    seq4j::require_pointer("c", c, m * n);
+    if (seq4j::overlaps(c, m * n, a, m * k)) fail(SEQ4J_ERR_INVALID_ARGUMENT, "c overlaps a");
+    if (seq4j::overlaps(c, m * n, b, k * n)) fail(SEQ4J_ERR_INVALID_ARGUMENT, "c overlaps b");
+    if (m == 0 || n == 0) return SEQ4J_OK;
+    seq4j::use_configured_threads();
+    switch (backend) {
+      case SEQ4J_BACKEND_AUTO:
+      case SEQ4J_BACKEND_ONEDNN:
+        seq4j::matmul_onednn(c, a, b, m, n, k, trans_a != 0, trans_b != 0, alpha, beta);
+        break;
+      case SEQ4J_BACKEND_BLAS:
+        seq4j::matmul_blas(c, a, b, m, n, k, trans_a != 0, trans_b != 0, alpha, beta);
+        break;
+      default:
+        fail(SEQ4J_ERR_INVALID_ARGUMENT, "backend must be 0 (AUTO), 1 (ONEDNN) or 2 (BLAS), got ",
+             backend);
+    }
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_add(float *out, const float *a, const float *b, int64_t n) {
+  return guarded(__func__, [&] {
+    seq4j::require_non_negative("n", n);
+    seq4j::require_pointer("out", out, n);
+    seq4j::require_pointer("a", a, n);
+    seq4j::require_pointer("b", b, n);
+    seq4j::use_configured_threads();
+#pragma omp parallel for simd if (n >= kParallelElementwiseMin)
+    for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_scale(float *out, const float *x, float alpha, int64_t n) {
+  return guarded(__func__, [&] {
+    seq4j::require_non_negative("n", n);
+    seq4j::require_pointer("out", out, n);
+    seq4j::require_pointer("x", x, n);
+    seq4j::use_configured_threads();
+#pragma omp parallel for simd if (n >= kParallelElementwiseMin)
+    for (int64_t i = 0; i < n; ++i) out[i] = alpha * x[i];
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_axpy(float *y, float alpha, const float *x, int64_t n) {
+  return guarded(__func__, [&] {
+    seq4j::require_non_negative("n", n);
+    seq4j::require_pointer("y", y, n);
+    seq4j::require_pointer("x", x, n);
+    seq4j::use_configured_threads();
+#pragma omp parallel for simd if (n >= kParallelElementwiseMin)
+    for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_fill(float *x, float value, int64_t n) {
+  return guarded(__func__, [&] {
+    seq4j::require_non_negative("n", n);
+    seq4j::require_pointer("x", x, n);
+    seq4j::use_configured_threads();
+#pragma omp parallel for simd if (n >= kParallelElementwiseMin)
+    for (int64_t i = 0; i < n; ++i) x[i] = value;
+    return SEQ4J_OK;
+  });
+}
+
+}  // extern "C"
