@@ -92,6 +92,92 @@ SEQ4J_API int seq4j_axpy(float *y, float alpha, const float *x, int64_t n);
 /* x[i] = value for i < n. */
 SEQ4J_API int seq4j_fill(float *x, float value, int64_t n);
 
+/* out (b, a, c) = in (a, b, c) with the first two axes swapped: batch-first <-> time-major.
+ * out must not overlap in. */
+SEQ4J_API int seq4j_swap_leading_axes(float *out, const float *in, int64_t a, int64_t b, int64_t c);
+
+/* ---- recurrent layers (native/src/rnn/rnn.cpp) -------------------------------------------
+ *
+ * One seq4j_rnn_layer is one layer of a recurrent network (one or two directions) with fixed sizes;
+ * multi-layer networks chain them. Data is time-major and row-major:
+ *   input   (T, N, I)          output (T, N, D * Hout)   (forward direction first, then backward)
+ *   h0, h_n (D, N, Hout)       c0, c_n (D, N, H)         (LSTM only)
+ * where D is 1 or 2 directions and Hout is proj_size for an LSTM with projection, else H.
+ * Parameters are passed per direction in PyTorch's layouts and gate orders (LSTM i, f, g, o; GRU
+ * r, z, n with the reset gate applied to the recurrent product including its bias); the layer
+ * converts them to oneDNN's layouts and caches the result while weights_version stays the same.
+ *
+ * lengths (N values in [1, T]) gives each sample its own length, as PyTorch's packed sequences:
+ * outputs past a sample's end are zero and its final state is the one at its own last step, in
+ * both directions. NULL means every sample has length T (no extra cost).
+ */
+
+#define SEQ4J_CELL_RNN_TANH 0
+#define SEQ4J_CELL_RNN_RELU 1
+#define SEQ4J_CELL_LSTM 2
+#define SEQ4J_CELL_GRU 3
+
+typedef struct seq4j_rnn_layer seq4j_rnn_layer; /* opaque */
+
+typedef struct seq4j_rnn_layer_desc {
+  int32_t cell;        /* SEQ4J_CELL_* */
+  int32_t directions;  /* 1, or 2 for bidirectional (outputs concatenated) */
+  int64_t input_size;  /* I */
+  int64_t hidden_size; /* H */
+  int64_t proj_size;   /* P: 0 for none; LSTM only, 0 < P < H */
+  int32_t peephole;    /* LSTM only: peephole weights from the cell into the gates */
+  int32_t bias;        /* whether bias_ih and bias_hh exist */
+} seq4j_rnn_layer_desc;
+
+/* The parameters of one direction, PyTorch's names; G = 1 (RNN), 4 (LSTM), 3 (GRU). Unused ones
+ * are NULL. For gradients, the same struct points at the gradient buffers. */
+typedef struct seq4j_rnn_weights {
+  float *weight_ih; /* (G*H, I) */
+  float *weight_hh; /* (G*H, Hout) */
+  float *bias_ih;   /* (G*H) */
+  float *bias_hh;   /* (G*H) */
+  float *weight_hr; /* (P, H), projection */
+  float *weight_ci; /* (H), peepholes */
+  float *weight_cf; /* (H) */
+  float *weight_co; /* (H) */
+} seq4j_rnn_weights;
+
+/* Creates a layer; *layer receives the handle, to be released with seq4j_rnn_layer_destroy. */
+SEQ4J_API int seq4j_rnn_layer_create(seq4j_rnn_layer **layer, const seq4j_rnn_layer_desc *desc);
+
+/* Releases the layer and everything it cached. NULL is ignored. */
+SEQ4J_API int seq4j_rnn_layer_destroy(seq4j_rnn_layer *layer);
+
+/* Bytes of workspace a training forward needs for these sizes (the backward reads it). */
+SEQ4J_API int seq4j_rnn_layer_workspace_size(seq4j_rnn_layer *layer, const int64_t *lengths,
+                                             int64_t t, int64_t n, int64_t *bytes);
+
+/* Forward. weights: D structs. weights_version: callers bump it when parameters change; -1 forces
+ * a fresh conversion. workspace NULL means inference; otherwise a training forward that fills
+ * workspace (workspace_bytes from seq4j_rnn_layer_workspace_size). h_n/c_n may be NULL (not
+ * wanted); h0/c0 NULL mean zeros. */
+SEQ4J_API int seq4j_rnn_layer_forward(seq4j_rnn_layer *layer, const seq4j_rnn_weights *weights,
+                                      int64_t weights_version, float *output, float *h_n,
+                                      float *c_n, void *workspace, int64_t workspace_bytes,
+                                      const float *input, const float *h0, const float *c0,
+                                      const int64_t *lengths, int64_t t, int64_t n);
+
+/* Backward of one training forward, which can be run any number of times: writes grad_input,
+ * grad_h0, grad_c0 (each may be NULL when not wanted) and ADDS the parameter gradients into the
+ * buffers of grads (D structs). grad_h_n/grad_c_n NULL mean zero. The forward's tensors, workspace
+ * and lengths are passed again, unchanged. */
+SEQ4J_API int seq4j_rnn_layer_backward(
+    seq4j_rnn_layer *layer, const seq4j_rnn_weights *weights, const seq4j_rnn_weights *grads,
+    float *grad_input, float *grad_h0, float *grad_c0, const float *grad_output,
+    const float *grad_h_n, const float *grad_c_n, const void *workspace, int64_t workspace_bytes,
+    const float *input, const float *h0, const float *c0, const float *output, const float *h_n,
+    const float *c_n, const int64_t *lengths, int64_t t, int64_t n);
+
+/* Inverted dropout with a counter-based generator: out[i] = x[i] * keep_i / (1 - p), where keep_i
+ * depends only on (seed, i). Calling it again with the same seed on the gradient gives the
+ * backward. out may equal x. */
+SEQ4J_API int seq4j_dropout(float *out, const float *x, int64_t n, float p, int64_t seed);
+
 #ifdef __cplusplus
 }
 #endif

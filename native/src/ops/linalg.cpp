@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "cblas.h"
 #include "core/error.h"
@@ -157,6 +158,24 @@ int seq4j_fill(float *x, float value, int64_t n) {
     seq4j::use_configured_threads();
 #pragma omp parallel for simd if (n >= kParallelElementwiseMin)
     for (int64_t i = 0; i < n; ++i) x[i] = value;
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_swap_leading_axes(float *out, const float *in, int64_t a, int64_t b, int64_t c) {
+  return guarded(__func__, [&] {
+    seq4j::require_non_negative("a", a);
+    seq4j::require_non_negative("b", b);
+    seq4j::require_non_negative("c", c);
+    seq4j::require_pointer("out", out, a * b * c);
+    seq4j::require_pointer("in", in, a * b * c);
+    if (seq4j::overlaps(out, a * b * c, in, a * b * c))
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "out overlaps in");
+    seq4j::use_configured_threads();
+#pragma omp parallel for collapse(2) if (a * b * c >= kParallelElementwiseMin)
+    for (int64_t j = 0; j < b; ++j)
+      for (int64_t i = 0; i < a; ++i)
+        std::memcpy(out + (j * a + i) * c, in + (i * b + j) * c, c * sizeof(float));
     return SEQ4J_OK;
   });
 }

@@ -4,4 +4,5 @@
  */
 module org.seq4j {
   exports org.seq4j;
+  exports org.seq4j.nn;
 }

@@ -130,6 +130,28 @@ public final class Tensor {
     return tensor;
   }
 
+  /**
+   * A tensor over existing memory (no copy), for interoperation with other FFM code: the segment
+   * must hold exactly the shape's floats and be 4-byte aligned. The tensor lives as long as the
+   * segment.
+   */
+  public static Tensor ofSegment(MemorySegment segment, long... dims) {
+    Shape shape = Shape.of(dims);
+    if (segment.byteSize() != shape.size() * DType.F32.byteSize()) {
+      throw new IllegalArgumentException(
+          "segment: expected " + shape.size() * DType.F32.byteSize() + " bytes for shape " + shape
+              + ", got " + segment.byteSize());
+    }
+    if (segment.isNative() && segment.address() % DType.F32.byteSize() != 0) {
+      throw new IllegalArgumentException(
+          "segment: expected a 4-byte aligned address, got " + segment.address());
+    }
+    if (!segment.isNative()) {
+      throw new IllegalArgumentException("segment: expected off-heap (native) memory");
+    }
+    return new Tensor(segment, shape);
+  }
+
   private static MemorySegment allocate(Arena arena, Shape shape) {
     if (arena == null) {
       throw new NullPointerException("arena");

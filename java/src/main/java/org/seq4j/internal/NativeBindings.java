@@ -54,6 +54,34 @@ public final class NativeBindings {
   public static final MethodHandle FILL =
       bind("seq4j_fill", false, JAVA_INT, ADDRESS, JAVA_FLOAT, JAVA_LONG);
 
+  public static final MethodHandle SWAP_LEADING_AXES =
+      bind("seq4j_swap_leading_axes", false, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
+          JAVA_LONG);
+  public static final MethodHandle DROPOUT =
+      bind("seq4j_dropout", false, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT, JAVA_LONG);
+
+  // ---- recurrent layers
+  public static final MethodHandle RNN_LAYER_CREATE =
+      bind("seq4j_rnn_layer_create", false, JAVA_INT, ADDRESS, ADDRESS);
+  public static final MethodHandle RNN_LAYER_DESTROY =
+      bind("seq4j_rnn_layer_destroy", false, JAVA_INT, ADDRESS);
+  public static final MethodHandle RNN_LAYER_WORKSPACE_SIZE =
+      bind("seq4j_rnn_layer_workspace_size", false, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG,
+          JAVA_LONG, ADDRESS);
+  public static final MethodHandle RNN_LAYER_FORWARD =
+      bind("seq4j_rnn_layer_forward", false, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS,
+          ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+          JAVA_LONG);
+  public static final MethodHandle RNN_LAYER_BACKWARD =
+      bind("seq4j_rnn_layer_backward", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+          ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS,
+          ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG);
+
+  /** The address of {@code seq4j_rnn_layer_destroy}, for arena cleanup actions. */
+  public static MemorySegment symbol(String name) {
+    return loaded().lookup().find(name).orElseThrow();
+  }
+
   private NativeBindings() {}
 
   /** What the loader loaded. */

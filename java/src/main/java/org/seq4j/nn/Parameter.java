@@ -1,0 +1,67 @@
+package org.seq4j.nn;
+
+import java.util.concurrent.atomic.AtomicLong;
+import org.seq4j.Shape;
+import org.seq4j.Tensor;
+
+/**
+ * A trainable tensor of a layer, under its PyTorch name, with its gradient.
+ *
+ * <p>{@link #data()} and {@link #grad()} live as long as their layer. Backward passes <em>add</em>
+ * into {@link #grad()}; call {@link #zeroGrad()} between steps. Layers convert their parameters
+ * into internal layouts once and cache the result for inference: after writing into {@link
+ * #data()} yourself (rather than through seq4j's optimizers or loaders), call {@link
+ * #markChanged()} so the next inference call sees the new values. Training-mode calls always read
+ * the current values.
+ */
+public final class Parameter {
+  private final String name;
+  private final Tensor data;
+  private final Tensor grad;
+  private final AtomicLong version = new AtomicLong();
+
+  Parameter(String name, Tensor data, Tensor grad) {
+    this.name = name;
+    this.data = data;
+    this.grad = grad;
+  }
+
+  /** The PyTorch name, such as {@code weight_ih_l0} or {@code bias_hh_l1_reverse}. */
+  public String name() {
+    return name;
+  }
+
+  /** The values. */
+  public Tensor data() {
+    return data;
+  }
+
+  /** The accumulated gradient, same shape as {@link #data()}. */
+  public Tensor grad() {
+    return grad;
+  }
+
+  /** The shape. */
+  public Shape shape() {
+    return data.shape();
+  }
+
+  /** Sets the gradient to zero. */
+  public void zeroGrad() {
+    grad.fill(0f);
+  }
+
+  /** Declares that {@link #data()} was modified, invalidating cached internal layouts. */
+  public void markChanged() {
+    version.incrementAndGet();
+  }
+
+  long version() {
+    return version.get();
+  }
+
+  @Override
+  public String toString() {
+    return "Parameter[" + name + " " + data.shape() + "]";
+  }
+}
