@@ -162,10 +162,12 @@ SEQ4J_API int seq4j_rnn_layer_forward(seq4j_rnn_layer *layer, const seq4j_rnn_we
                                       const float *input, const float *h0, const float *c0,
                                       const int64_t *lengths, int64_t t, int64_t n);
 
-/* Backward of one training forward, which can be run any number of times: writes grad_input,
+/* Backward of the latest training forward of this layer: writes grad_input,
  * grad_h0, grad_c0 (each may be NULL when not wanted) and ADDS the parameter gradients into the
  * buffers of grads (D structs). grad_h_n/grad_c_n NULL mean zero. The forward's tensors, workspace
- * and lengths are passed again, unchanged. */
+ * and lengths are passed again, unchanged. It uses the weights as converted by that forward, and it
+ * consumes the workspace (oneDNN reuses it): run the training forward again before another
+ * backward of the same data. */
 SEQ4J_API int seq4j_rnn_layer_backward(
     seq4j_rnn_layer *layer, const seq4j_rnn_weights *weights, const seq4j_rnn_weights *grads,
     float *grad_input, float *grad_h0, float *grad_c0, const float *grad_output,

@@ -74,7 +74,7 @@ class AlignedBuffer {
 struct Scratch {
   enum Slot {
     kSrcLayer, kSrcIter, kSrcIterC, kDstLayer, kDstIter, kDstIterC, kDiffDstLayer, kDiffDstIter,
-    kDiffDstIterC, kDiffSrcLayer, kDiffSrcIter, kDiffSrcIterC, kZeros, kWorkspaceCopy,
+    kDiffDstIterC, kDiffSrcLayer, kDiffSrcIter, kDiffSrcIterC, kZeros,
     kOnednnScratchpad, kReorderedLayer, kReorderedIter, kReorderedProjection,
     kDiffWeightsLayer, kDiffWeightsIter, kDiffWeightsProjection, kDiffPlainLayer,
     kDiffPlainIter, kDiffPlainProjection, kDiffBias, kDiffPeephole, kSlotCount
@@ -123,6 +123,26 @@ struct PackedWeights {
   std::deque<Reordered> reordered;  // a deque: growing it never moves the storage in use
 };
 
+// dst[c * dst_stride + r] (+)= src[r * src_stride + c] for r < rows, c < cols, in cache-sized tiles.
+template <bool Add>
+void transpose(float *dst, int64_t dst_stride, const float *src, int64_t src_stride, int64_t rows,
+               int64_t cols) {
+  constexpr int64_t kTile = 32;
+  const int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
+#pragma omp parallel for collapse(2) if (rows * cols > (1 << 15))
+  for (int64_t rt = 0; rt < row_tiles; ++rt)
+    for (int64_t ct = 0; ct < col_tiles; ++ct) {
+      const int64_t r_end = std::min(rows, (rt + 1) * kTile), c_end = std::min(cols, (ct + 1) * kTile);
+      for (int64_t c = ct * kTile; c < c_end; ++c)
+        for (int64_t r = rt * kTile; r < r_end; ++r) {
+          if (Add)
+            dst[c * dst_stride + r] += src[r * src_stride + c];
+          else
+            dst[c * dst_stride + r] = src[r * src_stride + c];
+        }
+    }
+}
+
 void require_weight(const char *name, int64_t direction, const float *pointer) {
   if (pointer == nullptr)
     fail(SEQ4J_ERR_INVALID_ARGUMENT, "weights[", direction, "].", name, " is NULL");
@@ -140,14 +160,13 @@ std::shared_ptr<PackedWeights> pack(const Sizes &s, const seq4j_rnn_weights *wei
     const seq4j_rnn_weights &w = weights[d];
     require_weight("weight_ih", d, w.weight_ih);
     require_weight("weight_hh", d, w.weight_hh);
+    // Gate g of weight_ih is an (H, I) block; ldigo holds its transpose with row stride G*H.
     for (int64_t g = 0; g < G; ++g) {
       const int64_t og = onednn_gate(s, g);
-      for (int64_t h = 0; h < H; ++h) {
-        const float *row_ih = w.weight_ih + (g * H + h) * I;
-        for (int64_t i = 0; i < I; ++i) packed->layer[((d * I + i) * G + og) * H + h] = row_ih[i];
-        const float *row_hh = w.weight_hh + (g * H + h) * O;
-        for (int64_t i = 0; i < O; ++i) packed->iter[((d * O + i) * G + og) * H + h] = row_hh[i];
-      }
+      transpose<false>(packed->layer.data() + d * I * G * H + og * H, G * H,
+                       w.weight_ih + g * H * I, I, H, I);
+      transpose<false>(packed->iter.data() + d * O * G * H + og * H, G * H,
+                       w.weight_hh + g * H * O, O, H, O);
     }
     if (s.bias) {
       require_weight("bias_ih", d, w.bias_ih);
@@ -194,13 +213,10 @@ void unpack_add_gradients(const Sizes &s, const seq4j_rnn_weights *grads, const 
     const seq4j_rnn_weights &w = grads[d];
     require_weight("weight_ih (gradient)", d, w.weight_ih);
     require_weight("weight_hh (gradient)", d, w.weight_hh);
-#pragma omp parallel for if (G * H * (I + O) > (1 << 16))
-    for (int64_t gh = 0; gh < G * H; ++gh) {
-      const int64_t g = gh / H, h = gh % H, og = onednn_gate(s, g);
-      float *row_ih = w.weight_ih + gh * I;
-      for (int64_t i = 0; i < I; ++i) row_ih[i] += layer[((d * I + i) * G + og) * H + h];
-      float *row_hh = w.weight_hh + gh * O;
-      for (int64_t i = 0; i < O; ++i) row_hh[i] += iter[((d * O + i) * G + og) * H + h];
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t og = onednn_gate(s, g);
+      transpose<true>(w.weight_ih + g * H * I, I, layer + d * I * G * H + og * H, G * H, I, H);
+      transpose<true>(w.weight_hh + g * H * O, O, iter + d * O * G * H + og * H, G * H, O, H);
     }
     if (s.bias) {
       require_weight("bias_ih (gradient)", d, w.bias_ih);
@@ -259,8 +275,12 @@ class Layer {
 
   const Sizes &sizes() const { return s_; }
 
+  // version >= 0: reuse the cached conversion while the version matches; kFresh: convert now;
+  // kLatest: reuse whatever was converted last (the backward of a training forward).
+  static constexpr int64_t kFresh = -1, kLatest = -2;
   std::shared_ptr<PackedWeights> weights(const seq4j_rnn_weights *weights, int64_t version) {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (version == kLatest && packed_) return packed_;
     if (version < 0 || !packed_ || version != packed_version_) {
       packed_ = pack(s_, weights);
       packed_version_ = version;
@@ -518,7 +538,7 @@ void run_forward(Layer &layer, const seq4j_rnn_weights *weights, int64_t version
       fail(SEQ4J_ERR_INVALID_ARGUMENT, "workspace_bytes must be >= ", needed, ", got ",
            workspace_bytes);
   }
-  auto packed = layer.weights(weights, training ? -1 : version);
+  auto packed = layer.weights(weights, training ? Layer::kFresh : version);
   const PlainDescs plain(s);
   Scratch &sc = scratch();
   const int64_t D = s.directions, H = s.hidden, O = s.output;
@@ -628,7 +648,7 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
   if (workspace_bytes < needed)
     fail(SEQ4J_ERR_INVALID_ARGUMENT, "workspace_bytes must be >= ", needed, ", got ",
          workspace_bytes);
-  auto packed = layer.weights(weights, -1);
+  auto packed = layer.weights(weights, Layer::kLatest);
   const PlainDescs plain(s);
   Scratch &sc = scratch();
   const int64_t D = s.directions, H = s.hidden, O = s.output;
@@ -639,10 +659,10 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
   std::memset(diff_peephole, 0, D * 3 * H * sizeof(float));
   memory::desc diff_layer_desc, diff_iter_desc, diff_proj_desc;
   float *diff_layer = nullptr, *diff_iter = nullptr, *diff_proj = nullptr;
-  // The workspace is copied: oneDNN's backward may overwrite it, and backward may run again.
+  // oneDNN's backward consumes the workspace; the Java side runs the forward again before a
+  // second backward of the same context.
   int64_t workspace_offset = 0;
-  char *workspace_copy = static_cast<char *>(sc.slots[Scratch::kWorkspaceCopy].bytes(std::max<int64_t>(needed, 64)));
-  std::memcpy(workspace_copy, workspace, needed);
+  char *workspace_bytes_of_forward = static_cast<char *>(const_cast<void *>(workspace));
   for (const Group &g : groups) {
     const int64_t ng = group_size(g, n), tg = g.length;
     auto prim = layer.primitive(Kind::kBackward, tg, ng);
@@ -750,7 +770,7 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
       args.emplace(DNNL_ARG_DIFF_WEIGHTS_PROJECTION, wrap(diff_proj_desc, diff_proj));
     }
     auto ws_desc = pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WORKSPACE);
-    args.emplace(DNNL_ARG_WORKSPACE, wrap(ws_desc, workspace_copy + workspace_offset));
+    args.emplace(DNNL_ARG_WORKSPACE, wrap(ws_desc, workspace_bytes_of_forward + workspace_offset));
     workspace_offset += round_up_64(ws_desc.get_size());
     auto pad = pd.scratchpad_desc();
     args.emplace(DNNL_ARG_SCRATCHPAD,

@@ -53,6 +53,24 @@ public final class Tensor {
     return new Tensor(allocate(arena, shape), shape);
   }
 
+  /**
+   * A tensor whose contents are unspecified, for results that are about to be overwritten whole:
+   * it skips the zeroing pass of {@link #zeros}. Its memory is freed when the arena closes.
+   */
+  public static Tensor uninitialized(Arena arena, long... dims) {
+    Shape shape = Shape.of(dims);
+    if (arena == null) {
+      throw new NullPointerException("arena");
+    }
+    long bytes;
+    try {
+      bytes = Math.multiplyExact(shape.size(), (long) DType.F32.byteSize());
+    } catch (ArithmeticException e) {
+      throw new IllegalArgumentException("shape: " + shape + " is too large", e);
+    }
+    return new Tensor(org.seq4j.internal.NativeMemory.allocate(arena, bytes), shape);
+  }
+
   /** A tensor of ones. */
   public static Tensor ones(Arena arena, long... dims) {
     return full(arena, 1f, dims);

@@ -21,6 +21,7 @@ public final class RecurrentContext {
   final Tensor[] finalCell;
   final MemorySegment[] workspaces;
   final long[] dropoutSeeds;
+  final boolean[] workspaceConsumed;
 
   RecurrentContext(RecurrentLayer layer, long steps, long batch, MemorySegment lengths, int layers) {
     this.layer = layer;
@@ -35,6 +36,7 @@ public final class RecurrentContext {
     this.finalCell = new Tensor[layers];
     this.workspaces = new MemorySegment[layers];
     this.dropoutSeeds = new long[layers];
+    this.workspaceConsumed = new boolean[layers];
   }
 
   /** Whether the arena holding the saved tensors is still open. */

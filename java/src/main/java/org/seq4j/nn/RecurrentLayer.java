@@ -19,6 +19,7 @@ import org.seq4j.Shape;
 import org.seq4j.Tensor;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
+import org.seq4j.internal.NativeMemory;
 
 /**
  * A multi-layer, optionally bidirectional recurrent network on oneDNN's RNN primitives: the common
@@ -340,12 +341,13 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     long batch = sizes[1];
     checkState(initial, "initial", batch);
     MemorySegment lengthSegment = lengthsSegment(arena, lengths, steps, batch);
+    // every element of these is written by the native forward
     Tensor output = config.batchFirst()
-        ? Tensor.zeros(arena, batch, steps, directions * outputSize)
-        : Tensor.zeros(arena, steps, batch, directions * outputSize);
+        ? Tensor.uninitialized(arena, batch, steps, directions * outputSize)
+        : Tensor.uninitialized(arena, steps, batch, directions * outputSize);
     RecurrentState finalState = new RecurrentState(
-        Tensor.zeros(arena, (long) config.numLayers() * directions, batch, outputSize),
-        hasCell() ? Tensor.zeros(arena, (long) config.numLayers() * directions, batch,
+        Tensor.uninitialized(arena, (long) config.numLayers() * directions, batch, outputSize),
+        hasCell() ? Tensor.uninitialized(arena, (long) config.numLayers() * directions, batch,
             config.hiddenSize()) : null);
     RecurrentContext context = mode == Mode.TRAINING
         ? new RecurrentContext(this, steps, batch, lengthSegment, config.numLayers()) : null;
@@ -428,19 +430,19 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     Tensor layerInput = input;
     if (config.batchFirst()) {
       layerInput = scratch != null ? scratch.tensor(0, steps, batch, config.inputSize())
-          : Tensor.zeros(arena, steps, batch, config.inputSize());
+          : Tensor.uninitialized(arena, steps, batch, config.inputSize());
       swapLeadingAxes(input, layerInput);
     }
     Tensor timeMajorOutput = !config.batchFirst() ? output
         : scratch != null ? scratch.tensor(1, steps, batch, width)
-        : Tensor.zeros(arena, steps, batch, width);
+        : Tensor.uninitialized(arena, steps, batch, width);
     long callSeed = training ? mixSeed(config.seed(), trainingCalls.getAndIncrement()) : 0;
     long version = weightsVersion();
     for (int layer = 0; layer < config.numLayers(); layer++) {
       boolean last = layer == config.numLayers() - 1;
       Tensor layerOutput = last ? timeMajorOutput
           : scratch != null ? scratch.tensor(2 + (layer & 1), steps, batch, width)
-          : Tensor.zeros(arena, steps, batch, width);
+          : Tensor.uninitialized(arena, steps, batch, width);
       long firstState = (long) layer * directions;
       Tensor h0 = initial == null ? null
           : initial.hidden().slice(firstState, firstState + directions);
@@ -451,7 +453,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       MemorySegment workspace = MemorySegment.NULL;
       if (training) {
         long bytes = workspaceSize(layer, lengths, steps, batch);
-        workspace = arena.allocate(Math.max(bytes, 1), 64);
+        workspace = NativeMemory.allocate(arena, Math.max(bytes, 1));
         context.inputs[layer] = layerInput;
         context.outputs[layer] = layerOutput;
         context.initialHidden[layer] = h0;
@@ -460,20 +462,13 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
         context.finalCell[layer] = cN;
         context.workspaces[layer] = workspace;
       }
-      try {
-        NativeBindings.check((int) NativeBindings.RNN_LAYER_FORWARD.invokeExact(
-            handles[layer], weightStructs[layer], training ? -1L : version,
-            layerOutput.segment(), hN.segment(), segmentOrNull(cN), workspace,
-            workspace.byteSize(), layerInput.segment(), segmentOrNull(h0), segmentOrNull(c0),
-            lengths, steps, batch));
-      } catch (Throwable t) {
-        throw NativeBindings.rethrow(t);
-      }
+      forwardLayer(layer, training ? -1L : version, layerOutput, hN, cN, workspace, layerInput,
+          h0, c0, lengths, steps, batch);
       if (!last) {
         if (training && config.dropout() > 0f) {
           long seed = callSeed + layer;
           context.dropoutSeeds[layer] = seed;
-          Tensor dropped = Tensor.zeros(arena, steps, batch, width);
+          Tensor dropped = Tensor.uninitialized(arena, steps, batch, width);
           dropout(layerOutput, dropped, seed);
           layerInput = dropped;
         } else {
@@ -483,6 +478,19 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     }
     if (config.batchFirst()) {
       swapLeadingAxes(timeMajorOutput, output);
+    }
+  }
+
+  private void forwardLayer(int layer, long version, Tensor output, Tensor hN, Tensor cN,
+      MemorySegment workspace, Tensor input, Tensor h0, Tensor c0, MemorySegment lengths,
+      long steps, long batch) {
+    try {
+      NativeBindings.check((int) NativeBindings.RNN_LAYER_FORWARD.invokeExact(
+          handles[layer], weightStructs[layer], version, output.segment(), hN.segment(),
+          segmentOrNull(cN), workspace, workspace.byteSize(), input.segment(),
+          segmentOrNull(h0), segmentOrNull(c0), lengths, steps, batch));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
     }
   }
 
@@ -538,18 +546,18 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     checkState(gradFinalState, "gradFinalState", batch);
     Tensor gradLayerOutput = gradOutput;
     if (config.batchFirst()) {
-      gradLayerOutput = Tensor.zeros(arena, steps, batch, width);
+      gradLayerOutput = Tensor.uninitialized(arena, steps, batch, width);
       swapLeadingAxes(gradOutput, gradLayerOutput);
     }
     long states = (long) config.numLayers() * directions;
     RecurrentState gradInitial = new RecurrentState(
-        Tensor.zeros(arena, states, batch, outputSize),
-        hasCell() ? Tensor.zeros(arena, states, batch, config.hiddenSize()) : null);
+        Tensor.uninitialized(arena, states, batch, outputSize),
+        hasCell() ? Tensor.uninitialized(arena, states, batch, config.hiddenSize()) : null);
     Tensor gradInput = null;
     for (int layer = config.numLayers() - 1; layer >= 0; layer--) {
       long first = (long) layer * directions;
       long inputWidth = layer == 0 ? config.inputSize() : width;
-      Tensor gradLayerInput = Tensor.zeros(arena, steps, batch, inputWidth);
+      Tensor gradLayerInput = Tensor.uninitialized(arena, steps, batch, inputWidth);
       Tensor gradHN = gradFinalState == null ? null
           : gradFinalState.hidden().slice(first, first + directions);
       Tensor gradCN = gradFinalState == null || !hasCell() ? null
@@ -557,6 +565,14 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       Tensor gradH0 = gradInitial.hidden().slice(first, first + directions);
       Tensor gradC0 = hasCell() ? gradInitial.cell().slice(first, first + directions) : null;
       MemorySegment workspace = context.workspaces[layer];
+      if (context.workspaceConsumed[layer]) {
+        // oneDNN's backward consumed the workspace: recompute it (same inputs, same values).
+        forwardLayer(layer, -1L, context.outputs[layer], context.finalHidden[layer],
+            context.finalCell[layer], workspace, context.inputs[layer],
+            context.initialHidden[layer], context.initialCell[layer], context.lengths, steps,
+            batch);
+      }
+      context.workspaceConsumed[layer] = true;
       try {
         NativeBindings.check((int) NativeBindings.RNN_LAYER_BACKWARD.invokeExact(
             handles[layer], weightStructs[layer], gradientStructs[layer],
@@ -577,7 +593,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       gradInput = gradLayerInput;
     }
     if (config.batchFirst()) {
-      Tensor batchFirst = Tensor.zeros(arena, batch, steps, config.inputSize());
+      Tensor batchFirst = Tensor.uninitialized(arena, batch, steps, config.inputSize());
       swapLeadingAxes(gradInput, batchFirst);
       gradInput = batchFirst;
     }
