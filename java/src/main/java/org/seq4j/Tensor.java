@@ -344,6 +344,9 @@ public final class Tensor {
       throw new IllegalArgumentException("tensor: a scalar (rank 0) has no first dimension");
     }
     long rows = shape.dim(0);
+    if (start == 0 && end == rows) {
+      return this;
+    }
     if (start < 0 || end < start || end > rows) {
       throw new IndexOutOfBoundsException(
           "start, end: expected 0 <= start <= end <= " + rows + ", got start=" + start + " end="

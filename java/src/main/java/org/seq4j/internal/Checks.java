@@ -29,10 +29,24 @@ public final class Checks {
     }
   }
 
+  /**
+   * {@link #usable(MemorySegment, String)} for an argument named {@code name + part}, building the
+   * name only when the check fails (this runs on allocation-free paths).
+   */
+  public static void usable(MemorySegment segment, String name, String part) {
+    if (!segment.scope().isAlive() || !segment.isAccessibleBy(Thread.currentThread())) {
+      usable(segment, name + part);
+    }
+  }
+
   /** Throws unless {@code out} and {@code input} occupy disjoint memory. */
   public static void disjoint(MemorySegment out, String outName, MemorySegment input,
       String inputName) {
-    if (out.byteSize() > 0 && input.byteSize() > 0 && out.asOverlappingSlice(input).isPresent()) {
+    // address arithmetic rather than asOverlappingSlice: this runs on allocation-free paths
+    boolean overlapping = out.byteSize() > 0 && input.byteSize() > 0
+        && out.address() < input.address() + input.byteSize()
+        && input.address() < out.address() + out.byteSize();
+    if (overlapping) {
       throw new IllegalArgumentException(
           outName + ": must not share memory with " + inputName + " (the result would overwrite"
               + " its own input)");

@@ -85,6 +85,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
   private final int directions;
   private final long outputSize;
   private final Map<String, Parameter> parameters;
+  private final Parameter[] parameterArray;
   private final MemorySegment[] handles;
   private final MemorySegment[] weightStructs;
   private final MemorySegment[] gradientStructs;
@@ -100,6 +101,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     boolean built = false;
     try {
       this.parameters = createParameters();
+      this.parameterArray = parameters.values().toArray(new Parameter[0]);
       this.handles = new MemorySegment[config.numLayers()];
       this.weightStructs = new MemorySegment[config.numLayers()];
       this.gradientStructs = new MemorySegment[config.numLayers()];
@@ -214,7 +216,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
 
   private long weightsVersion() {
     long sum = 0;
-    for (Parameter parameter : parameters.values()) {
+    for (Parameter parameter : parameterArray) {
       sum += parameter.version();
     }
     return sum;
@@ -336,9 +338,9 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
   public RecurrentResult forward(Arena arena, Tensor input, RecurrentState initial,
       long[] lengths, Mode mode) {
     requireOpen();
-    long[] sizes = checkInput(input);
-    long steps = sizes[0];
-    long batch = sizes[1];
+    checkInput(input);
+    long steps = steps(input);
+    long batch = batch(input);
     checkState(initial, "initial", batch);
     MemorySegment lengthSegment = lengthsSegment(arena, lengths, steps, batch);
     // every element of these is written by the native forward
@@ -368,20 +370,20 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
   public void forward(Tensor input, RecurrentState initial, Tensor output,
       RecurrentState finalState) {
     requireOpen();
-    long[] sizes = checkInput(input);
-    long steps = sizes[0];
-    long batch = sizes[1];
+    checkInput(input);
+    long steps = steps(input);
+    long batch = batch(input);
     checkState(initial, "initial", batch);
-    checkState(finalState, "finalState", batch);
     if (finalState == null) {
       throw new NullPointerException("finalState");
     }
-    Shape expectedOutput = config.batchFirst()
-        ? Shape.of(batch, steps, directions * outputSize)
-        : Shape.of(steps, batch, directions * outputSize);
-    if (!output.shape().equals(expectedOutput)) {
-      throw new IllegalArgumentException(
-          "output: expected shape " + expectedOutput + ", got " + output.shape());
+    checkState(finalState, "finalState", batch);
+    long first = config.batchFirst() ? batch : steps;
+    long second = config.batchFirst() ? steps : batch;
+    if (output.shape().rank() != 3 || output.dim(0) != first || output.dim(1) != second
+        || output.dim(2) != directions * outputSize) {
+      throw new IllegalArgumentException("output: expected shape "
+          + Shape.of(first, second, directions * outputSize) + ", got " + output.shape());
     }
     Checks.usable(output.segment(), "output");
     if (initial != null) {
@@ -602,25 +604,32 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
 
   // ---- checks and helpers
 
-  private long[] checkInput(Tensor input) {
+  private long steps(Tensor input) {
+    return config.batchFirst() ? input.dim(1) : input.dim(0);
+  }
+
+  private long batch(Tensor input) {
+    return config.batchFirst() ? input.dim(0) : input.dim(1);
+  }
+
+  private void checkInput(Tensor input) {
     if (input == null) {
       throw new NullPointerException("input");
     }
-    String layout = config.batchFirst() ? "(N, T, " + config.inputSize() + ") [batch-first]"
-        : "(T, N, " + config.inputSize() + ") [time-major]";
     if (input.shape().rank() != 3 || input.dim(2) != config.inputSize()) {
       throw new IllegalArgumentException(
-          "input: expected shape " + layout + ", got " + input.shape());
+          "input: expected shape " + inputLayout() + ", got " + input.shape());
     }
-    long steps = config.batchFirst() ? input.dim(1) : input.dim(0);
-    long batch = config.batchFirst() ? input.dim(0) : input.dim(1);
-    if (steps < 1 || batch < 1) {
-      throw new IllegalArgumentException(
-          "input: expected at least one step and one sample in " + layout + ", got "
-              + input.shape());
+    if (steps(input) < 1 || batch(input) < 1) {
+      throw new IllegalArgumentException("input: expected at least one step and one sample in "
+          + inputLayout() + ", got " + input.shape());
     }
     Checks.usable(input.segment(), "input");
-    return new long[] {steps, batch};
+  }
+
+  private String inputLayout() {
+    return config.batchFirst() ? "(N, T, " + config.inputSize() + ") [batch-first]"
+        : "(T, N, " + config.inputSize() + ") [time-major]";
   }
 
   private void checkState(RecurrentState state, String name, long batch) {
@@ -628,26 +637,30 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       return;
     }
     long states = (long) config.numLayers() * directions;
-    Shape hidden = Shape.of(states, batch, outputSize);
-    if (state.hidden() == null || !state.hidden().shape().equals(hidden)) {
+    if (!hasShape(state.hidden(), states, batch, outputSize)) {
       throw new IllegalArgumentException(
-          name + ".hidden: expected shape " + hidden + " (layers * directions, N, "
+          name + ".hidden: expected shape " + Shape.of(states, batch, outputSize)
+              + " (layers * directions, N, "
               + (config.projSize() > 0 ? "projSize" : "hiddenSize") + "), got "
               + (state.hidden() == null ? "null" : state.hidden().shape()));
     }
-    Checks.usable(state.hidden().segment(), name + ".hidden");
+    Checks.usable(state.hidden().segment(), name, ".hidden");
     if (hasCell()) {
-      Shape cell = Shape.of(states, batch, config.hiddenSize());
-      if (state.cell() == null || !state.cell().shape().equals(cell)) {
-        throw new IllegalArgumentException(
-            name + ".cell: expected shape " + cell + " (layers * directions, N, hiddenSize), got "
+      if (!hasShape(state.cell(), states, batch, config.hiddenSize())) {
+        throw new IllegalArgumentException(name + ".cell: expected shape "
+            + Shape.of(states, batch, config.hiddenSize()) + " (layers * directions, N, hiddenSize), got "
                 + (state.cell() == null ? "null" : state.cell().shape()));
       }
-      Checks.usable(state.cell().segment(), name + ".cell");
+      Checks.usable(state.cell().segment(), name, ".cell");
     } else if (state.cell() != null) {
       throw new IllegalArgumentException(
           name + ".cell: expected null, " + typeName + " has no cell state");
     }
+  }
+
+  private static boolean hasShape(Tensor tensor, long d0, long d1, long d2) {
+    return tensor != null && tensor.shape().rank() == 3 && tensor.dim(0) == d0
+        && tensor.dim(1) == d1 && tensor.dim(2) == d2;
   }
 
   private static MemorySegment lengthsSegment(Arena arena, long[] lengths, long steps,
