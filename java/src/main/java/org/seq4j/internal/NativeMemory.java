@@ -12,7 +12,12 @@ import java.lang.invoke.MethodHandle;
 /**
  * Uninitialised off-heap memory owned by an arena: {@link Arena#allocate} zeroes every byte, which
  * for large buffers that native code overwrites at once (outputs, oneDNN workspaces) costs a full
- * extra pass over memory. The block is freed when the arena closes.
+ * extra pass over memory. The block is released when the arena closes.
+ *
+ * <p>Large released blocks are kept in a small bounded cache and handed to the next allocation of
+ * a similar size: a training loop allocates the same workspaces every step, and fresh pages from
+ * the operating system cost a page fault each (about 5% of an LSTM step at DESIGN.md's shape M).
+ * {@link #releaseCached()} frees the cache.
  */
 public final class NativeMemory {
   private static final Linker LINKER = Linker.nativeLinker();
@@ -22,6 +27,16 @@ public final class NativeMemory {
   private static final MethodHandle FREE = LINKER.downcallHandle(
       LINKER.defaultLookup().find("free").orElseThrow(), FunctionDescriptor.ofVoid(ADDRESS));
   private static final long ALIGNMENT = 64;
+  /** Blocks below this size are not cached: malloc reuses small blocks well by itself. */
+  private static final long CACHE_MIN_BYTES = 1L << 20;
+  /** At most this many bytes stay cached. */
+  private static final long CACHE_MAX_BYTES = 1L << 30;
+
+  /** A cached block: its address and capacity. */
+  private record Block(long address, long capacity) {}
+
+  private static final java.util.ArrayDeque<Block> CACHE = new java.util.ArrayDeque<>();
+  private static long cachedBytes;
 
   private NativeMemory() {}
 
@@ -36,21 +51,87 @@ public final class NativeMemory {
       throw new IllegalStateException("arena: it is closed");
     }
     long rounded = Math.max(ALIGNMENT, (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT);
-    MemorySegment raw;
-    try {
-      raw = (MemorySegment) ALIGNED_ALLOC.invokeExact(ALIGNMENT, rounded);
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
+    Block block = rounded >= CACHE_MIN_BYTES ? takeCached(rounded) : null;
+    if (block == null) {
+      MemorySegment raw;
+      try {
+        raw = (MemorySegment) ALIGNED_ALLOC.invokeExact(ALIGNMENT, rounded);
+      } catch (Throwable t) {
+        throw NativeBindings.rethrow(t);
+      }
+      if (raw.equals(MemorySegment.NULL)) {
+        releaseCached();
+        try {
+          raw = (MemorySegment) ALIGNED_ALLOC.invokeExact(ALIGNMENT, rounded);
+        } catch (Throwable t) {
+          throw NativeBindings.rethrow(t);
+        }
+        if (raw.equals(MemorySegment.NULL)) {
+          throw new OutOfMemoryError("seq4j: cannot allocate " + bytes + " bytes of native memory");
+        }
+      }
+      block = new Block(raw.address(), rounded);
     }
-    if (raw.equals(MemorySegment.NULL)) {
-      throw new OutOfMemoryError("seq4j: cannot allocate " + bytes + " bytes of native memory");
-    }
+    Block owned = block;
     try {
-      return raw.reinterpret(bytes, arena, NativeMemory::free);
+      return MemorySegment.ofAddress(owned.address())
+          .reinterpret(bytes, arena, ignored -> release(owned));
     } catch (RuntimeException e) {
-      free(raw);
+      release(owned);
       throw e;
     }
+  }
+
+  /** A cached block of at least {@code bytes} and at most twice that, or null. */
+  private static synchronized Block takeCached(long bytes) {
+    Block best = null;
+    for (Block block : CACHE) {
+      if (block.capacity() >= bytes && block.capacity() <= 2 * bytes
+          && (best == null || block.capacity() < best.capacity())) {
+        best = block;
+      }
+    }
+    if (best != null) {
+      CACHE.remove(best);
+      cachedBytes -= best.capacity();
+    }
+    return best;
+  }
+
+  private static void release(Block block) {
+    if (block.capacity() >= CACHE_MIN_BYTES) {
+      synchronized (NativeMemory.class) {
+        if (block.capacity() <= CACHE_MAX_BYTES) {
+          CACHE.addFirst(block);
+          cachedBytes += block.capacity();
+          while (cachedBytes > CACHE_MAX_BYTES) {
+            Block oldest = CACHE.removeLast();
+            cachedBytes -= oldest.capacity();
+            free(MemorySegment.ofAddress(oldest.address()));
+          }
+          return;
+        }
+      }
+    }
+    free(MemorySegment.ofAddress(block.address()));
+  }
+
+  /** Frees every cached block (memory of open arenas is not affected). */
+  public static void releaseCached() {
+    java.util.List<Block> blocks;
+    synchronized (NativeMemory.class) {
+      blocks = java.util.List.copyOf(CACHE);
+      CACHE.clear();
+      cachedBytes = 0;
+    }
+    for (Block block : blocks) {
+      free(MemorySegment.ofAddress(block.address()));
+    }
+  }
+
+  /** Bytes held by the cache now. */
+  public static synchronized long cachedBytes() {
+    return cachedBytes;
   }
 
   private static void free(MemorySegment block) {

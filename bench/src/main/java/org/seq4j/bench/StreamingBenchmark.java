@@ -1,0 +1,74 @@
+package org.seq4j.bench;
+
+import java.lang.foreign.Arena;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+import org.seq4j.Tensor;
+import org.seq4j.nn.Gru;
+import org.seq4j.nn.Lstm;
+import org.seq4j.nn.RecurrentLayer;
+import org.seq4j.nn.RecurrentState;
+
+/**
+ * Latency of one recurrent step for one sample (N=1, I=H=256), as a JVM service calling once per
+ * event: the allocation-free {@code forward(input, initial, output, finalState)} with the state
+ * ping-ponged between two preallocated states. Microseconds per step.
+ */
+@State(Scope.Thread)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 3, time = 1)
+@Measurement(iterations = 5, time = 1)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
+public class StreamingBenchmark {
+  /** The cell. */
+  @Param({"lstm", "gru"})
+  public String cell;
+
+  private Arena arena;
+  private RecurrentLayer layer;
+  private Tensor input; // (1, 1, 256)
+  private Tensor output; // (1, 1, 256)
+  private RecurrentState even;
+  private RecurrentState odd;
+  private long steps;
+
+  /** A one-layer network of hidden size 256 and its buffers. */
+  @Setup
+  public void setUp() {
+    boolean lstm = cell.equals("lstm");
+    layer = lstm ? Lstm.builder(256, 256).build() : Gru.builder(256, 256).build();
+    arena = Arena.ofConfined();
+    input = Tensor.randomNormal(arena, 1, 1, 1, 256);
+    output = Tensor.zeros(arena, 1, 1, 256);
+    even = new RecurrentState(Tensor.zeros(arena, 1, 1, 256),
+        lstm ? Tensor.zeros(arena, 1, 1, 256) : null);
+    odd = new RecurrentState(Tensor.zeros(arena, 1, 1, 256),
+        lstm ? Tensor.zeros(arena, 1, 1, 256) : null);
+  }
+
+  /** Frees everything. */
+  @TearDown
+  public void tearDown() {
+    arena.close();
+    layer.close();
+  }
+
+  /** One step: the state moves from one buffer to the other. */
+  @Benchmark
+  public void step() {
+    boolean flip = (steps++ & 1) == 0;
+    layer.forward(input, flip ? even : odd, output, flip ? odd : even);
+  }
+}
