@@ -342,6 +342,70 @@ class RecurrentLayerTest {
   }
 
   @Test
+  void gradientsThroughDropoutBetweenLayersMatchFiniteDifferencesWithTheSameMask() {
+    int t = 4;
+    int n = 3;
+    int in = 3;
+    int h = 4;
+    try (Gru gru = Gru.builder(in, h).numLayers(2).dropout(0.4f).seed(21).build();
+        Arena arena = Arena.ofConfined()) {
+      Random random = new Random(5);
+      double[] x = rounded(randomArray(random, t * n * in));
+      RecurrentResult result = gru.forward(arena, tensor(arena, x, t, n, in), null, null,
+          Mode.TRAINING);
+      // the mask the layer used: the dropout of ones with the seed it recorded
+      Tensor ones = Tensor.ones(arena, t, n, h);
+      Tensor mask = Tensor.zeros(arena, t, n, h);
+      try {
+        org.seq4j.internal.NativeBindings.check((int) org.seq4j.internal.NativeBindings.DROPOUT
+            .invokeExact(mask.segment(), ones.segment(), ones.size(), 0.4f,
+                result.context().dropoutSeeds[0]));
+      } catch (Throwable e) {
+        throw new AssertionError(e);
+      }
+      double[] keep = doubles(mask);
+      long dropped = java.util.Arrays.stream(keep).filter(v -> v == 0).count();
+      assertTrue(dropped > 0 && dropped < keep.length, "some, not all, dropped: " + dropped);
+      Map<String, double[]> params = new LinkedHashMap<>();
+      for (Parameter p : gru.parameters()) {
+        params.put(p.name(), doubles(p.data()));
+      }
+      RecurrentReference.Config layer = new RecurrentReference.Config(Cell.GRU, in, h, 1, false,
+          true, false, 0);
+      RecurrentReference.Config upper = new RecurrentReference.Config(Cell.GRU, h, h, 1, false,
+          true, false, 0);
+      java.util.function.Supplier<RecurrentReference.Result> reference = () -> {
+        Map<String, double[]> first = Map.of("weight_ih_l0", params.get("weight_ih_l0"),
+            "weight_hh_l0", params.get("weight_hh_l0"), "bias_ih_l0", params.get("bias_ih_l0"),
+            "bias_hh_l0", params.get("bias_hh_l0"));
+        Map<String, double[]> second = Map.of("weight_ih_l0", params.get("weight_ih_l1"),
+            "weight_hh_l0", params.get("weight_hh_l1"), "bias_ih_l0", params.get("bias_ih_l1"),
+            "bias_hh_l0", params.get("bias_hh_l1"));
+        double[] middle = RecurrentReference.forward(layer, first, x, t, n, null, null, null)
+            .output().clone();
+        for (int i = 0; i < middle.length; i++) {
+          middle[i] *= keep[i];
+        }
+        return RecurrentReference.forward(upper, second, middle, t, n, null, null, null);
+      };
+      assertClose(reference.get().output(), doubles(result.output()), FORWARD_TOLERANCE,
+          "output with dropout");
+      double[] gOut = randomArray(random, t * n * h);
+      gru.zeroGrad();
+      RecurrentGradients grads =
+          gru.backward(arena, result.context(), tensor(arena, gOut, t, n, h), null);
+      java.util.function.DoubleSupplier loss =
+          () -> RecurrentReference.weightedLoss(reference.get(), gOut, null, null);
+      assertClose(FiniteDifferences.gradient(x, loss, 1e-6), doubles(grads.input()),
+          BACKWARD_TOLERANCE, "grad input through dropout");
+      for (Parameter p : gru.parameters()) {
+        assertClose(FiniteDifferences.gradient(params.get(p.name()), loss, 1e-6),
+            doubles(p.grad()), BACKWARD_TOLERANCE, "grad " + p.name());
+      }
+    }
+  }
+
+  @Test
   void singleStepIntoPreallocatedTensorsMatchesAndAllocatesNothingOnTheHeap() {
     try (Lstm lstm = Lstm.builder(16, 16).peepholes(true).build();
         Arena arena = Arena.ofConfined()) {
