@@ -6,10 +6,15 @@ import org.seq4j.MatmulOptions;
 import org.seq4j.Seq4j;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
+import org.seq4j.nn.Lstm;
+import org.seq4j.nn.Mode;
+import org.seq4j.nn.RecurrentResult;
+import org.seq4j.nn.RecurrentState;
 
 /**
- * The README's main demo. Until the recurrent and attention layers exist it shows the runtime:
- * what was loaded, and a matrix product on both backends checked against each other.
+ * The README's main demo, until the training demos exist: what was loaded, a matrix product on
+ * both backends checked against each other, and an LSTM trained for one step (forward and
+ * backpropagation through time) and then streamed one event at a time.
  */
 public final class Demo {
   private Demo() {}
@@ -44,6 +49,47 @@ public final class Demo {
           n, n, (middle - start) / 1e6, (end - middle) / 1e6, worst);
       System.out.printf("c[0][0..3] = %.4f %.4f %.4f %.4f%n",
           onednn.get(0, 0), onednn.get(0, 1), onednn.get(0, 2), onednn.get(0, 3));
+    }
+    recurrent();
+  }
+
+  /** An LSTM of DESIGN.md's shape S: a training step, then a stream of single steps. */
+  private static void recurrent() {
+    int steps = 35;
+    int batch = 20;
+    int size = 200;
+    try (Lstm lstm = Lstm.builder(size, size).peepholes(true).build();
+        Arena arena = Arena.ofConfined()) {
+      Tensor x = Tensor.randomNormal(arena, 3, steps, batch, size);
+      Tensor gradOutput = Tensor.randomNormal(arena, 4, steps, batch, size);
+      double flops = 3 * 2.0 * steps * batch * 4 * size * (2 * size);
+      long best = Long.MAX_VALUE;
+      for (int repeat = 0; repeat < 20; repeat++) {
+        try (Arena step = Arena.ofConfined()) {
+          long start = System.nanoTime();
+          RecurrentResult result = lstm.forward(step, x, null, null, Mode.TRAINING);
+          lstm.backward(step, result.context(), gradOutput, null);
+          best = Math.min(best, System.nanoTime() - start);
+        }
+      }
+      System.out.printf("%s, T=%d N=%d: forward+backward through time %.2f ms (%.1f GFLOP/s)%n",
+          lstm, steps, batch, best / 1e6, flops / best);
+      System.out.printf("  gradient of weight_ci_l0 (peephole), first values: %.5f %.5f%n",
+          lstm.parameter("weight_ci_l0").grad().get(0), lstm.parameter("weight_ci_l0").grad().get(1));
+
+      Tensor event = Tensor.randomNormal(arena, 5, 1, 1, size);
+      Tensor output = Tensor.zeros(arena, 1, 1, size);
+      RecurrentState[] states = {
+        new RecurrentState(Tensor.zeros(arena, 1, 1, size), Tensor.zeros(arena, 1, 1, size)),
+        new RecurrentState(Tensor.zeros(arena, 1, 1, size), Tensor.zeros(arena, 1, 1, size))
+      };
+      int events = 20_000;
+      long start = System.nanoTime();
+      for (int i = 0; i < events; i++) {
+        lstm.forward(event, states[i & 1], output, states[(i + 1) & 1]);
+      }
+      System.out.printf("streaming, one event per call: %.1f us per step (N=1, H=%d)%n",
+          (System.nanoTime() - start) / 1e3 / events, size);
     }
   }
 }
