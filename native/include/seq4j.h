@@ -180,6 +180,46 @@ SEQ4J_API int seq4j_rnn_layer_backward(
  * backward. out may equal x. */
 SEQ4J_API int seq4j_dropout(float *out, const float *x, int64_t n, float p, int64_t seed);
 
+/* ---- losses (native/src/ops/losses.cpp): each returns the mean loss in *loss and, when grad is
+ * not NULL, writes the gradient of that mean loss with respect to its input into grad. ---------- */
+
+/* Mean squared error over n elements: mean((prediction - target)^2). */
+SEQ4J_API int seq4j_mse_loss(float *loss, float *grad, const float *prediction, const float *target,
+                             int64_t n);
+
+/* Softmax cross-entropy of logits (m, v) against labels (m) in [0, v), averaged over the rows whose
+ * label is not ignore_index (0 when every row is ignored). With label_smoothing e in [0, 1) the
+ * target distribution is (1 - e) one-hot + e / v, as PyTorch's CrossEntropyLoss. */
+SEQ4J_API int seq4j_cross_entropy_loss(float *loss, float *grad, const float *logits,
+                                       const int64_t *labels, int64_t m, int64_t v,
+                                       int64_t ignore_index, float label_smoothing);
+
+/* Binary cross-entropy with logits over n elements, targets in [0, 1], computed stably. */
+SEQ4J_API int seq4j_bce_with_logits_loss(float *loss, float *grad, const float *logits,
+                                         const float *target, int64_t n);
+
+/* ---- optimizers and clipping (native/src/ops/optimizers.cpp) -------------------------------- */
+
+/* One SGD step on n parameters, PyTorch's rule: g = grad + weight_decay * p; with momentum,
+ * velocity = g on the first step, else momentum * velocity + (1 - dampening) * g, and g becomes
+ * g + momentum * velocity (Nesterov) or velocity; then p -= lr * g. velocity may be NULL when
+ * momentum is 0. */
+SEQ4J_API int seq4j_sgd_step(float *param, float *velocity, const float *grad, int64_t n, float lr,
+                             float momentum, float dampening, float weight_decay, int32_t nesterov,
+                             int32_t first_step);
+
+/* One Adam step (step >= 1 counts from 1), PyTorch's rule; decoupled != 0 is AdamW (the weight
+ * decay shrinks p directly instead of being added to the gradient). */
+SEQ4J_API int seq4j_adam_step(float *param, float *m, float *v, const float *grad, int64_t n,
+                              float lr, float beta1, float beta2, float eps, float weight_decay,
+                              int32_t decoupled, int64_t step);
+
+/* *out = sum of x[i]^2, accumulated in double. */
+SEQ4J_API int seq4j_sum_squares(double *out, const float *x, int64_t n);
+
+/* x[i] = min(max(x[i], -clip), clip). */
+SEQ4J_API int seq4j_clamp(float *x, float clip, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,4 +5,5 @@
 module org.seq4j {
   exports org.seq4j;
   exports org.seq4j.nn;
+  exports org.seq4j.train;
 }

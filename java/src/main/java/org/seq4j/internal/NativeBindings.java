@@ -77,6 +77,26 @@ public final class NativeBindings {
           ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS,
           ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG);
 
+  // ---- losses, optimizers, clipping
+  public static final MethodHandle MSE_LOSS =
+      bind("seq4j_mse_loss", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG);
+  public static final MethodHandle CROSS_ENTROPY_LOSS =
+      bind("seq4j_cross_entropy_loss", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+          JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_FLOAT);
+  public static final MethodHandle BCE_WITH_LOGITS_LOSS =
+      bind("seq4j_bce_with_logits_loss", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+          JAVA_LONG);
+  public static final MethodHandle SGD_STEP =
+      bind("seq4j_sgd_step", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT,
+          JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_INT);
+  public static final MethodHandle ADAM_STEP =
+      bind("seq4j_adam_step", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+          JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT, JAVA_LONG);
+  public static final MethodHandle SUM_SQUARES =
+      bind("seq4j_sum_squares", false, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG);
+  public static final MethodHandle CLAMP =
+      bind("seq4j_clamp", false, JAVA_INT, ADDRESS, JAVA_FLOAT, JAVA_LONG);
+
   /** The address of {@code seq4j_rnn_layer_destroy}, for arena cleanup actions. */
   public static MemorySegment symbol(String name) {
     return loaded().lookup().find(name).orElseThrow();

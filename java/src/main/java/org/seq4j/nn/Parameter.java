@@ -26,6 +26,22 @@ public final class Parameter {
     this.grad = grad;
   }
 
+  /**
+   * A parameter over tensors the caller owns (for models built from parts): {@code grad} must have
+   * the shape of {@code data} and share no memory with it.
+   */
+  public static Parameter of(String name, Tensor data, Tensor grad) {
+    java.util.Objects.requireNonNull(name, "name");
+    java.util.Objects.requireNonNull(data, "data");
+    java.util.Objects.requireNonNull(grad, "grad");
+    if (!grad.shape().equals(data.shape())) {
+      throw new IllegalArgumentException(
+          "grad: expected shape " + data.shape() + " (the shape of data), got " + grad.shape());
+    }
+    org.seq4j.internal.Checks.disjoint(grad.segment(), "grad", data.segment(), "data");
+    return new Parameter(name, data, grad);
+  }
+
   /** The PyTorch name, such as {@code weight_ih_l0} or {@code bias_hh_l1_reverse}. */
   public String name() {
     return name;

@@ -1,0 +1,182 @@
+package org.seq4j.train;
+
+import java.lang.foreign.Arena;
+import java.util.List;
+import org.seq4j.Tensor;
+import org.seq4j.internal.NativeBindings;
+import org.seq4j.nn.Parameter;
+
+/**
+ * Adam (Kingma and Ba) with PyTorch's rule, and AdamW (Loshchilov and Hutter): with decoupled
+ * weight decay the parameters shrink by {@code 1 − lr·weightDecay} each step instead of the decay
+ * being added to the gradient.
+ *
+ * <pre>{@code
+ * try (Adam adamW = Adam.adamW(model.parameters()).learningRate(3e-4).build()) { ... }
+ * }</pre>
+ */
+public final class Adam implements Optimizer {
+  private final List<Parameter> parameters;
+  private final double beta1;
+  private final double beta2;
+  private final double eps;
+  private final double weightDecay;
+  private final boolean decoupled;
+  private final Arena arena;
+  private final Tensor[] firstMoments;
+  private final Tensor[] secondMoments;
+  private double learningRate;
+  private long steps;
+
+  private Adam(Builder b) {
+    this.parameters = List.copyOf(b.parameters);
+    this.learningRate = b.learningRate;
+    this.beta1 = b.beta1;
+    this.beta2 = b.beta2;
+    this.eps = b.eps;
+    this.weightDecay = b.weightDecay;
+    this.decoupled = b.decoupled;
+    this.arena = Arena.ofShared();
+    this.firstMoments = new Tensor[parameters.size()];
+    this.secondMoments = new Tensor[parameters.size()];
+    for (int i = 0; i < parameters.size(); i++) {
+      firstMoments[i] = Tensor.zeros(arena, parameters.get(i).shape().dims());
+      secondMoments[i] = Tensor.zeros(arena, parameters.get(i).shape().dims());
+    }
+  }
+
+  /** Adam over these parameters: learning rate 0.001, betas (0.9, 0.999), eps 1e-8, no decay. */
+  public static Builder builder(List<Parameter> parameters) {
+    return new Builder(parameters, false, 0);
+  }
+
+  /** AdamW over these parameters: as {@link #builder} with decoupled weight decay 0.01. */
+  public static Builder adamW(List<Parameter> parameters) {
+    return new Builder(parameters, true, 0.01);
+  }
+
+  @Override
+  public void step() {
+    if (!arena.scope().isAlive()) {
+      throw new IllegalStateException("Adam: the optimizer is closed");
+    }
+    steps++;
+    for (int i = 0; i < parameters.size(); i++) {
+      Parameter p = parameters.get(i);
+      try {
+        NativeBindings.check((int) NativeBindings.ADAM_STEP.invokeExact(p.data().segment(),
+            firstMoments[i].segment(), secondMoments[i].segment(), p.grad().segment(),
+            p.data().size(), (float) learningRate, (float) beta1, (float) beta2, (float) eps,
+            (float) weightDecay, decoupled ? 1 : 0, steps));
+      } catch (Throwable t) {
+        throw NativeBindings.rethrow(t);
+      }
+      p.markChanged();
+    }
+  }
+
+  @Override
+  public void zeroGrad() {
+    for (Parameter p : parameters) {
+      p.zeroGrad();
+    }
+  }
+
+  @Override
+  public double learningRate() {
+    return learningRate;
+  }
+
+  @Override
+  public void setLearningRate(double learningRate) {
+    this.learningRate = Sgd.Builder.requireRate(learningRate);
+  }
+
+  @Override
+  public long steps() {
+    return steps;
+  }
+
+  @Override
+  public List<Parameter> parameters() {
+    return parameters;
+  }
+
+  /** The first-moment estimate of parameter {@code index} (for checkpoints). */
+  public Tensor firstMoment(int index) {
+    return firstMoments[index];
+  }
+
+  /** The second-moment estimate of parameter {@code index} (for checkpoints). */
+  public Tensor secondMoment(int index) {
+    return secondMoments[index];
+  }
+
+  @Override
+  public void close() {
+    if (arena.scope().isAlive()) {
+      arena.close();
+    }
+  }
+
+  /** Builds an {@link Adam}. */
+  public static final class Builder {
+    private final List<Parameter> parameters;
+    private double learningRate = 1e-3;
+    private double beta1 = 0.9;
+    private double beta2 = 0.999;
+    private double eps = 1e-8;
+    private double weightDecay;
+    private final boolean decoupled;
+
+    private Builder(List<Parameter> parameters, boolean decoupled, double weightDecay) {
+      if (parameters == null || parameters.isEmpty()) {
+        throw new IllegalArgumentException("parameters: expected at least one parameter");
+      }
+      this.parameters = parameters;
+      this.decoupled = decoupled;
+      this.weightDecay = weightDecay;
+    }
+
+    /** The learning rate (default 0.001). */
+    public Builder learningRate(double learningRate) {
+      this.learningRate = Sgd.Builder.requireRate(learningRate);
+      return this;
+    }
+
+    /** The decay rates of the moment estimates, each in [0, 1) (default 0.9, 0.999). */
+    public Builder betas(double beta1, double beta2) {
+      if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
+        throw new IllegalArgumentException(
+            "beta1, beta2: expected values in [0, 1), got " + beta1 + " and " + beta2);
+      }
+      this.beta1 = beta1;
+      this.beta2 = beta2;
+      return this;
+    }
+
+    /** The term added to the denominator (default 1e-8). */
+    public Builder eps(double eps) {
+      if (!(eps > 0) || Double.isInfinite(eps)) {
+        throw new IllegalArgumentException("eps: expected a finite value > 0, got " + eps);
+      }
+      this.eps = eps;
+      return this;
+    }
+
+    /** Weight decay: added to the gradient (Adam) or decoupled (AdamW). */
+    public Builder weightDecay(double weightDecay) {
+      if (!(weightDecay >= 0) || Double.isInfinite(weightDecay)) {
+        throw new IllegalArgumentException("weightDecay: expected a finite value >= 0, got "
+            + weightDecay);
+      }
+      this.weightDecay = weightDecay;
+      return this;
+    }
+
+    /** The optimizer. */
+    public Adam build() {
+      return new Adam(this);
+    }
+  }
+}
