@@ -6,4 +6,5 @@ module org.seq4j {
   exports org.seq4j;
   exports org.seq4j.nn;
   exports org.seq4j.train;
+  exports org.seq4j.io;
 }

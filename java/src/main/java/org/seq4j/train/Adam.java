@@ -102,14 +102,22 @@ public final class Adam implements Optimizer {
     return parameters;
   }
 
-  /** The first-moment estimate of parameter {@code index} (for checkpoints). */
-  public Tensor firstMoment(int index) {
-    return firstMoments[index];
+  @Override
+  public java.util.Map<String, Tensor> state() {
+    java.util.Map<String, Tensor> state = new java.util.LinkedHashMap<>();
+    for (int i = 0; i < parameters.size(); i++) {
+      state.put("exp_avg." + parameters.get(i).name(), firstMoments[i]);
+      state.put("exp_avg_sq." + parameters.get(i).name(), secondMoments[i]);
+    }
+    return state;
   }
 
-  /** The second-moment estimate of parameter {@code index} (for checkpoints). */
-  public Tensor secondMoment(int index) {
-    return secondMoments[index];
+  @Override
+  public void restoreSteps(long steps) {
+    if (steps < 0) {
+      throw new IllegalArgumentException("steps: expected >= 0, got " + steps);
+    }
+    this.steps = steps;
   }
 
   @Override

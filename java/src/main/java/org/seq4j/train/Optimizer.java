@@ -27,6 +27,15 @@ public sealed interface Optimizer extends AutoCloseable permits Sgd, Adam {
   /** The parameters updated, in order. */
   List<Parameter> parameters();
 
+  /**
+   * The optimizer's state tensors by name ({@code exp_avg.<parameter>} and so on, PyTorch's
+   * names), for checkpoints; writing into them changes the optimizer.
+   */
+  java.util.Map<String, org.seq4j.Tensor> state();
+
+  /** Sets the step count, when resuming from a checkpoint. */
+  void restoreSteps(long steps);
+
   /** Frees the optimizer's state. */
   @Override
   void close();

@@ -94,9 +94,23 @@ public final class Sgd implements Optimizer {
     return parameters;
   }
 
-  /** The momentum buffer of parameter {@code index}, or null without momentum (for checkpoints). */
-  public Tensor velocity(int index) {
-    return velocities[index];
+  @Override
+  public java.util.Map<String, Tensor> state() {
+    java.util.Map<String, Tensor> state = new java.util.LinkedHashMap<>();
+    for (int i = 0; i < velocities.length; i++) {
+      if (velocities[i] != null) {
+        state.put("momentum_buffer." + parameters.get(i).name(), velocities[i]);
+      }
+    }
+    return state;
+  }
+
+  @Override
+  public void restoreSteps(long steps) {
+    if (steps < 0) {
+      throw new IllegalArgumentException("steps: expected >= 0, got " + steps);
+    }
+    this.steps = steps;
   }
 
   private void requireOpen() {
