@@ -1,0 +1,147 @@
+package org.seq4j.nn;
+
+import java.lang.foreign.Arena;
+import java.util.List;
+import java.util.random.RandomGenerator;
+import java.util.random.RandomGeneratorFactory;
+import org.seq4j.MatmulOptions;
+import org.seq4j.Tensor;
+import org.seq4j.TensorOps;
+
+/**
+ * A fully connected layer, PyTorch's {@code nn.Linear}: {@code y = x·Wᵀ + b} over the last
+ * dimension, with {@code weight (out, in)} and {@code bias (out)} initialised uniform in
+ * ±1/√in. Every leading dimension is a row: {@code (..., in) -> (..., out)}.
+ *
+ * <p>Its backward needs only the forward's input: {@code backward(arena, input, gradOutput)}
+ * returns the gradient of the input and adds into the parameters' gradients. Inference calls may
+ * run concurrently; backward calls of one layer may not.
+ */
+public final class Linear implements AutoCloseable {
+  private final long inputSize;
+  private final long outputSize;
+  private final Arena arena;
+  private final Parameter weight;
+  private final Parameter bias;
+
+  /** A layer with bias and PyTorch's default initialisation from {@code seed}. */
+  public Linear(long inputSize, long outputSize, boolean bias, long seed) {
+    if (inputSize < 1 || outputSize < 1) {
+      throw new IllegalArgumentException("inputSize, outputSize: expected >= 1, got " + inputSize
+          + " and " + outputSize);
+    }
+    this.inputSize = inputSize;
+    this.outputSize = outputSize;
+    this.arena = Arena.ofShared();
+    RandomGenerator random = RandomGeneratorFactory.of("L64X128MixRandom").create(seed);
+    double bound = 1 / Math.sqrt(inputSize);
+    this.weight = new Parameter("weight", uniform(random, bound, outputSize, inputSize),
+        Tensor.zeros(arena, outputSize, inputSize));
+    this.bias = bias ? new Parameter("bias", uniform(random, bound, outputSize),
+        Tensor.zeros(arena, outputSize)) : null;
+  }
+
+  private Tensor uniform(RandomGenerator random, double bound, long... dims) {
+    Tensor t = Tensor.zeros(arena, dims);
+    for (long i = 0; i < t.size(); i++) {
+      t.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i,
+          (float) ((random.nextDouble() * 2 - 1) * bound));
+    }
+    return t;
+  }
+
+  /** {@code weight} then {@code bias} (when present). */
+  public List<Parameter> parameters() {
+    return bias == null ? List.of(weight) : List.of(weight, bias);
+  }
+
+  /** The weight {@code (out, in)}. */
+  public Parameter weight() {
+    return weight;
+  }
+
+  /** The bias {@code (out)}, or null. */
+  public Parameter bias() {
+    return bias;
+  }
+
+  /** {@code x·Wᵀ + b} for {@code x (..., in)}; the result {@code (..., out)} lives in arena. */
+  public Tensor forward(Arena arena, Tensor input) {
+    requireOpen();
+    long rows = rows(input, "input", inputSize);
+    long[] dims = input.shape().dims();
+    dims[dims.length - 1] = outputSize;
+    Tensor output = Tensor.uninitialized(arena, dims);
+    Tensor out2d = output.reshape(rows, outputSize);
+    TensorOps.matmul(input.reshape(rows, inputSize), weight.data(), out2d,
+        MatmulOptions.DEFAULT.transposeB(true));
+    if (bias != null) {
+      Tensor ones = Tensor.ones(arena, rows, 1);
+      TensorOps.matmul(ones, bias.data().reshape(1, outputSize), out2d,
+          MatmulOptions.DEFAULT.accumulate());
+    }
+    return output;
+  }
+
+  /**
+   * The gradient of the input for {@code gradOutput (..., out)}, given the forward's input; adds
+   * {@code gradOutputᵀ·input} into the weight's gradient and the row sums into the bias's.
+   */
+  public Tensor backward(Arena arena, Tensor input, Tensor gradOutput) {
+    requireOpen();
+    long rows = rows(input, "input", inputSize);
+    long gradRows = rows(gradOutput, "gradOutput", outputSize);
+    if (gradRows != rows) {
+      throw new IllegalArgumentException("gradOutput: expected " + rows + " rows (as input "
+          + input.shape() + "), got shape " + gradOutput.shape());
+    }
+    Tensor gradInput = Tensor.uninitialized(arena, input.shape().dims());
+    Tensor dy = gradOutput.reshape(rows, outputSize);
+    Tensor x = input.reshape(rows, inputSize);
+    TensorOps.matmul(dy, weight.data(), gradInput.reshape(rows, inputSize));
+    TensorOps.matmul(dy, x, weight.grad(), MatmulOptions.DEFAULT.transposeA(true).accumulate());
+    if (bias != null) {
+      Tensor ones = Tensor.ones(arena, 1, rows);
+      TensorOps.matmul(ones, dy, bias.grad().reshape(1, outputSize),
+          MatmulOptions.DEFAULT.accumulate());
+    }
+    return gradInput;
+  }
+
+  private long rows(Tensor t, String name, long features) {
+    if (t == null) {
+      throw new NullPointerException(name);
+    }
+    if (t.shape().rank() < 1 || t.dim(-1) != features) {
+      throw new IllegalArgumentException(
+          name + ": expected shape (..., " + features + "), got " + t.shape());
+    }
+    return t.size() / features;
+  }
+
+  /** Sets the gradients to zero. */
+  public void zeroGrad() {
+    for (Parameter p : parameters()) {
+      p.zeroGrad();
+    }
+  }
+
+  private void requireOpen() {
+    if (!arena.scope().isAlive()) {
+      throw new IllegalStateException("Linear: the layer is closed");
+    }
+  }
+
+  /** Frees the parameters. */
+  @Override
+  public void close() {
+    if (arena.scope().isAlive()) {
+      arena.close();
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "Linear(" + inputSize + ", " + outputSize + (bias == null ? ", bias=false" : "") + ")";
+  }
+}
