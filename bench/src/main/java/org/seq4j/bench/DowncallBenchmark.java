@@ -23,7 +23,7 @@ import org.seq4j.internal.NativeBindings;
  * The fixed cost of crossing from Java into seq4j's native library, in nanoseconds per call.
  *
  * <ul>
- *   <li>{@code noopCritical}: {@code seq4j_noop} through a {@code Linker.Option.critical(false)}
+ *   <li>{@code noopCritical}: {@code seq4j_noop} through a {@code Linker.Option.critical(true)}
  *       downcall, the kind seq4j uses for O(1) calls: no thread-state transition.
  *   <li>{@code noopNonCritical}: the same C function through an ordinary downcall, the kind seq4j
  *       uses for everything that may run long.

@@ -12,19 +12,41 @@ import org.seq4j.nn.RecurrentResult;
 import org.seq4j.nn.RecurrentState;
 
 /**
- * The README's main demo, until the training demos exist: what was loaded, a matrix product on
- * both backends checked against each other, and an LSTM trained for one step (forward and
- * backpropagation through time) and then streamed one event at a time.
+ * The README's main demo. {@code weather} (the default) trains an LSTM and a simple RNN to
+ * forecast tomorrow's temperature; {@code weather-predict FILE} uses a saved model; {@code info}
+ * shows the runtime, a matrix product on both backends and an LSTM's speed.
  */
 public final class Demo {
   private Demo() {}
 
   /**
-   * Runs the demo.
+   * Runs a demo: {@code [weather [epochs] [output-folder] | weather-predict FILE | info]}.
    *
-   * @param args ignored for now
+   * @param args the demo and its arguments
    */
-  public static void main(String[] args) {
+  public static void main(String[] args) throws java.io.IOException {
+    String demo = args.length > 0 ? args[0] : "weather";
+    switch (demo) {
+      case "weather" -> WeatherForecast.run(args.length > 1 ? Integer.parseInt(args[1]) : 15,
+          java.nio.file.Path.of(args.length > 2 ? args[2] : "target/demo"));
+      case "weather-predict" -> {
+        if (args.length < 2) {
+          System.err.println("usage: weather-predict <checkpoint.safetensors>");
+          System.exit(2);
+        }
+        WeatherForecast.predict(java.nio.file.Path.of(args[1]));
+      }
+      case "info" -> info();
+      default -> {
+        System.err.println("unknown demo '" + demo + "'; try: weather [epochs] [folder],"
+            + " weather-predict FILE, info");
+        System.exit(2);
+      }
+    }
+  }
+
+  /** The runtime, a matrix product on both backends, and an LSTM's speed. */
+  static void info() {
     System.out.println(Seq4j.runtimeInfo());
     try (Arena arena = Arena.ofConfined()) {
       int n = 512;
