@@ -181,6 +181,31 @@ class TensorTest {
   }
 
   @Test
+  void uninitialisedAndWrappedTensorsAndTheBlockCache() {
+    try (Arena arena = Arena.ofConfined()) {
+      Tensor t = Tensor.uninitialized(arena, 3, 5);
+      assertEquals(Shape.of(3, 5), t.shape());
+      t.fill(1.5f);
+      Tensor view = Tensor.ofSegment(t.segment(), 15);
+      assertEquals(1.5f, view.get(14));
+      var e = assertThrows(IllegalArgumentException.class,
+          () -> Tensor.ofSegment(t.segment(), 4, 4));
+      assertEquals("segment: expected 64 bytes for shape (4, 4), got 60", e.getMessage());
+      e = assertThrows(IllegalArgumentException.class,
+          () -> Tensor.ofSegment(java.lang.foreign.MemorySegment.ofArray(new float[4]), 4));
+      assertEquals("segment: expected off-heap (native) memory", e.getMessage());
+    }
+    // a large block returns to the cache when its arena closes, and is freed on request
+    Seq4j.releaseCachedMemory();
+    try (Arena arena = Arena.ofConfined()) {
+      Tensor.uninitialized(arena, 1 << 20).fill(2f); // 4 MiB
+    }
+    long cached = Seq4j.releaseCachedMemory();
+    assertTrue(cached >= 4L << 20, "cached " + cached);
+    assertEquals(0, Seq4j.releaseCachedMemory());
+  }
+
+  @Test
   void closedArenaCannotAllocate() {
     Arena arena = Arena.ofConfined();
     arena.close();
