@@ -7,6 +7,7 @@ import java.util.random.RandomGeneratorFactory;
 import org.seq4j.MatmulOptions;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
+import org.seq4j.train.Tape;
 
 /**
  * A fully connected layer, PyTorch's {@code nn.Linear}: {@code y = x·Wᵀ + b} over the last
@@ -15,7 +16,8 @@ import org.seq4j.TensorOps;
  *
  * <p>Its backward needs only the forward's input: {@code backward(arena, input, gradOutput)}
  * returns the gradient of the input and adds into the parameters' gradients. Inference calls may
- * run concurrently; backward calls of one layer may not.
+ * run concurrently; backward calls of one layer may not. While a {@link Tape} records on the
+ * calling thread, every forward is recorded (the layer has no inference mode of its own).
  */
 public final class Linear implements AutoCloseable {
   private final long inputSize;
@@ -79,6 +81,14 @@ public final class Linear implements AutoCloseable {
       Tensor ones = Tensor.ones(arena, rows, 1);
       TensorOps.matmul(ones, bias.data().reshape(1, outputSize), out2d,
           MatmulOptions.DEFAULT.accumulate());
+    }
+    Tape tape = Tape.active();
+    if (tape != null) {
+      tape.record(List.of(input), List.of(output), gradients -> {
+        java.util.List<Tensor> result = new java.util.ArrayList<>();
+        result.add(gradients.get(0) == null ? null : backward(arena, input, gradients.get(0)));
+        return result;
+      });
     }
     return output;
   }

@@ -20,6 +20,7 @@ import org.seq4j.Tensor;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
 import org.seq4j.internal.NativeMemory;
+import org.seq4j.train.Tape;
 
 /**
  * A multi-layer, optionally bidirectional recurrent network on oneDNN's RNN primitives: the common
@@ -354,7 +355,45 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     RecurrentContext context = mode == Mode.TRAINING
         ? new RecurrentContext(this, steps, batch, lengthSegment, config.numLayers()) : null;
     run(arena, input, initial, lengthSegment, steps, batch, output, finalState, context);
+    Tape tape = Tape.active();
+    if (context != null && tape != null) {
+      record(tape, arena, input, initial, output, finalState, context);
+    }
     return new RecurrentResult(output, finalState, context);
+  }
+
+  /** Registers this training forward's backward on the tape. */
+  private void record(Tape tape, Arena arena, Tensor input, RecurrentState initial, Tensor output,
+      RecurrentState finalState, RecurrentContext context) {
+    java.util.List<Tensor> inputs = new java.util.ArrayList<>();
+    inputs.add(input);
+    inputs.add(initial == null ? null : initial.hidden());
+    inputs.add(initial == null ? null : initial.cell());
+    java.util.List<Tensor> outputs = new java.util.ArrayList<>();
+    outputs.add(output);
+    outputs.add(finalState.hidden());
+    if (hasCell()) {
+      outputs.add(finalState.cell());
+    }
+    tape.record(inputs, outputs, gradients -> {
+          Tensor gradOutput = gradients.get(0) != null ? gradients.get(0)
+              : Tensor.zeros(arena, output.shape().dims());
+          Tensor gradHidden = gradients.get(1);
+          Tensor gradCell = hasCell() ? gradients.get(2) : null;
+          RecurrentState gradFinal = null;
+          if (gradHidden != null || gradCell != null) {
+            gradFinal = new RecurrentState(
+                gradHidden != null ? gradHidden : Tensor.zeros(arena, finalState.hidden().shape().dims()),
+                !hasCell() ? null : gradCell != null ? gradCell
+                    : Tensor.zeros(arena, finalState.cell().shape().dims()));
+          }
+          RecurrentGradients grads = backward(arena, context, gradOutput, gradFinal);
+          java.util.List<Tensor> result = new java.util.ArrayList<>();
+          result.add(grads.input());
+          result.add(grads.initialState().hidden());
+          result.add(grads.initialState().cell());
+          return result;
+        });
   }
 
   /**
