@@ -13,14 +13,16 @@ import org.seq4j.nn.RecurrentState;
 
 /**
  * The README's main demo. {@code weather} (the default) trains an LSTM and a simple RNN to
- * forecast tomorrow's temperature; {@code weather-predict FILE} uses a saved model; {@code info}
- * shows the runtime, a matrix product on both backends and an LSTM's speed.
+ * forecast tomorrow's temperature; {@code weather-predict FILE} uses a saved model; {@code names}
+ * trains a character-level LSTM that writes new first names; {@code info} shows the runtime, a
+ * matrix product on both backends and an LSTM's speed.
  */
 public final class Demo {
   private Demo() {}
 
   /**
-   * Runs a demo: {@code [weather [epochs] [output-folder] | weather-predict FILE | info]}.
+   * Runs a demo: {@code [weather [epochs] [folder] | weather-predict FILE | names [epochs]
+   * [folder] | info]}.
    *
    * @param args the demo and its arguments
    */
@@ -36,10 +38,12 @@ public final class Demo {
         }
         WeatherForecast.predict(java.nio.file.Path.of(args[1]));
       }
+      case "names" -> NameGenerator.run(args.length > 1 ? Integer.parseInt(args[1]) : 12,
+          java.nio.file.Path.of(args.length > 2 ? args[2] : "target/demo"));
       case "info" -> info();
       default -> {
         System.err.println("unknown demo '" + demo + "'; try: weather [epochs] [folder],"
-            + " weather-predict FILE, info");
+            + " weather-predict FILE, names [epochs] [folder], info");
         System.exit(2);
       }
     }

@@ -198,7 +198,7 @@ public final class WeatherForecast {
     LearningRateSchedule schedule =
         LearningRateSchedule.linearWarmup(batches, LearningRateSchedule.cosine(0.01,
             (long) epochs * batches, 0.0005));
-    Progress progress = quiet ? null : new Progress(model.name, epochs);
+    Progress progress = quiet ? null : new Progress(model.name, epochs, "windows");
     long samples = 0;
     try (Adam adam = Adam.builder(parameters).build()) {
       for (int epoch = 0; epoch < epochs; epoch++) {
