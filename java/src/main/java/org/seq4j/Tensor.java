@@ -59,16 +59,8 @@ public final class Tensor {
    */
   public static Tensor uninitialized(Arena arena, long... dims) {
     Shape shape = Shape.of(dims);
-    if (arena == null) {
-      throw new NullPointerException("arena");
-    }
-    long bytes;
-    try {
-      bytes = Math.multiplyExact(shape.size(), (long) DType.F32.byteSize());
-    } catch (ArithmeticException e) {
-      throw new IllegalArgumentException("shape: " + shape + " is too large", e);
-    }
-    return new Tensor(org.seq4j.internal.NativeMemory.allocate(arena, bytes), shape);
+    return new Tensor(org.seq4j.internal.NativeMemory.allocate(arena, byteSize(arena, shape)),
+        shape);
   }
 
   /** A tensor of ones. */
@@ -170,16 +162,19 @@ public final class Tensor {
     return new Tensor(segment, shape);
   }
 
-  private static MemorySegment allocate(Arena arena, Shape shape) {
+  private static long byteSize(Arena arena, Shape shape) {
     if (arena == null) {
       throw new NullPointerException("arena");
     }
-    long bytes;
     try {
-      bytes = Math.multiplyExact(shape.size(), (long) DType.F32.byteSize());
+      return Math.multiplyExact(shape.size(), (long) DType.F32.byteSize());
     } catch (ArithmeticException e) {
       throw new IllegalArgumentException("shape: " + shape + " is too large", e);
     }
+  }
+
+  private static MemorySegment allocate(Arena arena, Shape shape) {
+    long bytes = byteSize(arena, shape);
     try {
       return arena.allocate(bytes, ALIGNMENT);
     } catch (IllegalStateException closed) {
