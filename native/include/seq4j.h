@@ -220,6 +220,47 @@ SEQ4J_API int seq4j_sum_squares(double *out, const float *x, int64_t n);
 /* x[i] = min(max(x[i], -clip), clip). */
 SEQ4J_API int seq4j_clamp(float *x, float clip, int64_t n);
 
+/* ---- scaled dot-product attention (native/src/attention/attention.cpp) ----------------------
+ *
+ * q (N, Hq, Tq, d), k (N, Hkv, Tk, d), v (N, Hkv, Tk, dv), out (N, Hq, Tq, dv); Hq is a multiple
+ * of Hkv (grouped-query attention: query head h reads key/value head h / (Hq / Hkv)).
+ * out = dropout(softmax(scale · q kᵀ + mask)) v, computed tile by tile with an online softmax: no
+ * Tq × Tk matrix is ever held, memory grows linearly in T. lse (N, Hq, Tq) keeps each row's
+ * log-sum-exp for the backward, which recomputes the tiles. A row whose keys are all masked gives
+ * zeros (and lse = +inf), never NaN. */
+
+#define SEQ4J_MASK_NONE 0
+#define SEQ4J_MASK_ADDITIVE 1 /* mask values are added to the scores */
+#define SEQ4J_MASK_BOOLEAN 2  /* nonzero: the key takes part; zero: it is masked out */
+
+typedef struct seq4j_attention_desc {
+  int64_t batch, query_heads, kv_heads, query_length, kv_length, head_dim, value_dim;
+  float scale;          /* the factor of q kᵀ */
+  int32_t causal;       /* key j is visible to query i only when j <= i (PyTorch's is_causal) */
+  float dropout;        /* probability of dropping an attention weight; 0 outside training */
+  int64_t seed;         /* dropout's seed: the same seed gives the same mask */
+  int32_t mask_kind;    /* SEQ4J_MASK_* */
+  int64_t mask_strides[4]; /* element strides of mask for (n, h, i, j); 0 broadcasts */
+} seq4j_attention_desc;
+
+/* Forward. mask: per desc (may be NULL with SEQ4J_MASK_NONE); key_padding (N, Tk), nonzero =
+ * that key is ignored, or NULL. lse may be NULL (inference). */
+SEQ4J_API int seq4j_attention_forward(float *out, float *lse, const float *q, const float *k,
+                                      const float *v, const float *mask,
+                                      const float *key_padding, const seq4j_attention_desc *desc);
+
+/* Backward: writes dq, dk, dv (overwritten, not added) from d_out and the forward's out and lse. */
+SEQ4J_API int seq4j_attention_backward(float *dq, float *dk, float *dv, const float *d_out,
+                                       const float *q, const float *k, const float *v,
+                                       const float *out, const float *lse, const float *mask,
+                                       const float *key_padding,
+                                       const seq4j_attention_desc *desc);
+
+/* The attention weights (N, Hq, Tq, Tk), without dropout: only for callers who ask for them. */
+SEQ4J_API int seq4j_attention_weights(float *weights, const float *q, const float *k,
+                                      const float *mask, const float *key_padding,
+                                      const seq4j_attention_desc *desc);
+
 #ifdef __cplusplus
 }
 #endif

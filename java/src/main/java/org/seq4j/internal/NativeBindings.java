@@ -97,6 +97,17 @@ public final class NativeBindings {
   public static final MethodHandle CLAMP =
       bind("seq4j_clamp", false, JAVA_INT, ADDRESS, JAVA_FLOAT, JAVA_LONG);
 
+  // ---- attention
+  public static final MethodHandle ATTENTION_FORWARD =
+      bind("seq4j_attention_forward", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+          ADDRESS, ADDRESS, ADDRESS, ADDRESS);
+  public static final MethodHandle ATTENTION_BACKWARD =
+      bind("seq4j_attention_backward", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+          ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS);
+  public static final MethodHandle ATTENTION_WEIGHTS =
+      bind("seq4j_attention_weights", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+          ADDRESS, ADDRESS);
+
   /** The address of {@code seq4j_rnn_layer_destroy}, for arena cleanup actions. */
   public static MemorySegment symbol(String name) {
     return loaded().lookup().find(name).orElseThrow();

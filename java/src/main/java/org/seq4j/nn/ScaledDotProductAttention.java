@@ -1,0 +1,320 @@
+package org.seq4j.nn;
+
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.util.ArrayList;
+import java.util.List;
+import org.seq4j.Shape;
+import org.seq4j.Tensor;
+import org.seq4j.internal.Checks;
+import org.seq4j.internal.NativeBindings;
+import org.seq4j.train.Tape;
+
+/**
+ * Scaled dot-product attention, "Attention Is All You Need" (Vaswani et al.), forward and
+ * backward, memory-efficient: {@code out = dropout(softmax(scale · q kᵀ + mask)) v} computed tile
+ * by tile with an online softmax, so no {@code Tq × Tk} matrix is held and memory grows linearly
+ * in the sequence length; the backward recomputes the tiles from each row's saved log-sum-exp.
+ *
+ * <p>Shapes: {@code q (N, Hq, Tq, d)}, {@code k (N, Hkv, Tk, d)}, {@code v (N, Hkv, Tk, dv)},
+ * output {@code (N, Hq, Tq, dv)}. {@code Hq} must be a multiple of {@code Hkv}: with fewer
+ * key/value heads (grouped-query attention) query head {@code h} reads key/value head {@code h /
+ * (Hq / Hkv)}. Masks ({@link Options}): causal; a boolean (1 = attend, 0 = masked) or additive
+ * float mask broadcastable to {@code (N, Hq, Tq, Tk)}; a key padding mask {@code (N, Tk)} (1 =
+ * ignore that key, as PyTorch's {@code key_padding_mask}). A query whose keys are all masked gets
+ * a zero output and zero gradients, never NaN.
+ */
+public final class ScaledDotProductAttention {
+  private ScaledDotProductAttention() {}
+
+  /**
+   * Options of attention. Start from {@link #DEFAULT}.
+   *
+   * @param causal whether key j is hidden from query i when j > i (PyTorch's {@code is_causal})
+   * @param scale the factor of the scores, or NaN for {@code 1/√d}
+   * @param mask a mask broadcastable to {@code (N, Hq, Tq, Tk)}, or null
+   * @param booleanMask whether {@code mask} holds 1 (attend) / 0 (masked) rather than additive
+   *     values
+   * @param keyPaddingMask {@code (N, Tk)} with 1 for keys to ignore, or null
+   * @param dropout probability of dropping an attention weight in training
+   * @param seed the seed of dropout
+   */
+  public record Options(boolean causal, float scale, Tensor mask, boolean booleanMask,
+      Tensor keyPaddingMask, float dropout, long seed) {
+    /** No mask, default scale, no dropout. */
+    public static final Options DEFAULT = new Options(false, Float.NaN, null, false, null, 0f, 0);
+
+    /** Checks dropout and scale. */
+    public Options {
+      if (!(dropout >= 0f && dropout < 1f)) {
+        throw new IllegalArgumentException("dropout: expected 0 <= p < 1, got " + dropout);
+      }
+      if (Float.isInfinite(scale)) {
+        throw new IllegalArgumentException("scale: expected a finite value or NaN, got " + scale);
+      }
+    }
+
+    /** These options with causal masking on or off. */
+    public Options causal(boolean on) {
+      return new Options(on, scale, mask, booleanMask, keyPaddingMask, dropout, seed);
+    }
+
+    /** These options with another scale. */
+    public Options scale(float factor) {
+      return new Options(causal, factor, mask, booleanMask, keyPaddingMask, dropout, seed);
+    }
+
+    /** These options with an additive float mask. */
+    public Options additiveMask(Tensor additive) {
+      return new Options(causal, scale, additive, false, keyPaddingMask, dropout, seed);
+    }
+
+    /** These options with a boolean mask: 1 where a query may attend, 0 where not. */
+    public Options booleanMask(Tensor attend) {
+      return new Options(causal, scale, attend, true, keyPaddingMask, dropout, seed);
+    }
+
+    /** These options with a key padding mask {@code (N, Tk)}: 1 for keys to ignore. */
+    public Options keyPaddingMask(Tensor ignore) {
+      return new Options(causal, scale, mask, booleanMask, ignore, dropout, seed);
+    }
+
+    /** These options with dropout on the attention weights in training. */
+    public Options dropout(float probability, long dropoutSeed) {
+      return new Options(causal, scale, mask, booleanMask, keyPaddingMask, probability,
+          dropoutSeed);
+    }
+  }
+
+  /** The output and, after a training forward, what the backward needs. */
+  public record Result(Tensor output, Context context) {}
+
+  /** Gradients of the query, key and value. */
+  public record Gradients(Tensor query, Tensor key, Tensor value) {}
+
+  /** What a training forward saved: its inputs, output and per-row log-sum-exp. */
+  public static final class Context {
+    private final Tensor q;
+    private final Tensor k;
+    private final Tensor v;
+    private final Tensor out;
+    private final Tensor lse;
+    private final Options options;
+
+    private Context(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Options options) {
+      this.q = q;
+      this.k = k;
+      this.v = v;
+      this.out = out;
+      this.lse = lse;
+      this.options = options;
+    }
+  }
+
+  private static final StructLayout DESC = MemoryLayout.structLayout(
+      JAVA_LONG.withName("batch"), JAVA_LONG.withName("query_heads"),
+      JAVA_LONG.withName("kv_heads"), JAVA_LONG.withName("query_length"),
+      JAVA_LONG.withName("kv_length"), JAVA_LONG.withName("head_dim"),
+      JAVA_LONG.withName("value_dim"), JAVA_FLOAT.withName("scale"), JAVA_INT.withName("causal"),
+      JAVA_FLOAT.withName("dropout"), MemoryLayout.paddingLayout(4), JAVA_LONG.withName("seed"),
+      JAVA_INT.withName("mask_kind"), MemoryLayout.paddingLayout(4),
+      MemoryLayout.sequenceLayout(4, JAVA_LONG).withName("mask_strides"));
+
+  /**
+   * The attention of {@code q} over {@code k} and {@code v}; in {@link Mode#TRAINING} the result
+   * carries a context for {@link #backward} and dropout applies.
+   */
+  public static Result forward(Arena arena, Tensor q, Tensor k, Tensor v, Options options,
+      Mode mode) {
+    long[] sizes = checkShapes(q, k, v, options);
+    boolean training = mode == Mode.TRAINING;
+    Tensor out = Tensor.uninitialized(arena, sizes[0], sizes[1], sizes[3], sizes[6]);
+    Tensor lse = training ? Tensor.uninitialized(arena, sizes[0], sizes[1], sizes[3]) : null;
+    try (Arena call = Arena.ofConfined()) {
+      MemorySegment desc = describe(call, sizes, options, training);
+      // a local, not a conditional in the call: invokeExact would type that as Object
+      MemorySegment lseSegment = lse == null ? MemorySegment.NULL : lse.segment();
+      NativeBindings.check((int) NativeBindings.ATTENTION_FORWARD.invokeExact(out.segment(),
+          lseSegment, q.segment(), k.segment(),
+          v.segment(), maskSegment(options), paddingSegment(options), desc));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    Context context = training ? new Context(q, k, v, out, lse, options) : null;
+    Tape tape = Tape.active();
+    if (context != null && tape != null) {
+      tape.record(List.of(q, k, v), List.of(out), gradients -> {
+        List<Tensor> result = new ArrayList<>();
+        if (gradients.get(0) != null) {
+          Gradients g = backward(arena, context, gradients.get(0));
+          result.add(g.query());
+          result.add(g.key());
+          result.add(g.value());
+        }
+        return result;
+      });
+    }
+    return new Result(out, context);
+  }
+
+  /** The gradients of q, k and v for the gradient of the output of a training forward. */
+  public static Gradients backward(Arena arena, Context context, Tensor gradOutput) {
+    if (context == null) {
+      throw new NullPointerException("context");
+    }
+    if (!gradOutput.shape().equals(context.out.shape())) {
+      throw new IllegalArgumentException("gradOutput: expected shape " + context.out.shape()
+          + " (the output's), got " + gradOutput.shape());
+    }
+    Checks.usable(gradOutput.segment(), "gradOutput");
+    Checks.usable(context.out.segment(), "context");
+    long[] sizes = checkShapes(context.q, context.k, context.v, context.options);
+    Tensor dq = Tensor.uninitialized(arena, context.q.shape().dims());
+    Tensor dk = Tensor.uninitialized(arena, context.k.shape().dims());
+    Tensor dv = Tensor.uninitialized(arena, context.v.shape().dims());
+    try (Arena call = Arena.ofConfined()) {
+      MemorySegment desc = describe(call, sizes, context.options, true);
+      NativeBindings.check((int) NativeBindings.ATTENTION_BACKWARD.invokeExact(dq.segment(),
+          dk.segment(), dv.segment(), gradOutput.segment(), context.q.segment(),
+          context.k.segment(), context.v.segment(), context.out.segment(),
+          context.lse.segment(), maskSegment(context.options), paddingSegment(context.options),
+          desc));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    return new Gradients(dq, dk, dv);
+  }
+
+  /**
+   * The attention weights {@code (N, Hq, Tq, Tk)} without dropout: the full matrix, for callers
+   * who ask for it (it is what the memory-efficient forward avoids).
+   */
+  public static Tensor weights(Arena arena, Tensor q, Tensor k, Options options) {
+    long[] sizes = checkShapes(q, k, null, options);
+    Tensor weights = Tensor.uninitialized(arena, sizes[0], sizes[1], sizes[3], sizes[4]);
+    try (Arena call = Arena.ofConfined()) {
+      MemorySegment desc = describe(call, sizes, options, false);
+      NativeBindings.check((int) NativeBindings.ATTENTION_WEIGHTS.invokeExact(weights.segment(),
+          q.segment(), k.segment(), maskSegment(options), paddingSegment(options), desc));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    return weights;
+  }
+
+  /** {N, Hq, Hkv, Tq, Tk, d, dv}, after checking every shape. */
+  private static long[] checkShapes(Tensor q, Tensor k, Tensor v, Options options) {
+    requireRank4(q, "q");
+    requireRank4(k, "k");
+    long n = q.dim(0);
+    long heads = q.dim(1);
+    long tq = q.dim(2);
+    long d = q.dim(3);
+    if (k.dim(0) != n || k.dim(3) != d) {
+      throw new IllegalArgumentException("k: expected (" + n + ", kv_heads, Tk, " + d
+          + ") to match q " + q.shape() + " in batch and head size, got " + k.shape());
+    }
+    long kvHeads = k.dim(1);
+    long tk = k.dim(2);
+    if (heads % kvHeads != 0) {
+      throw new IllegalArgumentException("k: the query heads (" + heads
+          + ") must be a multiple of the key/value heads, got " + kvHeads);
+    }
+    long dv = d;
+    if (v != null) {
+      requireRank4(v, "v");
+      if (v.dim(0) != n || v.dim(1) != kvHeads || v.dim(2) != tk) {
+        throw new IllegalArgumentException("v: expected (" + n + ", " + kvHeads + ", " + tk
+            + ", dv) to match k " + k.shape() + ", got " + v.shape());
+      }
+      dv = v.dim(3);
+      Checks.usable(v.segment(), "v");
+    }
+    Checks.usable(q.segment(), "q");
+    Checks.usable(k.segment(), "k");
+    long[] full = {n, heads, tq, tk};
+    if (options.mask() != null) {
+      Shape shape = options.mask().shape();
+      if (shape.rank() < 2 || shape.rank() > 4) {
+        throw new IllegalArgumentException("mask: expected 2 to 4 dimensions broadcastable to "
+            + Shape.of(full) + ", got " + shape);
+      }
+      for (int a = 0; a < shape.rank(); a++) {
+        long want = full[4 - shape.rank() + a];
+        if (shape.dim(a) != 1 && shape.dim(a) != want) {
+          throw new IllegalArgumentException("mask: shape " + shape + " does not broadcast to "
+              + Shape.of(full) + " (N, Hq, Tq, Tk)");
+        }
+      }
+      Checks.usable(options.mask().segment(), "mask");
+    }
+    if (options.keyPaddingMask() != null) {
+      if (!options.keyPaddingMask().shape().equals(Shape.of(n, tk))) {
+        throw new IllegalArgumentException("keyPaddingMask: expected shape (" + n + ", " + tk
+            + ") (N, Tk), got " + options.keyPaddingMask().shape());
+      }
+      Checks.usable(options.keyPaddingMask().segment(), "keyPaddingMask");
+    }
+    return new long[] {n, heads, kvHeads, tq, tk, d, dv};
+  }
+
+  private static void requireRank4(Tensor t, String name) {
+    if (t == null) {
+      throw new NullPointerException(name);
+    }
+    if (t.shape().rank() != 4 || t.size() == 0) {
+      throw new IllegalArgumentException(
+          name + ": expected a non-empty (N, heads, T, d) tensor, got shape " + t.shape());
+    }
+  }
+
+  private static MemorySegment describe(Arena call, long[] s, Options options, boolean training) {
+    MemorySegment desc = call.allocate(DESC);
+    long[] values = {s[0], s[1], s[2], s[3], s[4], s[5], s[6]};
+    for (int i = 0; i < values.length; i++) {
+      desc.set(JAVA_LONG, 8L * i, values[i]);
+    }
+    float scale = Float.isNaN(options.scale()) ? (float) (1 / Math.sqrt(s[5])) : options.scale();
+    desc.set(JAVA_FLOAT, offset("scale"), scale);
+    desc.set(JAVA_INT, offset("causal"), options.causal() ? 1 : 0);
+    desc.set(JAVA_FLOAT, offset("dropout"), training ? options.dropout() : 0f);
+    desc.set(JAVA_LONG, offset("seed"), options.seed());
+    Tensor mask = options.mask();
+    desc.set(JAVA_INT, offset("mask_kind"), mask == null ? 0 : options.booleanMask() ? 2 : 1);
+    if (mask != null) {
+      long[] full = {s[0], s[1], s[3], s[4]};
+      long[] strides = new long[4];
+      int rank = mask.shape().rank();
+      long stride = 1;
+      for (int a = 3; a >= 0; a--) {
+        int axis = a - (4 - rank);
+        long size = axis >= 0 ? mask.dim(axis) : 1;
+        strides[a] = size == 1 ? 0 : stride;
+        stride *= size;
+      }
+      for (int a = 0; a < 4; a++) {
+        desc.set(JAVA_LONG, offset("mask_strides") + 8L * a, full[a] == 1 ? 0 : strides[a]);
+      }
+    }
+    return desc;
+  }
+
+  private static long offset(String field) {
+    return DESC.byteOffset(MemoryLayout.PathElement.groupElement(field));
+  }
+
+  private static MemorySegment maskSegment(Options options) {
+    return options.mask() == null ? MemorySegment.NULL : options.mask().segment();
+  }
+
+  private static MemorySegment paddingSegment(Options options) {
+    return options.keyPaddingMask() == null ? MemorySegment.NULL
+        : options.keyPaddingMask().segment();
+  }
+}

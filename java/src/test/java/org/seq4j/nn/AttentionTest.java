@@ -1,0 +1,188 @@
+package org.seq4j.nn;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.util.Random;
+import java.util.function.DoubleSupplier;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.seq4j.Tensor;
+import org.seq4j.reference.AttentionReference;
+import org.seq4j.reference.FiniteDifferences;
+
+/** The memory-efficient attention against the plain float64 reference and finite differences. */
+class AttentionTest {
+  record Case(String name, int batch, int heads, int kvHeads, int tq, int tk, int d, int dv,
+      boolean causal, String mask, boolean padding, float dropout) {
+    @Override
+    public String toString() {
+      return name;
+    }
+  }
+
+  static Stream<Case> cases() {
+    return Stream.of(
+        new Case("one head, odd T", 1, 1, 1, 5, 5, 3, 3, false, "none", false, 0f),
+        new Case("Tq != Tk, value size differs", 2, 2, 2, 3, 7, 4, 5, false, "none", false, 0f),
+        new Case("causal", 1, 2, 2, 6, 6, 3, 3, true, "none", false, 0f),
+        new Case("grouped-query 4 over 2", 1, 4, 2, 5, 6, 3, 2, false, "none", false, 0f),
+        new Case("additive mask (Tq, Tk)", 2, 2, 1, 4, 5, 3, 3, false, "additive", false, 0f),
+        new Case("boolean mask (N, 1, Tq, Tk) with fully masked rows", 2, 2, 2, 4, 5, 3, 3,
+            false, "boolean", false, 0f),
+        new Case("key padding", 2, 1, 1, 4, 6, 3, 3, false, "none", true, 0f),
+        new Case("dropout", 1, 2, 1, 5, 7, 3, 4, false, "none", false, 0.3f),
+        new Case("across key and query blocks, causal, padding", 1, 2, 1, 70, 130, 4, 3, true,
+            "none", true, 0.1f));
+  }
+
+  static double[] random(Random random, int size) {
+    double[] out = new double[size];
+    for (int i = 0; i < size; i++) {
+      out[i] = (float) random.nextGaussian();
+    }
+    return out;
+  }
+
+  static Tensor tensor(Arena arena, double[] values, long... dims) {
+    float[] f = new float[values.length];
+    for (int i = 0; i < f.length; i++) {
+      f[i] = (float) values[i];
+    }
+    return Tensor.fromArray(arena, f, dims);
+  }
+
+  static double[] doubles(Tensor t) {
+    float[] f = t.toArray();
+    double[] d = new double[f.length];
+    for (int i = 0; i < f.length; i++) {
+      d[i] = f[i];
+    }
+    return d;
+  }
+
+  static void close(double[] expected, double[] actual, double tolerance, String what) {
+    assertEquals(expected.length, actual.length, what);
+    for (int i = 0; i < expected.length; i++) {
+      if (!(Math.abs(expected[i] - actual[i]) <= tolerance * Math.max(1, Math.abs(expected[i])))) {
+        throw new AssertionError(what + "[" + i + "]: expected " + expected[i] + ", got "
+            + actual[i]);
+      }
+    }
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("cases")
+  void forwardWeightsAndGradientsMatchTheReference(Case c) {
+    Random random = new Random(c.name().hashCode());
+    try (Arena arena = Arena.ofConfined()) {
+      double[] q = random(random, c.batch() * c.heads() * c.tq() * c.d());
+      double[] k = random(random, c.batch() * c.kvHeads() * c.tk() * c.d());
+      double[] v = random(random, c.batch() * c.kvHeads() * c.tk() * c.dv());
+      double scale = 1 / Math.sqrt(c.d());
+      ScaledDotProductAttention.Options options = ScaledDotProductAttention.Options.DEFAULT
+          .causal(c.causal()).dropout(c.dropout(), 77);
+      AttentionReference.MaskFunction additive = null;
+      AttentionReference.MaskFunction attend = null;
+      if (c.mask().equals("additive")) {
+        double[] m = random(random, c.tq() * c.tk());
+        options = options.additiveMask(tensor(arena, m, c.tq(), c.tk()));
+        additive = (n, h, i, j) -> m[i * c.tk() + j];
+      } else if (c.mask().equals("boolean")) {
+        double[] m = new double[c.batch() * c.tq() * c.tk()];
+        for (int i = 0; i < m.length; i++) {
+          m[i] = random.nextDouble() < 0.6 ? 1 : 0;
+        }
+        for (int j = 0; j < c.tk(); j++) {
+          m[(1 * c.tq() + 2) * c.tk() + j] = 0; // sample 1, query 2: every key masked
+        }
+        options = options.booleanMask(tensor(arena, m, c.batch(), 1, c.tq(), c.tk()));
+        attend = (n, h, i, j) -> m[(n * c.tq() + i) * c.tk() + j];
+      }
+      double[] padding = null;
+      if (c.padding()) {
+        padding = new double[c.batch() * c.tk()];
+        for (int j = c.tk() - 2; j < c.tk(); j++) {
+          padding[j] = 1; // sample 0 ignores its last two keys
+        }
+        options = options.keyPaddingMask(tensor(arena, padding, c.batch(), c.tk()));
+      }
+      AttentionReference.Problem problem = new AttentionReference.Problem(c.batch(), c.heads(),
+          c.kvHeads(), c.tq(), c.tk(), c.d(), c.dv(), scale, c.causal(), additive, attend,
+          padding, c.dropout(), 77);
+      Tensor tq = tensor(arena, q, c.batch(), c.heads(), c.tq(), c.d());
+      Tensor tk = tensor(arena, k, c.batch(), c.kvHeads(), c.tk(), c.d());
+      Tensor tv = tensor(arena, v, c.batch(), c.kvHeads(), c.tk(), c.dv());
+      var result = ScaledDotProductAttention.forward(arena, tq, tk, tv, options, Mode.TRAINING);
+      double[] out = doubles(result.output());
+      close(AttentionReference.forward(problem, q, k, v), out, 2e-5, "output");
+      for (double value : out) {
+        assertTrue(Double.isFinite(value), "no NaN, even for fully masked rows");
+      }
+      close(AttentionReference.weights(problem, q, k),
+          doubles(ScaledDotProductAttention.weights(arena, tq, tk, options)), 2e-5, "weights");
+
+      double[] g = random(random, out.length);
+      var grads = ScaledDotProductAttention.backward(arena, result.context(),
+          tensor(arena, g, result.output().shape().dims()));
+      DoubleSupplier loss = () -> {
+        double[] o = AttentionReference.forward(problem, q, k, v);
+        double sum = 0;
+        for (int i = 0; i < o.length; i++) {
+          sum += o[i] * g[i];
+        }
+        return sum;
+      };
+      close(FiniteDifferences.gradient(q, loss, 1e-6), doubles(grads.query()), 2e-4, "dq");
+      close(FiniteDifferences.gradient(k, loss, 1e-6), doubles(grads.key()), 2e-4, "dk");
+      close(FiniteDifferences.gradient(v, loss, 1e-6), doubles(grads.value()), 2e-4, "dv");
+    }
+  }
+
+  @Test
+  void inferenceAppliesNoDropoutAndSavesNothing() {
+    try (Arena arena = Arena.ofConfined()) {
+      Tensor q = Tensor.randomNormal(arena, 1, 1, 2, 4, 3);
+      Tensor k = Tensor.randomNormal(arena, 2, 1, 2, 5, 3);
+      Tensor v = Tensor.randomNormal(arena, 3, 1, 2, 5, 3);
+      var options = ScaledDotProductAttention.Options.DEFAULT.dropout(0.5f, 1);
+      var inference = ScaledDotProductAttention.forward(arena, q, k, v, options, Mode.INFERENCE);
+      var plain = ScaledDotProductAttention.forward(arena, q, k, v,
+          ScaledDotProductAttention.Options.DEFAULT, Mode.INFERENCE);
+      assertEquals(null, inference.context());
+      org.junit.jupiter.api.Assertions.assertArrayEquals(plain.output().toArray(),
+          inference.output().toArray());
+    }
+  }
+
+  @Test
+  void badShapesAndMasksAreRejected() {
+    try (Arena arena = Arena.ofConfined()) {
+      Tensor q = Tensor.zeros(arena, 2, 6, 4, 8);
+      var options = ScaledDotProductAttention.Options.DEFAULT;
+      var e = assertThrows(IllegalArgumentException.class, () -> ScaledDotProductAttention
+          .forward(arena, q, Tensor.zeros(arena, 2, 4, 5, 8), Tensor.zeros(arena, 2, 4, 5, 8),
+              options, Mode.INFERENCE));
+      assertEquals("k: the query heads (6) must be a multiple of the key/value heads, got 4",
+          e.getMessage());
+      e = assertThrows(IllegalArgumentException.class, () -> ScaledDotProductAttention
+          .forward(arena, q, Tensor.zeros(arena, 2, 3, 5, 7), Tensor.zeros(arena, 2, 3, 5, 8),
+              options, Mode.INFERENCE));
+      assertEquals("k: expected (2, kv_heads, Tk, 8) to match q (2, 6, 4, 8) in batch and head"
+          + " size, got (2, 3, 5, 7)", e.getMessage());
+      e = assertThrows(IllegalArgumentException.class, () -> ScaledDotProductAttention
+          .forward(arena, q, Tensor.zeros(arena, 2, 3, 5, 8), Tensor.zeros(arena, 2, 3, 5, 8),
+              options.booleanMask(Tensor.zeros(arena, 3, 5)), Mode.INFERENCE));
+      assertEquals("mask: shape (3, 5) does not broadcast to (2, 6, 4, 5) (N, Hq, Tq, Tk)",
+          e.getMessage());
+      e = assertThrows(IllegalArgumentException.class, () -> ScaledDotProductAttention
+          .forward(arena, q, Tensor.zeros(arena, 2, 3, 5, 8), Tensor.zeros(arena, 2, 3, 5, 8),
+              options.keyPaddingMask(Tensor.zeros(arena, 2, 4)), Mode.INFERENCE));
+      assertEquals("keyPaddingMask: expected shape (2, 5) (N, Tk), got (2, 4)", e.getMessage());
+    }
+  }
+}
