@@ -117,7 +117,9 @@ void forward(float *out, float *lse, const float *q, const float *k, const float
     b.accumulator.assign(rows * d.value_dim, 0.0f);
     b.row_max.assign(rows, kMinusInfinity);
     b.row_sum.assign(rows, 0.0f);
-    for (int64_t j0 = 0; j0 < d.kv_length; j0 += kKeyBlock) {
+    // causal: keys after the block's last query are masked for every row, so skip them
+    const int64_t key_end = d.causal ? std::min(d.kv_length, i0 + rows) : d.kv_length;
+    for (int64_t j0 = 0; j0 < key_end; j0 += kKeyBlock) {
       const int64_t cols = std::min(kKeyBlock, d.kv_length - j0);
       float *s = b.scores.data();
       p.scores(s, q, k, n, h, i0, rows, j0, cols);
@@ -202,7 +204,9 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
       float *dv_block = dv + ((n * d.kv_heads + g) * d.kv_length + j0) * d.value_dim;
       for (int64_t hh = 0; hh < group; ++hh) {
         const int64_t h = g * group + hh;
-        for (int64_t i0 = 0; i0 < d.query_length; i0 += kQueryBlock) {
+        // causal: query blocks that end before this key block see none of it
+        const int64_t first_query = d.causal ? j0 / kQueryBlock * kQueryBlock : 0;
+        for (int64_t i0 = first_query; i0 < d.query_length; i0 += kQueryBlock) {
           const int64_t rows = std::min(kQueryBlock, d.query_length - i0);
           float *prob = b.scores.data();
           p.scores(prob, q, k, n, h, i0, rows, j0, cols);
