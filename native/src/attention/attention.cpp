@@ -39,38 +39,6 @@ inline uint64_t mix_seed(int64_t seed) {
   return z ^ (z >> 31);
 }
 
-// exp for the softmax, as Cephes' expf (about 1 ulp): range reduction by ln 2 and a degree-6
-// polynomial, written with plain arithmetic so that the loops below vectorize; std::exp does not,
-// and was most of the attention's time. Inputs below -87.3 (masked scores are -inf) give exactly 0.
-inline float softmax_exp(float x) {
-  const float clamped = std::min(std::max(x, -87.3f), 88.0f);
-  const float n = std::floor(clamped * 1.44269504088896341f + 0.5f);
-  const float r = clamped - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  const float scale = __builtin_bit_cast(float, bits);
-  return x < -87.3f ? 0.0f : p * scale;
-}
-
-// row[c] = exp(row[c] - shift) for c < n; returns their sum. Compiled for AVX2 and for the
-// baseline ISA, chosen at load time.
-__attribute__((target_clones("avx2", "default"))) float exp_shifted(float *row, int64_t n,
-                                                                    float shift) {
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t c = 0; c < n; ++c) {
-    row[c] = softmax_exp(row[c] - shift);
-    sum += row[c];
-  }
-  return sum;
-}
-
 struct Problem {
   const seq4j_attention_desc &d;
   const float *mask;
@@ -165,7 +133,11 @@ void forward(float *out, float *lse, const float *q, const float *k, const float
         }
         const float new_max = std::max(b.row_max[r], block_max);
         const float rescale = b.row_max[r] == kMinusInfinity ? 0.0f : std::exp(b.row_max[r] - new_max);
-        const float sum = exp_shifted(row, cols, new_max);  // masked keys (-inf) give 0
+        float sum = 0;
+        for (int64_t c = 0; c < cols; ++c) {
+          row[c] = std::exp(row[c] - new_max);  // exp(-inf) = 0 for masked keys
+          sum += row[c];
+        }
         b.row_sum[r] = b.row_sum[r] * rescale + sum;
         b.row_max[r] = new_max;
         float *acc = b.accumulator.data() + r * d.value_dim;
@@ -240,15 +212,10 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
           p.scores(prob, q, k, n, h, i0, rows, j0, cols);
           const float *lse_rows = lse + (n * d.query_heads + h) * d.query_length + i0;
           float *dropped = b.d_scores.data();  // the dropped-out probabilities, then dS
-          for (int64_t r = 0; r < rows; ++r) {
-            if (std::isinf(lse_rows[r]))  // a fully masked row: no probability anywhere
-              std::fill(prob + r * cols, prob + (r + 1) * cols, 0.0f);
-            else
-              exp_shifted(prob + r * cols, cols, lse_rows[r]);
-          }
           for (int64_t r = 0; r < rows; ++r)
             for (int64_t c = 0; c < cols; ++c) {
-              const float x = prob[r * cols + c];
+              float &x = prob[r * cols + c];
+              x = std::exp(x - lse_rows[r]);  // -inf score or +inf lse: 0
               dropped[r * cols + c] =
                   d.dropout > 0 && !keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
                       ? 0.0f
