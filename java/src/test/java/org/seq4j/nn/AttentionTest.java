@@ -1,5 +1,8 @@
 package org.seq4j.nn;
 
+import static org.seq4j.reference.Arrays64.assertClose;
+import static org.seq4j.reference.Arrays64.doubles;
+import static org.seq4j.reference.Arrays64.tensor;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -48,33 +51,6 @@ class AttentionTest {
     return out;
   }
 
-  static Tensor tensor(Arena arena, double[] values, long... dims) {
-    float[] f = new float[values.length];
-    for (int i = 0; i < f.length; i++) {
-      f[i] = (float) values[i];
-    }
-    return Tensor.fromArray(arena, f, dims);
-  }
-
-  static double[] doubles(Tensor t) {
-    float[] f = t.toArray();
-    double[] d = new double[f.length];
-    for (int i = 0; i < f.length; i++) {
-      d[i] = f[i];
-    }
-    return d;
-  }
-
-  static void close(double[] expected, double[] actual, double tolerance, String what) {
-    assertEquals(expected.length, actual.length, what);
-    for (int i = 0; i < expected.length; i++) {
-      if (!(Math.abs(expected[i] - actual[i]) <= tolerance * Math.max(1, Math.abs(expected[i])))) {
-        throw new AssertionError(what + "[" + i + "]: expected " + expected[i] + ", got "
-            + actual[i]);
-      }
-    }
-  }
-
   @ParameterizedTest(name = "{0}")
   @MethodSource("cases")
   void forwardWeightsAndGradientsMatchTheReference(Case c) {
@@ -119,11 +95,11 @@ class AttentionTest {
       Tensor tv = tensor(arena, v, c.batch(), c.kvHeads(), c.tk(), c.dv());
       var result = ScaledDotProductAttention.forward(arena, tq, tk, tv, options, Mode.TRAINING);
       double[] out = doubles(result.output());
-      close(AttentionReference.forward(problem, q, k, v), out, 2e-5, "output");
+      assertClose(AttentionReference.forward(problem, q, k, v), out, 2e-5, "output");
       for (double value : out) {
         assertTrue(Double.isFinite(value), "no NaN, even for fully masked rows");
       }
-      close(AttentionReference.weights(problem, q, k),
+      assertClose(AttentionReference.weights(problem, q, k),
           doubles(ScaledDotProductAttention.weights(arena, tq, tk, options)), 2e-5, "weights");
 
       double[] g = random(random, out.length);
@@ -137,9 +113,9 @@ class AttentionTest {
         }
         return sum;
       };
-      close(FiniteDifferences.gradient(q, loss, 1e-6), doubles(grads.query()), 2e-4, "dq");
-      close(FiniteDifferences.gradient(k, loss, 1e-6), doubles(grads.key()), 2e-4, "dk");
-      close(FiniteDifferences.gradient(v, loss, 1e-6), doubles(grads.value()), 2e-4, "dv");
+      assertClose(FiniteDifferences.gradient(q, loss, 1e-6), doubles(grads.query()), 2e-4, "dq");
+      assertClose(FiniteDifferences.gradient(k, loss, 1e-6), doubles(grads.key()), 2e-4, "dk");
+      assertClose(FiniteDifferences.gradient(v, loss, 1e-6), doubles(grads.value()), 2e-4, "dv");
     }
   }
 

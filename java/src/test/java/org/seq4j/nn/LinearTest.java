@@ -1,5 +1,7 @@
 package org.seq4j.nn;
 
+import static org.seq4j.reference.Arrays64.assertClose;
+import static org.seq4j.reference.Arrays64.doubles;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
@@ -27,36 +29,20 @@ class LinearTest {
     return y;
   }
 
-  static double[] d(Tensor t) {
-    float[] f = t.toArray();
-    double[] out = new double[f.length];
-    for (int i = 0; i < f.length; i++) {
-      out[i] = f[i];
-    }
-    return out;
-  }
-
-  static void close(double[] expected, double[] actual, double tolerance, String what) {
-    for (int i = 0; i < expected.length; i++) {
-      assertEquals(expected[i], actual[i], tolerance * Math.max(1, Math.abs(expected[i])),
-          what + "[" + i + "]");
-    }
-  }
-
   @ParameterizedTest(name = "rows={0} in={1} out={2} bias={3}")
   @CsvSource({"1, 1, 1, true", "6, 3, 17, true", "5, 17, 3, false", "63, 9, 4, true"})
   void forwardAndBackwardMatchTheReference(int rows, int in, int out, boolean bias) {
     try (Linear linear = new Linear(in, out, bias, 7); Arena arena = Arena.ofConfined()) {
       Tensor x = Tensor.randomNormal(arena, 3, rows / 3 > 0 && rows % 3 == 0 ? 3 : 1,
           rows / (rows % 3 == 0 && rows / 3 > 0 ? 3 : 1), in);
-      double[] xv = d(x);
-      double[] w = d(linear.weight().data());
-      double[] b = bias ? d(linear.bias().data()) : null;
+      double[] xv = doubles(x);
+      double[] w = doubles(linear.weight().data());
+      double[] b = bias ? doubles(linear.bias().data()) : null;
       Tensor y = linear.forward(arena, x);
       assertEquals(out, y.dim(-1));
-      close(reference(xv, w, b, rows, in, out), d(y), 1e-5, "y");
+      assertClose(reference(xv, w, b, rows, in, out), doubles(y), 1e-5, "y");
       Tensor gy = Tensor.randomNormal(arena, 4, y.shape().dims());
-      double[] g = d(gy);
+      double[] g = doubles(gy);
       linear.zeroGrad();
       Tensor gx = linear.backward(arena, x, gy);
       DoubleSupplier loss = () -> {
@@ -67,11 +53,11 @@ class LinearTest {
         }
         return sum;
       };
-      close(FiniteDifferences.gradient(xv, loss, 1e-6), d(gx), 1e-4, "grad x");
-      close(FiniteDifferences.gradient(w, loss, 1e-6), d(linear.weight().grad()), 1e-4,
+      assertClose(FiniteDifferences.gradient(xv, loss, 1e-6), doubles(gx), 1e-4, "grad x");
+      assertClose(FiniteDifferences.gradient(w, loss, 1e-6), doubles(linear.weight().grad()), 1e-4,
           "grad weight");
       if (bias) {
-        close(FiniteDifferences.gradient(b, loss, 1e-6), d(linear.bias().grad()), 1e-4,
+        assertClose(FiniteDifferences.gradient(b, loss, 1e-6), doubles(linear.bias().grad()), 1e-4,
             "grad bias");
       }
     }

@@ -1,5 +1,8 @@
 package org.seq4j.nn;
 
+import static org.seq4j.reference.Arrays64.assertClose;
+import static org.seq4j.reference.Arrays64.doubles;
+import static org.seq4j.reference.Arrays64.tensor;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -96,15 +99,6 @@ class RecurrentLayerTest {
         c.bidirectional(), c.bias(), c.peephole(), c.proj());
   }
 
-  static double[] doubles(Tensor t) {
-    float[] values = t.toArray();
-    double[] out = new double[values.length];
-    for (int i = 0; i < values.length; i++) {
-      out[i] = values[i];
-    }
-    return out;
-  }
-
   /** (N, T, C) -> (T, N, C) or back: swaps the first two axes. */
   static double[] swap(double[] values, int a, int b, int c) {
     double[] out = new double[values.length];
@@ -116,31 +110,12 @@ class RecurrentLayerTest {
     return out;
   }
 
-  static void assertClose(double[] expected, double[] actual, double tolerance, String what) {
-    assertEquals(expected.length, actual.length, what + ": length");
-    for (int i = 0; i < expected.length; i++) {
-      double allowed = tolerance * Math.max(1, Math.abs(expected[i]));
-      if (!(Math.abs(expected[i] - actual[i]) <= allowed)) {
-        throw new AssertionError(what + "[" + i + "]: expected " + expected[i] + ", got "
-            + actual[i] + " (tolerance " + allowed + ")");
-      }
-    }
-  }
-
   static double[] randomArray(Random random, int size) {
     double[] values = new double[size];
     for (int i = 0; i < size; i++) {
       values[i] = random.nextDouble() * 2 - 1;
     }
     return values;
-  }
-
-  static Tensor tensor(Arena arena, double[] values, long... dims) {
-    float[] floats = new float[values.length];
-    for (int i = 0; i < values.length; i++) {
-      floats[i] = (float) values[i];
-    }
-    return Tensor.fromArray(arena, floats, dims);
   }
 
   /** Values of a float tensor as doubles, exactly what the native code sees. */

@@ -1,5 +1,6 @@
 package org.seq4j.train;
 
+import static org.seq4j.reference.Arrays64.doubles;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -60,15 +61,6 @@ class GradientFlowTest {
       norms[t] = Math.sqrt(sum);
     }
     return norms;
-  }
-
-  static double[] doubles(Tensor t) {
-    float[] f = t.toArray();
-    double[] d = new double[f.length];
-    for (int i = 0; i < f.length; i++) {
-      d[i] = f[i];
-    }
-    return d;
   }
 
   @Test

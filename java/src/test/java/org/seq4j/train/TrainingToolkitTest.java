@@ -1,5 +1,7 @@
 package org.seq4j.train;
 
+import static org.seq4j.reference.Arrays64.assertClose;
+import static org.seq4j.reference.Arrays64.doubles;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -20,26 +22,6 @@ import org.seq4j.train.Losses.CrossEntropyOptions;
 class TrainingToolkitTest {
   /** float32 kernels against float64 references, values of order 1. */
   private static final double TOLERANCE = 1e-5;
-
-  static double[] doubles(Tensor t) {
-    float[] f = t.toArray();
-    double[] d = new double[f.length];
-    for (int i = 0; i < f.length; i++) {
-      d[i] = f[i];
-    }
-    return d;
-  }
-
-  static void assertClose(double[] expected, double[] actual, double tolerance, String what) {
-    assertEquals(expected.length, actual.length, what);
-    for (int i = 0; i < expected.length; i++) {
-      double allowed = tolerance * Math.max(1, Math.abs(expected[i]));
-      if (!(Math.abs(expected[i] - actual[i]) <= allowed)) {
-        throw new AssertionError(what + "[" + i + "]: expected " + expected[i] + ", got "
-            + actual[i]);
-      }
-    }
-  }
 
   @Test
   void meanSquaredErrorAndItsGradient() {
