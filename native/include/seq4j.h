@@ -261,6 +261,40 @@ SEQ4J_API int seq4j_attention_weights(float *weights, const float *q, const floa
                                       const float *mask, const float *key_padding,
                                       const seq4j_attention_desc *desc);
 
+/* ---- layer norm (native/src/attention/layer_norm.cpp): over the last dimension of x (rows, cols).
+ * The forward saves each row's mean and reciprocal standard deviation for the backward. -------- */
+
+/* out = (x - mean) * rstd * gamma + beta; gamma and beta (cols) may be NULL (no affine). */
+SEQ4J_API int seq4j_layer_norm_forward(float *out, float *mean, float *rstd, const float *x,
+                                       const float *gamma, const float *beta, int64_t rows,
+                                       int64_t cols, float eps);
+
+/* dx = ∂L/∂x (written); dgamma, dbeta (cols) are ADDED into when not NULL. */
+SEQ4J_API int seq4j_layer_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
+                                        const float *x, const float *mean, const float *rstd,
+                                        const float *gamma, int64_t rows, int64_t cols);
+
+/* ---- activations and embedding (native/src/ops/activations.cpp, embedding.cpp) ------------- */
+
+#define SEQ4J_ACTIVATION_RELU 0
+#define SEQ4J_ACTIVATION_GELU 1      /* x Φ(x), with the error function, PyTorch's default */
+#define SEQ4J_ACTIVATION_GELU_TANH 2 /* PyTorch's approximate='tanh' */
+
+/* out = f(x); out may equal x. */
+SEQ4J_API int seq4j_activation_forward(float *out, const float *x, int64_t n, int32_t kind);
+
+/* dx = dout * f'(x); dx may equal dout. */
+SEQ4J_API int seq4j_activation_backward(float *dx, const float *dout, const float *x, int64_t n,
+                                        int32_t kind);
+
+/* out (n, dim) = weight[indices[i]] for weight (vocabulary, dim); indices in [0, vocabulary). */
+SEQ4J_API int seq4j_embedding_forward(float *out, const float *weight, const int64_t *indices,
+                                      int64_t n, int64_t vocabulary, int64_t dim);
+
+/* dweight[indices[i]] += dout[i]: ADDED into dweight (vocabulary, dim). */
+SEQ4J_API int seq4j_embedding_backward(float *dweight, const float *dout, const int64_t *indices,
+                                       int64_t n, int64_t vocabulary, int64_t dim);
+
 #ifdef __cplusplus
 }
 #endif

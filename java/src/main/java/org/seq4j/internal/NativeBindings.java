@@ -108,6 +108,25 @@ public final class NativeBindings {
       bind("seq4j_attention_weights", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
           ADDRESS, ADDRESS);
 
+  // ---- layer norm, activations, embedding
+  public static final MethodHandle LAYER_NORM_FORWARD =
+      bind("seq4j_layer_norm_forward", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+          ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG, JAVA_FLOAT);
+  public static final MethodHandle LAYER_NORM_BACKWARD =
+      bind("seq4j_layer_norm_backward", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+          ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG);
+  public static final MethodHandle ACTIVATION_FORWARD =
+      bind("seq4j_activation_forward", false, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT);
+  public static final MethodHandle ACTIVATION_BACKWARD =
+      bind("seq4j_activation_backward", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+          JAVA_INT);
+  public static final MethodHandle EMBEDDING_FORWARD =
+      bind("seq4j_embedding_forward", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+          JAVA_LONG, JAVA_LONG);
+  public static final MethodHandle EMBEDDING_BACKWARD =
+      bind("seq4j_embedding_backward", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+          JAVA_LONG, JAVA_LONG);
+
   /** The address of {@code seq4j_rnn_layer_destroy}, for arena cleanup actions. */
   public static MemorySegment symbol(String name) {
     return loaded().lookup().find(name).orElseThrow();

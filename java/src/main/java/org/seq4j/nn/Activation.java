@@ -1,0 +1,63 @@
+package org.seq4j.nn;
+
+import java.lang.foreign.Arena;
+import java.util.List;
+import org.seq4j.Tensor;
+import org.seq4j.internal.Checks;
+import org.seq4j.internal.NativeBindings;
+import org.seq4j.train.Tape;
+
+/** Elementwise activations with their derivatives, as PyTorch's {@code ReLU} and {@code GELU}. */
+public enum Activation {
+  /** {@code max(x, 0)}. */
+  RELU(0),
+  /** {@code x·Φ(x)} with the Gaussian CDF Φ (PyTorch's default GELU). */
+  GELU(1),
+  /** {@code 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))} (PyTorch's {@code approximate='tanh'}). */
+  GELU_TANH(2);
+
+  private final int code;
+
+  Activation(int code) {
+    this.code = code;
+  }
+
+  /** {@code f(x)} in a new tensor in {@code arena}. */
+  public Tensor forward(Arena arena, Tensor x) {
+    Checks.usable(x.segment(), "x");
+    Tensor out = Tensor.uninitialized(arena, x.shape().dims());
+    try {
+      NativeBindings.check((int) NativeBindings.ACTIVATION_FORWARD.invokeExact(out.segment(),
+          x.segment(), x.size(), code));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    Tape tape = Tape.active();
+    if (tape != null) {
+      tape.record(List.of(x), List.of(out), gradients -> {
+        java.util.List<Tensor> result = new java.util.ArrayList<>();
+        result.add(gradients.get(0) == null ? null : backward(arena, x, gradients.get(0)));
+        return result;
+      });
+    }
+    return out;
+  }
+
+  /** {@code gradOutput · f'(x)} for the forward's input {@code x}. */
+  public Tensor backward(Arena arena, Tensor x, Tensor gradOutput) {
+    if (!gradOutput.shape().equals(x.shape())) {
+      throw new IllegalArgumentException("gradOutput: expected shape " + x.shape()
+          + " (the input's), got " + gradOutput.shape());
+    }
+    Checks.usable(x.segment(), "x");
+    Checks.usable(gradOutput.segment(), "gradOutput");
+    Tensor dx = Tensor.uninitialized(arena, x.shape().dims());
+    try {
+      NativeBindings.check((int) NativeBindings.ACTIVATION_BACKWARD.invokeExact(dx.segment(),
+          gradOutput.segment(), x.segment(), x.size(), code));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    return dx;
+  }
+}

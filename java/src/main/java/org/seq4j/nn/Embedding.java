@@ -1,0 +1,150 @@
+package org.seq4j.nn;
+
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.random.RandomGenerator;
+import java.util.random.RandomGeneratorFactory;
+import org.seq4j.Shape;
+import org.seq4j.Tensor;
+import org.seq4j.internal.NativeBindings;
+import org.seq4j.train.Tape;
+
+/**
+ * A lookup table of vectors, PyTorch's {@code nn.Embedding(vocabulary, dim)}: {@code weight
+ * (vocabulary, dim)} starts standard normal; the forward gathers one row per index and the backward
+ * adds the gradients into the rows looked up.
+ */
+public final class Embedding implements AutoCloseable {
+  private final long vocabulary;
+  private final long dim;
+  private final Arena arena;
+  private final Parameter weight;
+
+  /** A table of {@code vocabulary} vectors of {@code dim} values, initialised from {@code seed}. */
+  public Embedding(long vocabulary, long dim, long seed) {
+    if (vocabulary < 1 || dim < 1) {
+      throw new IllegalArgumentException(
+          "vocabulary, dim: expected >= 1, got " + vocabulary + " and " + dim);
+    }
+    this.vocabulary = vocabulary;
+    this.dim = dim;
+    this.arena = Arena.ofShared();
+    Tensor data = Tensor.zeros(arena, vocabulary, dim);
+    RandomGenerator random = RandomGeneratorFactory.of("L64X128MixRandom").create(seed);
+    for (long i = 0; i < data.size(); i++) {
+      data.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i,
+          (float) random.nextGaussian());
+    }
+    this.weight = new Parameter("weight", data, Tensor.zeros(arena, vocabulary, dim));
+  }
+
+  /** The table. */
+  public Parameter weight() {
+    return weight;
+  }
+
+  /** {@code weight} alone. */
+  public List<Parameter> parameters() {
+    return List.of(weight);
+  }
+
+  /**
+   * The vectors of {@code indices}, arranged as {@code (shape..., dim)}.
+   *
+   * @param indices each in {@code [0, vocabulary)}
+   * @param shape the layout of the indices (their product is {@code indices.length})
+   */
+  public Tensor forward(Arena arena, long[] indices, long... shape) {
+    requireOpen();
+    check(indices, shape);
+    long[] dims = java.util.Arrays.copyOf(shape, shape.length + 1);
+    dims[shape.length] = dim;
+    Tensor out = Tensor.uninitialized(arena, dims);
+    try (Arena call = Arena.ofConfined()) {
+      MemorySegment index = call.allocateFrom(JAVA_LONG, indices);
+      NativeBindings.check((int) NativeBindings.EMBEDDING_FORWARD.invokeExact(out.segment(),
+          weight.data().segment(), index, (long) indices.length, vocabulary, dim));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    Tape tape = Tape.active();
+    if (tape != null) {
+      long[] saved = indices.clone();
+      tape.record(List.of(), List.of(out), gradients -> {
+        if (gradients.get(0) != null) {
+          backward(saved, gradients.get(0));
+        }
+        return List.of();
+      });
+    }
+    return out;
+  }
+
+  /** Adds {@code gradOutput (shape..., dim)} into the rows of {@code indices}. */
+  public void backward(long[] indices, Tensor gradOutput) {
+    requireOpen();
+    if (gradOutput.size() != (long) indices.length * dim || gradOutput.dim(-1) != dim) {
+      throw new IllegalArgumentException("gradOutput: expected " + indices.length + " rows of "
+          + dim + ", got shape " + gradOutput.shape());
+    }
+    try (Arena call = Arena.ofConfined()) {
+      MemorySegment index = call.allocateFrom(JAVA_LONG, indices);
+      NativeBindings.check((int) NativeBindings.EMBEDDING_BACKWARD.invokeExact(
+          weight.grad().segment(), gradOutput.segment(), index, (long) indices.length,
+          vocabulary, dim));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+  }
+
+  private void check(long[] indices, long[] shape) {
+    if (Shape.of(shape).size() != indices.length) {
+      throw new IllegalArgumentException("shape: " + Shape.of(shape) + " holds "
+          + Shape.of(shape).size() + " indices, got " + indices.length);
+    }
+    for (int i = 0; i < indices.length; i++) {
+      if (indices[i] < 0 || indices[i] >= vocabulary) {
+        throw new IllegalArgumentException("indices[" + i + "]: expected 0 <= index < "
+            + vocabulary + ", got " + indices[i]);
+      }
+    }
+  }
+
+  private void requireOpen() {
+    if (!arena.scope().isAlive()) {
+      throw new IllegalStateException("Embedding: the layer is closed");
+    }
+  }
+
+  /** Frees the table. */
+  @Override
+  public void close() {
+    if (arena.scope().isAlive()) {
+      arena.close();
+    }
+  }
+
+  /**
+   * The sinusoidal positional encoding of "Attention Is All You Need": a {@code (length, dim)}
+   * table with {@code pe[p, 2i] = sin(p / 10000^(2i/dim))} and {@code pe[p, 2i+1] = cos(...)}. Add it
+   * to the embeddings; it has no parameters, and the gradient of {@code x + pe} with respect to
+   * {@code x} is the output's gradient unchanged.
+   */
+  public static Tensor sinusoidalPositions(Arena arena, long length, long dim) {
+    if (length < 1 || dim < 1) {
+      throw new IllegalArgumentException(
+          "length, dim: expected >= 1, got " + length + " and " + dim);
+    }
+    Tensor table = Tensor.zeros(arena, length, dim);
+    for (long p = 0; p < length; p++) {
+      for (long i = 0; i < dim; i++) {
+        double angle = p / Math.pow(10000, (double) (i / 2 * 2) / dim);
+        table.set((float) (i % 2 == 0 ? Math.sin(angle) : Math.cos(angle)), p, i);
+      }
+    }
+    return table;
+  }
+}

@@ -1,0 +1,143 @@
+package org.seq4j.nn;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import org.seq4j.Tensor;
+import org.seq4j.internal.Checks;
+import org.seq4j.internal.NativeBindings;
+import org.seq4j.train.Tape;
+
+/**
+ * Layer normalisation over the last dimension, PyTorch's {@code nn.LayerNorm(size)}: {@code y =
+ * (x − mean) / √(var + eps) · weight + bias}, with {@code weight} starting at ones and {@code bias}
+ * at zeros. The forward keeps each row's mean and reciprocal standard deviation for the backward.
+ */
+public final class LayerNorm implements AutoCloseable {
+  private final long size;
+  private final float eps;
+  private final Arena arena;
+  private final Parameter weight;
+  private final Parameter bias;
+
+  /** What a forward keeps for its backward. */
+  public static final class Context {
+    private final Tensor input;
+    private final Tensor mean;
+    private final Tensor rstd;
+
+    private Context(Tensor input, Tensor mean, Tensor rstd) {
+      this.input = input;
+      this.mean = mean;
+      this.rstd = rstd;
+    }
+  }
+
+  /** The output and the context of its backward. */
+  public record Result(Tensor output, Context context) {}
+
+  /** A layer norm over {@code size} features with learnable weight and bias (eps 1e-5). */
+  public LayerNorm(long size) {
+    this(size, 1e-5f, true);
+  }
+
+  /** A layer norm over {@code size} features; without {@code affine}, no parameters. */
+  public LayerNorm(long size, float eps, boolean affine) {
+    if (size < 1) {
+      throw new IllegalArgumentException("size: expected >= 1, got " + size);
+    }
+    if (!(eps > 0)) {
+      throw new IllegalArgumentException("eps: expected > 0, got " + eps);
+    }
+    this.size = size;
+    this.eps = eps;
+    this.arena = Arena.ofShared();
+    this.weight = affine ? new Parameter("weight", Tensor.ones(arena, size),
+        Tensor.zeros(arena, size)) : null;
+    this.bias = affine ? new Parameter("bias", Tensor.zeros(arena, size),
+        Tensor.zeros(arena, size)) : null;
+  }
+
+  /** {@code weight} and {@code bias}, or nothing without affine parameters. */
+  public List<Parameter> parameters() {
+    return weight == null ? List.of() : List.of(weight, bias);
+  }
+
+  /** Normalises {@code x (..., size)}; the result lives in {@code arena}. */
+  public Result forward(Arena arena, Tensor x) {
+    requireOpen();
+    long rows = rows(x, "x");
+    Checks.usable(x.segment(), "x");
+    Tensor out = Tensor.uninitialized(arena, x.shape().dims());
+    Tensor mean = Tensor.uninitialized(arena, rows);
+    Tensor rstd = Tensor.uninitialized(arena, rows);
+    try {
+      NativeBindings.check((int) NativeBindings.LAYER_NORM_FORWARD.invokeExact(out.segment(),
+          mean.segment(), rstd.segment(), x.segment(), segment(weight, false),
+          segment(bias, false), rows, size, eps));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    Context context = new Context(x, mean, rstd);
+    Tape tape = Tape.active();
+    if (tape != null) {
+      tape.record(List.of(x), List.of(out), gradients -> {
+        java.util.List<Tensor> result = new java.util.ArrayList<>();
+        result.add(gradients.get(0) == null ? null : backward(arena, context, gradients.get(0)));
+        return result;
+      });
+    }
+    return new Result(out, context);
+  }
+
+  /** The gradient of the input; adds into the weight's and bias's gradients. */
+  public Tensor backward(Arena arena, Context context, Tensor gradOutput) {
+    requireOpen();
+    if (context == null) {
+      throw new NullPointerException("context");
+    }
+    if (!gradOutput.shape().equals(context.input.shape())) {
+      throw new IllegalArgumentException("gradOutput: expected shape " + context.input.shape()
+          + " (the input's), got " + gradOutput.shape());
+    }
+    Checks.usable(gradOutput.segment(), "gradOutput");
+    Checks.usable(context.input.segment(), "context");
+    long rows = rows(context.input, "context");
+    Tensor dx = Tensor.uninitialized(arena, context.input.shape().dims());
+    try {
+      NativeBindings.check((int) NativeBindings.LAYER_NORM_BACKWARD.invokeExact(dx.segment(),
+          segment(weight, true), segment(bias, true), gradOutput.segment(),
+          context.input.segment(), context.mean.segment(), context.rstd.segment(),
+          segment(weight, false), rows, size));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    return dx;
+  }
+
+  private long rows(Tensor x, String name) {
+    if (x.shape().rank() < 1 || x.dim(-1) != size) {
+      throw new IllegalArgumentException(
+          name + ": expected shape (..., " + size + "), got " + x.shape());
+    }
+    return x.size() / size;
+  }
+
+  private static MemorySegment segment(Parameter p, boolean gradient) {
+    return p == null ? MemorySegment.NULL : gradient ? p.grad().segment() : p.data().segment();
+  }
+
+  private void requireOpen() {
+    if (!arena.scope().isAlive()) {
+      throw new IllegalStateException("LayerNorm: the layer is closed");
+    }
+  }
+
+  /** Frees the parameters. */
+  @Override
+  public void close() {
+    if (arena.scope().isAlive()) {
+      arena.close();
+    }
+  }
+}

@@ -1,0 +1,182 @@
+package org.seq4j.nn;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.seq4j.reference.Arrays64.assertClose;
+import static org.seq4j.reference.Arrays64.doubles;
+import static org.seq4j.reference.Arrays64.tensor;
+
+import java.lang.foreign.Arena;
+import java.util.Random;
+import java.util.function.DoubleSupplier;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.seq4j.Tensor;
+import org.seq4j.reference.FiniteDifferences;
+
+/** LayerNorm, the activations and Embedding against float64 references and finite differences. */
+class NormalizationAndEmbeddingTest {
+
+  static double[] random(Random random, int n, double scale, double shift) {
+    double[] out = new double[n];
+    for (int i = 0; i < n; i++) {
+      out[i] = (float) (random.nextGaussian() * scale + shift);
+    }
+    return out;
+  }
+
+  /** Reference layer norm over rows of length cols. */
+  static double[] layerNorm(double[] x, double[] w, double[] b, int rows, int cols, double eps) {
+    double[] y = new double[x.length];
+    for (int r = 0; r < rows; r++) {
+      double mean = 0;
+      for (int c = 0; c < cols; c++) {
+        mean += x[r * cols + c];
+      }
+      mean /= cols;
+      double variance = 0;
+      for (int c = 0; c < cols; c++) {
+        variance += (x[r * cols + c] - mean) * (x[r * cols + c] - mean);
+      }
+      variance /= cols;
+      for (int c = 0; c < cols; c++) {
+        y[r * cols + c] = (x[r * cols + c] - mean) / Math.sqrt(variance + eps) * w[c] + b[c];
+      }
+    }
+    return y;
+  }
+
+  static double weighted(double[] y, double[] g) {
+    double sum = 0;
+    for (int i = 0; i < y.length; i++) {
+      sum += y[i] * g[i];
+    }
+    return sum;
+  }
+
+  @ParameterizedTest(name = "cols={0}")
+  @ValueSource(ints = {1, 3, 17, 64})
+  void layerNormForwardAndGradientsMatchTheReference(int cols) {
+    int rows = 5;
+    Random random = new Random(cols);
+    try (LayerNorm norm = new LayerNorm(cols); Arena arena = Arena.ofConfined()) {
+      // rows far from zero check the two-pass variance
+      double[] x = random(random, rows * cols, 2, 100);
+      double[] w = random(random, cols, 1, 1);
+      double[] b = random(random, cols, 1, 0);
+      norm.parameters().get(0).data().copyFrom(tensor(arena, w, cols));
+      norm.parameters().get(1).data().copyFrom(tensor(arena, b, cols));
+      Tensor input = tensor(arena, x, rows, cols);
+      LayerNorm.Result result = norm.forward(arena, input);
+      assertClose(layerNorm(x, w, b, rows, cols, 1e-5), doubles(result.output()), 1e-4, "y");
+      double[] g = random(random, rows * cols, 1, 0);
+      Tensor dx = norm.backward(arena, result.context(), tensor(arena, g, rows, cols));
+      DoubleSupplier loss = () -> weighted(layerNorm(x, w, b, rows, cols, 1e-5), g);
+      assertClose(FiniteDifferences.gradient(x, loss, 1e-7), doubles(dx), 2e-3, "dx");
+      assertClose(FiniteDifferences.gradient(w, loss, 1e-6),
+          doubles(norm.parameters().get(0).grad()), 2e-4, "dweight");
+      assertClose(FiniteDifferences.gradient(b, loss, 1e-6),
+          doubles(norm.parameters().get(1).grad()), 2e-4, "dbias");
+    }
+  }
+
+  static double reference(Activation kind, double v) {
+    return switch (kind) {
+      case RELU -> Math.max(v, 0);
+      case GELU -> 0.5 * v * (1 + erf(v / Math.sqrt(2)));
+      case GELU_TANH -> 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI)
+          * (v + 0.044715 * v * v * v)));
+    };
+  }
+
+  /** erf by its Taylor series (|x| small) or continued fraction: plenty for |x| < 6 in double. */
+  static double erf(double x) {
+    double sum = 0;
+    double term = x;
+    for (int n = 0; n < 200; n++) {
+      sum += term / (2 * n + 1);
+      term *= -x * x / (n + 1);
+    }
+    return 2 / Math.sqrt(Math.PI) * sum;
+  }
+
+  @ParameterizedTest
+  @EnumSource(Activation.class)
+  void activationsAndTheirDerivativesMatchTheReference(Activation kind) {
+    Random random = new Random(kind.ordinal());
+    try (Arena arena = Arena.ofConfined()) {
+      double[] x = random(random, 257, 2, 0);
+      for (int i = 0; i < x.length; i++) {
+        if (Math.abs(x[i]) < 1e-3) {
+          x[i] = 0.5; // keep ReLU's kink out of the finite differences
+        }
+      }
+      Tensor input = tensor(arena, x, 257);
+      double[] expected = new double[x.length];
+      for (int i = 0; i < x.length; i++) {
+        expected[i] = reference(kind, x[i]);
+      }
+      assertClose(expected, doubles(kind.forward(arena, input)), 1e-6, "y");
+      double[] g = random(random, 257, 1, 0);
+      Tensor dx = kind.backward(arena, input, tensor(arena, g, 257));
+      DoubleSupplier loss = () -> {
+        double sum = 0;
+        for (int i = 0; i < x.length; i++) {
+          sum += reference(kind, x[i]) * g[i];
+        }
+        return sum;
+      };
+      assertClose(FiniteDifferences.gradient(x, loss, 1e-6), doubles(dx), 1e-5, "dx");
+    }
+  }
+
+  @Test
+  void embeddingGathersAndAddsGradientsPerRowLookedUp() {
+    try (Embedding embedding = new Embedding(7, 3, 1); Arena arena = Arena.ofConfined()) {
+      long[] indices = {4, 0, 4, 6};
+      Tensor out = embedding.forward(arena, indices, 2, 2);
+      assertEquals(org.seq4j.Shape.of(2, 2, 3), out.shape());
+      double[] table = doubles(embedding.weight().data());
+      double[] got = doubles(out);
+      for (int i = 0; i < 4; i++) {
+        for (int c = 0; c < 3; c++) {
+          assertEquals(table[(int) indices[i] * 3 + c], got[i * 3 + c]);
+        }
+      }
+      Tensor g = Tensor.ones(arena, 2, 2, 3);
+      embedding.backward(indices, g);
+      double[] grad = doubles(embedding.weight().grad());
+      assertEquals(2.0, grad[4 * 3], "row 4 was looked up twice");
+      assertEquals(1.0, grad[6 * 3 + 2]);
+      assertEquals(0.0, grad[3 * 3 + 1], "row 3 was not looked up");
+      var e = assertThrows(IllegalArgumentException.class,
+          () -> embedding.forward(arena, new long[] {1, 7}, 2));
+      assertEquals("indices[1]: expected 0 <= index < 7, got 7", e.getMessage());
+      e = assertThrows(IllegalArgumentException.class,
+          () -> embedding.forward(arena, new long[] {1, 2}, 3));
+      assertEquals("shape: (3,) holds 3 indices, got 2", e.getMessage());
+    }
+  }
+
+  @Test
+  void sinusoidalPositionsFollowTheFormula() {
+    try (Arena arena = Arena.ofConfined()) {
+      Tensor pe = Embedding.sinusoidalPositions(arena, 50, 16);
+      assertEquals(0f, pe.get(0, 0));
+      assertEquals(1f, pe.get(0, 1));
+      assertEquals((float) Math.sin(7 / Math.pow(10000, 4.0 / 16)), pe.get(7, 4), 1e-6f);
+      assertEquals((float) Math.cos(7 / Math.pow(10000, 4.0 / 16)), pe.get(7, 5), 1e-6f);
+    }
+  }
+
+  @Test
+  void layerNormRejectsTheWrongWidth() {
+    try (LayerNorm norm = new LayerNorm(4); Arena arena = Arena.ofConfined()) {
+      var e = assertThrows(IllegalArgumentException.class,
+          () -> norm.forward(arena, Tensor.zeros(arena, 2, 5)));
+      assertEquals("x: expected shape (..., 4), got (2, 5)", e.getMessage());
+    }
+  }
+}
