@@ -1,0 +1,208 @@
+package org.seq4j.nn;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.seq4j.reference.Arrays64.assertClose;
+import static org.seq4j.reference.Arrays64.doubles;
+import static org.seq4j.reference.Arrays64.tensor;
+
+import java.lang.foreign.Arena;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.function.DoubleSupplier;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.seq4j.Tensor;
+import org.seq4j.reference.AttentionReference;
+import org.seq4j.reference.FiniteDifferences;
+
+/** Multi-head attention against a float64 composition of projections and reference attention. */
+class MultiHeadAttentionTest {
+  static final int E = 6;
+  static final int HEADS = 2;
+
+  /** y (T·N rows) = x W^T + b. */
+  static double[] project(double[] x, double[] w, double[] b, int bOffset, int rows, int in,
+      int out) {
+    double[] y = new double[rows * out];
+    for (int r = 0; r < rows; r++) {
+      for (int o = 0; o < out; o++) {
+        double sum = b == null ? 0 : b[bOffset + o];
+        for (int i = 0; i < in; i++) {
+          sum += x[r * in + i] * w[o * in + i];
+        }
+        y[r * out + o] = sum;
+      }
+    }
+    return y;
+  }
+
+  /** (T, N, H·d) time-major -> (N, H, T, d) and back. */
+  static double[] toHeads(double[] x, int t, int n, int d) {
+    double[] out = new double[x.length];
+    for (int a = 0; a < t; a++) {
+      for (int b = 0; b < n; b++) {
+        for (int h = 0; h < HEADS; h++) {
+          for (int e = 0; e < d; e++) {
+            out[((b * HEADS + h) * t + a) * d + e] = x[(a * n + b) * HEADS * d + h * d + e];
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  static double[] fromHeads(double[] x, int t, int n, int d) {
+    double[] out = new double[x.length];
+    for (int a = 0; a < t; a++) {
+      for (int b = 0; b < n; b++) {
+        for (int h = 0; h < HEADS; h++) {
+          for (int e = 0; e < d; e++) {
+            out[(a * n + b) * HEADS * d + h * d + e] = x[((b * HEADS + h) * t + a) * d + e];
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  static double[] reference(Map<String, double[]> p, double[] query, double[] key,
+      double[] value, int l, int s, int n, int kdim, boolean causal, double[] padding) {
+    int d = E / HEADS;
+    boolean packed = p.containsKey("in_proj_weight");
+    double[] wq = packed ? java.util.Arrays.copyOfRange(p.get("in_proj_weight"), 0, E * E)
+        : p.get("q_proj_weight");
+    double[] wk = packed ? java.util.Arrays.copyOfRange(p.get("in_proj_weight"), E * E, 2 * E * E)
+        : p.get("k_proj_weight");
+    double[] wv = packed ? java.util.Arrays.copyOfRange(p.get("in_proj_weight"), 2 * E * E,
+        3 * E * E) : p.get("v_proj_weight");
+    double[] b = p.get("in_proj_bias");
+    double[] q = toHeads(project(query, wq, b, 0, l * n, E, E), l, n, d);
+    double[] k = toHeads(project(key, wk, b, E, s * n, kdim, E), s, n, d);
+    double[] v = toHeads(project(value, wv, b, 2 * E, s * n, kdim, E), s, n, d);
+    AttentionReference.Problem problem = new AttentionReference.Problem(n, HEADS, HEADS, l, s,
+        d, d, 1 / Math.sqrt(d), causal, null, null, padding, 0, 0);
+    double[] merged = fromHeads(AttentionReference.forward(problem, q, k, v), l, n, d);
+    return project(merged, p.get("out_proj.weight"), p.get("out_proj.bias"), 0, l * n, E, E);
+  }
+
+  static double[] random(Random random, int size) {
+    double[] out = new double[size];
+    for (int i = 0; i < size; i++) {
+      out[i] = (float) random.nextGaussian();
+    }
+    return out;
+  }
+
+  static double[] swap(double[] x, int a, int b, int c) {
+    double[] out = new double[x.length];
+    for (int i = 0; i < a; i++) {
+      for (int j = 0; j < b; j++) {
+        System.arraycopy(x, (i * b + j) * c, out, (j * a + i) * c, c);
+      }
+    }
+    return out;
+  }
+
+  @ParameterizedTest(name = "kdim={0} batchFirst={1} causal={2} padding={3}")
+  @CsvSource({"6, false, false, false", "4, false, true, false", "6, true, false, true",
+      "4, true, true, true"})
+  void forwardAndGradientsMatchTheReference(int kdim, boolean batchFirst, boolean causal,
+      boolean padding) {
+    int l = 3;
+    int s = 4;
+    int n = 2;
+    Random random = new Random(kdim * 7 + (batchFirst ? 1 : 0));
+    try (MultiHeadAttention mha = new MultiHeadAttention(E, HEADS, kdim, kdim, true, 0f,
+        batchFirst, 3); Arena arena = Arena.ofConfined()) {
+      Map<String, double[]> params = new LinkedHashMap<>();
+      for (Parameter p : mha.parameters()) {
+        double[] values = random(random, (int) p.data().size()); // non-zero biases too
+        p.data().copyFrom(tensor(arena, values, p.shape().dims()));
+        params.put(p.name(), values);
+      }
+      assertEquals(kdim == E ? List.of("in_proj_weight", "in_proj_bias", "out_proj.weight",
+          "out_proj.bias") : List.of("q_proj_weight", "k_proj_weight", "v_proj_weight",
+          "in_proj_bias", "out_proj.weight", "out_proj.bias"),
+          mha.parameters().stream().map(Parameter::name).toList());
+      double[] query = random(random, l * n * E);
+      double[] key = random(random, s * n * kdim);
+      double[] value = random(random, s * n * kdim);
+      double[] pad = padding ? new double[] {0, 0, 1, 1, 0, 0, 0, 1} : null;
+      ScaledDotProductAttention.Options options =
+          ScaledDotProductAttention.Options.DEFAULT.causal(causal);
+      if (pad != null) {
+        options = options.keyPaddingMask(tensor(arena, pad, n, s));
+      }
+      Tensor tq = batchFirst ? tensor(arena, swap(query, l, n, E), n, l, E)
+          : tensor(arena, query, l, n, E);
+      Tensor tk = batchFirst ? tensor(arena, swap(key, s, n, kdim), n, s, kdim)
+          : tensor(arena, key, s, n, kdim);
+      Tensor tv = batchFirst ? tensor(arena, swap(value, s, n, kdim), n, s, kdim)
+          : tensor(arena, value, s, n, kdim);
+      MultiHeadAttention.Result result =
+          mha.forward(arena, tq, tk, tv, options, true, Mode.TRAINING);
+      double[] out = doubles(result.output());
+      if (batchFirst) {
+        out = swap(out, n, l, E);
+      }
+      assertClose(reference(params, query, key, value, l, s, n, kdim, causal, pad), out, 2e-5,
+          "output");
+      assertEquals(org.seq4j.Shape.of(n, l, s), result.weights().shape());
+      double rowSum = 0;
+      for (int j = 0; j < s; j++) {
+        rowSum += result.weights().get(1, 2, j);
+      }
+      assertEquals(1.0, rowSum, 1e-5, "averaged weights are a distribution");
+
+      double[] g = random(random, l * n * E);
+      Tensor gradOutput = batchFirst ? tensor(arena, swap(g, l, n, E), n, l, E)
+          : tensor(arena, g, l, n, E);
+      MultiHeadAttention.Gradients grads = mha.backward(arena, result.context(), gradOutput);
+      DoubleSupplier loss = () -> {
+        double[] y = reference(params, query, key, value, l, s, n, kdim, causal, pad);
+        double sum = 0;
+        for (int i = 0; i < y.length; i++) {
+          sum += y[i] * g[i];
+        }
+        return sum;
+      };
+      double[] dq = doubles(grads.query());
+      double[] dk = doubles(grads.key());
+      double[] dv = doubles(grads.value());
+      if (batchFirst) {
+        dq = swap(dq, n, l, E);
+        dk = swap(dk, n, s, kdim);
+        dv = swap(dv, n, s, kdim);
+      }
+      assertClose(FiniteDifferences.gradient(query, loss, 1e-6), dq, 2e-4, "d query");
+      assertClose(FiniteDifferences.gradient(key, loss, 1e-6), dk, 2e-4, "d key");
+      assertClose(FiniteDifferences.gradient(value, loss, 1e-6), dv, 2e-4, "d value");
+      for (Parameter p : mha.parameters()) {
+        assertClose(FiniteDifferences.gradient(params.get(p.name()), loss, 1e-6),
+            doubles(p.grad()), 2e-4, "d " + p.name());
+      }
+    }
+  }
+
+  @Test
+  void badShapesAreRejected() {
+    try (MultiHeadAttention mha = new MultiHeadAttention(6, 2); Arena arena = Arena.ofConfined()) {
+      var e = assertThrows(IllegalArgumentException.class, () -> mha.forward(arena,
+          Tensor.zeros(arena, 3, 2, 5), Tensor.zeros(arena, 4, 2, 6), Tensor.zeros(arena, 4, 2, 6),
+          ScaledDotProductAttention.Options.DEFAULT, false, Mode.INFERENCE));
+      assertEquals("query: expected shape (L, N, 6), got (3, 2, 5)", e.getMessage());
+      e = assertThrows(IllegalArgumentException.class, () -> mha.forward(arena,
+          Tensor.zeros(arena, 3, 2, 6), Tensor.zeros(arena, 4, 3, 6), Tensor.zeros(arena, 4, 3, 6),
+          ScaledDotProductAttention.Options.DEFAULT, false, Mode.INFERENCE));
+      assertEquals("key, value: expected the same batch (2) and source length, got key (4, 3, 6)"
+          + " and value (4, 3, 6)", e.getMessage());
+      e = assertThrows(IllegalArgumentException.class, () -> new MultiHeadAttention(7, 2));
+      assertEquals("embedDim, heads: expected embedDim divisible by heads, both >= 1, got 7 and 2",
+          e.getMessage());
+    }
+  }
+}
