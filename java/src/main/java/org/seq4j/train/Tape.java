@@ -53,6 +53,7 @@ public final class Tape implements AutoCloseable {
   private final List<Entry> entries = new ArrayList<>();
   private final List<Buffer> buffers = new ArrayList<>();
   private boolean open = true;
+  private boolean replaying;
 
   private Tape(Arena arena) {
     this.arena = arena;
@@ -86,6 +87,9 @@ public final class Tape implements AutoCloseable {
   public void record(List<Tensor> inputs, List<Tensor> outputs, Backward backward) {
     if (!open) {
       throw new IllegalStateException("Tape: it is closed");
+    }
+    if (replaying) {
+      return; // backward passes run by backward() are not recorded again
     }
     entries.add(new Entry(java.util.Collections.unmodifiableList(new ArrayList<>(inputs)),
         List.copyOf(outputs), backward));
@@ -130,6 +134,15 @@ public final class Tape implements AutoCloseable {
           "output: it is not (a view of) an output recorded on this tape");
     }
     TensorOps.add(start, gradient, start);
+    replaying = true;
+    try {
+      replay();
+    } finally {
+      replaying = false;
+    }
+  }
+
+  private void replay() {
     for (int e = entries.size() - 1; e >= 0; e--) {
       Entry entry = entries.get(e);
       List<Tensor> gradOutputs = new ArrayList<>();

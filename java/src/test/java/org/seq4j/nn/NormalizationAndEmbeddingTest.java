@@ -91,15 +91,18 @@ class NormalizationAndEmbeddingTest {
     };
   }
 
-  /** erf by its Taylor series (|x| small) or continued fraction: plenty for |x| < 6 in double. */
+  /**
+   * erf by the series 2/√π · e^(−x²) · Σ 2ⁿ x^(2n+1) / (1·3···(2n+1)), whose terms are all positive:
+   * no cancellation at any x, unlike the alternating Taylor series.
+   */
   static double erf(double x) {
-    double sum = 0;
     double term = x;
-    for (int n = 0; n < 200; n++) {
-      sum += term / (2 * n + 1);
-      term *= -x * x / (n + 1);
+    double sum = x;
+    for (int n = 1; n < 400 && Math.abs(term) > 1e-18 * Math.abs(sum); n++) {
+      term *= 2 * x * x / (2 * n + 1);
+      sum += term;
     }
-    return 2 / Math.sqrt(Math.PI) * sum;
+    return 2 / Math.sqrt(Math.PI) * Math.exp(-x * x) * sum;
   }
 
   @ParameterizedTest

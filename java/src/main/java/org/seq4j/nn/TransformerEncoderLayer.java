@@ -1,0 +1,241 @@
+package org.seq4j.nn;
+
+import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.List;
+import org.seq4j.Tensor;
+import org.seq4j.TensorOps;
+import org.seq4j.internal.NativeBindings;
+import org.seq4j.train.Tape;
+
+/**
+ * One Transformer encoder layer, PyTorch's {@code nn.TransformerEncoderLayer}: self-attention and
+ * a feed-forward network, each with dropout and a residual connection, normalised after
+ * (post-norm, the default) or before (pre-norm, {@code normFirst}) each block:
+ *
+ * <pre>
+ * post-norm: x = norm1(x + drop(selfAttention(x)));  y = norm2(x + drop(linear2(drop(act(linear1(x))))))
+ * pre-norm:  x = x + drop(selfAttention(norm1(x)));  y = x + drop(linear2(drop(act(linear1(norm2(x))))))
+ * </pre>
+ *
+ * <p>Parameters under PyTorch's names: {@code self_attn.in_proj_weight}, ..., {@code
+ * linear1.weight}, {@code linear2.bias}, {@code norm1.weight}, {@code norm2.bias}. Shapes {@code
+ * (T, N, dModel)}, or {@code (N, T, dModel)} when batch-first. Its explicit {@link #backward} and
+ * a {@link Tape} are alternatives: under a tape every part, residual sum and dropout records
+ * itself, so call one or the other for a given forward, not both.
+ */
+public final class TransformerEncoderLayer implements AutoCloseable {
+  private final long dModel;
+  private final float dropout;
+  private final boolean normFirst;
+  private final Activation activation;
+  private final MultiHeadAttention selfAttention;
+  private final Linear linear1;
+  private final Linear linear2;
+  private final LayerNorm norm1;
+  private final LayerNorm norm2;
+  private final long seed;
+  private long calls;
+
+  /** What the backward needs: every intermediate of the forward. */
+  public static final class Context {
+    private final Tensor input;
+    private final MultiHeadAttention.Context attention;
+    private final LayerNorm.Context norm1;
+    private final LayerNorm.Context norm2;
+    private final Tensor feedForwardInput;
+    private final Tensor hidden;
+    private final Tensor activated;
+    private final long seed;
+
+    private Context(Tensor input, MultiHeadAttention.Context attention, LayerNorm.Context norm1,
+        LayerNorm.Context norm2, Tensor feedForwardInput, Tensor hidden, Tensor activated,
+        long seed) {
+      this.input = input;
+      this.attention = attention;
+      this.norm1 = norm1;
+      this.norm2 = norm2;
+      this.feedForwardInput = feedForwardInput;
+      this.hidden = hidden;
+      this.activated = activated;
+      this.seed = seed;
+    }
+  }
+
+  /** The output and, after a training forward, the context of its backward. */
+  public record Result(Tensor output, Context context) {}
+
+  /**
+   * A layer as PyTorch's constructor builds it.
+   *
+   * @param dModel the embedding size
+   * @param heads attention heads (dividing dModel)
+   * @param dimFeedforward the hidden size of the feed-forward network
+   * @param dropout dropout probability (attention weights, residual branches, feed-forward)
+   * @param activation RELU (PyTorch's default) or GELU
+   * @param normFirst pre-norm instead of post-norm
+   * @param batchFirst inputs are (N, T, dModel)
+   * @param seed initialisation and dropout seed
+   */
+  public TransformerEncoderLayer(long dModel, int heads, long dimFeedforward, float dropout,
+      Activation activation, boolean normFirst, boolean batchFirst, long seed) {
+    if (!(dropout >= 0 && dropout < 1)) {
+      throw new IllegalArgumentException("dropout: expected 0 <= p < 1, got " + dropout);
+    }
+    this.dModel = dModel;
+    this.dropout = dropout;
+    this.normFirst = normFirst;
+    this.activation = activation;
+    this.seed = seed;
+    this.selfAttention = new MultiHeadAttention(dModel, heads, 0, 0, true, dropout, batchFirst,
+        seed);
+    this.linear1 = new Linear(dModel, dimFeedforward, true, seed + 1);
+    this.linear2 = new Linear(dimFeedforward, dModel, true, seed + 2);
+    this.norm1 = new LayerNorm(dModel);
+    this.norm2 = new LayerNorm(dModel);
+  }
+
+  /** Every parameter under PyTorch's name. */
+  public List<Parameter> parameters() {
+    List<Parameter> all = new ArrayList<>();
+    addAll(all, "self_attn.", selfAttention.parameters());
+    addAll(all, "linear1.", linear1.parameters());
+    addAll(all, "linear2.", linear2.parameters());
+    addAll(all, "norm1.", norm1.parameters());
+    addAll(all, "norm2.", norm2.parameters());
+    return all;
+  }
+
+  private static void addAll(List<Parameter> into, String prefix, List<Parameter> parameters) {
+    for (Parameter p : parameters) {
+      into.add(Parameter.of(prefix + p.name(), p.data(), p.grad()));
+    }
+  }
+
+  /**
+   * Encodes {@code x}; {@code options} carries the attention mask and key padding mask ({@code
+   * src_mask}, {@code src_key_padding_mask}).
+   */
+  public Result forward(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
+      Mode mode) {
+    boolean training = mode == Mode.TRAINING;
+    long callSeed = seed * 1_000_003L + calls++ * 4;
+    Tensor attentionInput = x;
+    LayerNorm.Result first = null;
+    if (normFirst) {
+      first = norm1.forward(arena, x);
+      attentionInput = first.output();
+    }
+    MultiHeadAttention.Result attended = selfAttention.forward(arena, attentionInput,
+        attentionInput, attentionInput, options, false, mode);
+    Tensor residual1 = add(arena, x, drop(arena, attended.output(), callSeed, training));
+    Tensor afterAttention = residual1;
+    if (!normFirst) {
+      first = norm1.forward(arena, residual1);
+      afterAttention = first.output();
+    }
+    LayerNorm.Result second = null;
+    Tensor feedForwardInput = afterAttention;
+    if (normFirst) {
+      second = norm2.forward(arena, afterAttention);
+      feedForwardInput = second.output();
+    }
+    Tensor hidden = linear1.forward(arena, feedForwardInput);
+    Tensor activated = drop(arena, activation.forward(arena, hidden), callSeed + 1, training);
+    Tensor feedForward = drop(arena, linear2.forward(arena, activated), callSeed + 2, training);
+    Tensor residual2 = add(arena, afterAttention, feedForward);
+    Tensor output = residual2;
+    if (!normFirst) {
+      second = norm2.forward(arena, residual2);
+      output = second.output();
+    }
+    Context context = training ? new Context(x, attended.context(), first.context(),
+        second.context(), feedForwardInput, hidden, activated, callSeed) : null;
+    return new Result(output, context);
+  }
+
+  /** The gradient of the input; adds into every parameter's gradient. */
+  public Tensor backward(Arena arena, Context context, Tensor gradOutput) {
+    if (context == null) {
+      throw new NullPointerException("context");
+    }
+    if (!gradOutput.shape().equals(context.input.shape())) {
+      throw new IllegalArgumentException("gradOutput: expected shape " + context.input.shape()
+          + " (the input's), got " + gradOutput.shape());
+    }
+    // second block: y = [norm2](a + drop(linear2(drop(act(linear1([norm2](a)))))))
+    Tensor gradResidual2 = normFirst ? gradOutput : norm2.backward(arena, context.norm2, gradOutput);
+    Tensor gradFeedForward = drop(arena, gradResidual2, context.seed + 2, true);
+    Tensor gradActivated = linear2.backward(arena, context.activated, gradFeedForward);
+    Tensor gradHidden = activation.backward(arena, context.hidden,
+        drop(arena, gradActivated, context.seed + 1, true));
+    Tensor gradFeedForwardInput = linear1.backward(arena, context.feedForwardInput, gradHidden);
+    Tensor gradAfterAttention = normFirst
+        ? add(arena, gradResidual2, norm2.backward(arena, context.norm2, gradFeedForwardInput))
+        : add(arena, gradResidual2, gradFeedForwardInput);
+    // first block: a = [norm1](x + drop(selfAttention([norm1](x))))
+    Tensor gradResidual1 = normFirst ? gradAfterAttention
+        : norm1.backward(arena, context.norm1, gradAfterAttention);
+    MultiHeadAttention.Gradients g = selfAttention.backward(arena, context.attention,
+        drop(arena, gradResidual1, context.seed, true));
+    Tensor gradAttentionInput = add(arena, add(arena, g.query(), g.key()), g.value());
+    return normFirst
+        ? add(arena, gradResidual1, norm1.backward(arena, context.norm1, gradAttentionInput))
+        : add(arena, gradResidual1, gradAttentionInput);
+  }
+
+  /** a + b, recorded on an active tape (the residual connections route gradients both ways). */
+  private static Tensor add(Arena arena, Tensor a, Tensor b) {
+    Tensor out = Tensor.uninitialized(arena, a.shape().dims());
+    TensorOps.add(a, b, out);
+    Tape tape = Tape.active();
+    if (tape != null) {
+      tape.record(List.of(a, b), List.of(out), gradients -> {
+        List<Tensor> result = new ArrayList<>();
+        result.add(gradients.get(0));
+        result.add(gradients.get(0));
+        return result;
+      });
+    }
+    return out;
+  }
+
+  /** Inverted dropout with a seed; its own backward (the same mask) when applied to a gradient. */
+  private Tensor drop(Arena arena, Tensor x, long dropSeed, boolean training) {
+    if (!training || dropout == 0) {
+      return x;
+    }
+    Tensor out = Tensor.uninitialized(arena, x.shape().dims());
+    try {
+      NativeBindings.check((int) NativeBindings.DROPOUT.invokeExact(out.segment(), x.segment(),
+          x.size(), dropout, dropSeed));
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    Tape tape = Tape.active();
+    if (tape != null) {
+      tape.record(List.of(x), List.of(out), gradients -> {
+        List<Tensor> result = new ArrayList<>();
+        result.add(gradients.get(0) == null ? null
+            : drop(arena, gradients.get(0), dropSeed, true));
+        return result;
+      });
+    }
+    return out;
+  }
+
+  /** The embedding size. */
+  public long dModel() {
+    return dModel;
+  }
+
+  /** Frees every part. */
+  @Override
+  public void close() {
+    selfAttention.close();
+    linear1.close();
+    linear2.close();
+    norm1.close();
+    norm2.close();
+  }
+}
