@@ -4,9 +4,6 @@ import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import org.seq4j.Tensor;
-import org.seq4j.TensorOps;
-import org.seq4j.internal.NativeBindings;
-import org.seq4j.train.Tape;
 
 /**
  * One Transformer encoder layer, PyTorch's {@code nn.TransformerEncoderLayer}: self-attention and
@@ -21,7 +18,7 @@ import org.seq4j.train.Tape;
  * <p>Parameters under PyTorch's names: {@code self_attn.in_proj_weight}, ..., {@code
  * linear1.weight}, {@code linear2.bias}, {@code norm1.weight}, {@code norm2.bias}. Shapes {@code
  * (T, N, dModel)}, or {@code (N, T, dModel)} when batch-first. Its explicit {@link #backward} and
- * a {@link Tape} are alternatives: under a tape every part, residual sum and dropout records
+ * a {@link org.seq4j.train.Tape} are alternatives: under a tape every part, residual sum and dropout records
  * itself, so call one or the other for a given forward, not both.
  */
 public final class TransformerEncoderLayer implements AutoCloseable {
@@ -184,45 +181,14 @@ public final class TransformerEncoderLayer implements AutoCloseable {
         : add(arena, gradResidual1, gradAttentionInput);
   }
 
-  /** a + b, recorded on an active tape (the residual connections route gradients both ways). */
   private static Tensor add(Arena arena, Tensor a, Tensor b) {
-    Tensor out = Tensor.uninitialized(arena, a.shape().dims());
-    TensorOps.add(a, b, out);
-    Tape tape = Tape.active();
-    if (tape != null) {
-      tape.record(List.of(a, b), List.of(out), gradients -> {
-        List<Tensor> result = new ArrayList<>();
-        result.add(gradients.get(0));
-        result.add(gradients.get(0));
-        return result;
-      });
-    }
-    return out;
+    return TapedOps.add(arena, a, b);
   }
 
-  /** Inverted dropout with a seed; its own backward (the same mask) when applied to a gradient. */
   private Tensor drop(Arena arena, Tensor x, long dropSeed, boolean training) {
-    if (!training || dropout == 0) {
-      return x;
-    }
-    Tensor out = Tensor.uninitialized(arena, x.shape().dims());
-    try {
-      NativeBindings.check((int) NativeBindings.DROPOUT.invokeExact(out.segment(), x.segment(),
-          x.size(), dropout, dropSeed));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
-    Tape tape = Tape.active();
-    if (tape != null) {
-      tape.record(List.of(x), List.of(out), gradients -> {
-        List<Tensor> result = new ArrayList<>();
-        result.add(gradients.get(0) == null ? null
-            : drop(arena, gradients.get(0), dropSeed, true));
-        return result;
-      });
-    }
-    return out;
+    return TapedOps.dropout(arena, x, dropout, dropSeed, training);
   }
+
 
   /** The embedding size. */
   public long dModel() {

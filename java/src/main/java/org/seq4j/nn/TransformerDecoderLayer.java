@@ -1,0 +1,216 @@
+package org.seq4j.nn;
+
+import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.List;
+import org.seq4j.Tensor;
+
+/**
+ * One Transformer decoder layer, PyTorch's {@code nn.TransformerDecoderLayer}: masked
+ * self-attention over the target, cross-attention from the target to the encoder's output
+ * ("memory"), and a feed-forward network, each with dropout and a residual connection, normalised
+ * after (post-norm, default) or before (pre-norm) each block.
+ *
+ * <p>Parameters under PyTorch's names: {@code self_attn.*}, {@code multihead_attn.*}, {@code
+ * linear1.*}, {@code linear2.*}, {@code norm1.*}, {@code norm2.*}, {@code norm3.*}. Shapes {@code
+ * (T, N, dModel)} and memory {@code (S, N, dModel)}, or batch-first. As for the encoder layer, use
+ * either the explicit {@link #backward} or a {@link org.seq4j.train.Tape} for a given forward.
+ */
+public final class TransformerDecoderLayer implements AutoCloseable {
+  private final float dropout;
+  private final boolean normFirst;
+  private final Activation activation;
+  private final MultiHeadAttention selfAttention;
+  private final MultiHeadAttention crossAttention;
+  private final Linear linear1;
+  private final Linear linear2;
+  private final LayerNorm norm1;
+  private final LayerNorm norm2;
+  private final LayerNorm norm3;
+  private final long seed;
+  private long calls;
+
+  /** What the backward needs. */
+  public static final class Context {
+    private final Tensor target;
+    private final MultiHeadAttention.Context self;
+    private final MultiHeadAttention.Context cross;
+    private final LayerNorm.Context norm1;
+    private final LayerNorm.Context norm2;
+    private final LayerNorm.Context norm3;
+    private final Tensor feedForwardInput;
+    private final Tensor hidden;
+    private final Tensor activated;
+    private final long seed;
+
+    private Context(Tensor target, MultiHeadAttention.Context self,
+        MultiHeadAttention.Context cross, LayerNorm.Context norm1, LayerNorm.Context norm2,
+        LayerNorm.Context norm3, Tensor feedForwardInput, Tensor hidden, Tensor activated,
+        long seed) {
+      this.target = target;
+      this.self = self;
+      this.cross = cross;
+      this.norm1 = norm1;
+      this.norm2 = norm2;
+      this.norm3 = norm3;
+      this.feedForwardInput = feedForwardInput;
+      this.hidden = hidden;
+      this.activated = activated;
+      this.seed = seed;
+    }
+  }
+
+  /** The output and, after a training forward, the context of its backward. */
+  public record Result(Tensor output, Context context) {}
+
+  /** Gradients of the target and of the memory. */
+  public record Gradients(Tensor target, Tensor memory) {}
+
+  /** A layer as PyTorch's constructor builds it; see {@link TransformerEncoderLayer}. */
+  public TransformerDecoderLayer(long dModel, int heads, long dimFeedforward, float dropout,
+      Activation activation, boolean normFirst, boolean batchFirst, long seed) {
+    if (!(dropout >= 0 && dropout < 1)) {
+      throw new IllegalArgumentException("dropout: expected 0 <= p < 1, got " + dropout);
+    }
+    this.dropout = dropout;
+    this.normFirst = normFirst;
+    this.activation = activation;
+    this.seed = seed;
+    this.selfAttention = new MultiHeadAttention(dModel, heads, 0, 0, true, dropout, batchFirst,
+        seed);
+    this.crossAttention = new MultiHeadAttention(dModel, heads, 0, 0, true, dropout, batchFirst,
+        seed + 1);
+    this.linear1 = new Linear(dModel, dimFeedforward, true, seed + 2);
+    this.linear2 = new Linear(dimFeedforward, dModel, true, seed + 3);
+    this.norm1 = new LayerNorm(dModel);
+    this.norm2 = new LayerNorm(dModel);
+    this.norm3 = new LayerNorm(dModel);
+  }
+
+  /** Every parameter under PyTorch's name. */
+  public List<Parameter> parameters() {
+    List<Parameter> all = new ArrayList<>();
+    addAll(all, "self_attn.", selfAttention.parameters());
+    addAll(all, "multihead_attn.", crossAttention.parameters());
+    addAll(all, "linear1.", linear1.parameters());
+    addAll(all, "linear2.", linear2.parameters());
+    addAll(all, "norm1.", norm1.parameters());
+    addAll(all, "norm2.", norm2.parameters());
+    addAll(all, "norm3.", norm3.parameters());
+    return all;
+  }
+
+  private static void addAll(List<Parameter> into, String prefix, List<Parameter> parameters) {
+    for (Parameter p : parameters) {
+      into.add(Parameter.of(prefix + p.name(), p.data(), p.grad()));
+    }
+  }
+
+  /**
+   * Decodes {@code target} against {@code memory}.
+   *
+   * @param targetOptions masks of the self-attention ({@code tgt_mask}, causal for training a
+   *     decoder, {@code tgt_key_padding_mask})
+   * @param memoryOptions masks of the cross-attention ({@code memory_key_padding_mask}, ...)
+   */
+  public Result forward(Arena arena, Tensor target, Tensor memory,
+      ScaledDotProductAttention.Options targetOptions,
+      ScaledDotProductAttention.Options memoryOptions, Mode mode) {
+    boolean training = mode == Mode.TRAINING;
+    long callSeed = seed * 1_000_003L + calls++ * 4;
+    // block 1: self-attention
+    LayerNorm.Result n1 = normFirst ? norm1.forward(arena, target) : null;
+    Tensor selfInput = normFirst ? n1.output() : target;
+    MultiHeadAttention.Result self = selfAttention.forward(arena, selfInput, selfInput,
+        selfInput, targetOptions, false, mode);
+    Tensor r1 = add(arena, target, drop(arena, self.output(), callSeed, training));
+    if (!normFirst) {
+      n1 = norm1.forward(arena, r1);
+    }
+    Tensor x1 = normFirst ? r1 : n1.output();
+    // block 2: cross-attention to the memory
+    LayerNorm.Result n2 = normFirst ? norm2.forward(arena, x1) : null;
+    Tensor crossInput = normFirst ? n2.output() : x1;
+    MultiHeadAttention.Result cross = crossAttention.forward(arena, crossInput, memory, memory,
+        memoryOptions, false, mode);
+    Tensor r2 = add(arena, x1, drop(arena, cross.output(), callSeed + 1, training));
+    if (!normFirst) {
+      n2 = norm2.forward(arena, r2);
+    }
+    Tensor x2 = normFirst ? r2 : n2.output();
+    // block 3: feed-forward
+    LayerNorm.Result n3 = normFirst ? norm3.forward(arena, x2) : null;
+    Tensor feedForwardInput = normFirst ? n3.output() : x2;
+    Tensor hidden = linear1.forward(arena, feedForwardInput);
+    Tensor activated = drop(arena, activation.forward(arena, hidden), callSeed + 2, training);
+    Tensor feedForward = drop(arena, linear2.forward(arena, activated), callSeed + 3, training);
+    Tensor r3 = add(arena, x2, feedForward);
+    if (!normFirst) {
+      n3 = norm3.forward(arena, r3);
+    }
+    Tensor output = normFirst ? r3 : n3.output();
+    Context context = training ? new Context(target, self.context(), cross.context(),
+        n1.context(), n2.context(), n3.context(), feedForwardInput, hidden, activated, callSeed)
+        : null;
+    return new Result(output, context);
+  }
+
+  /** Gradients of the target and the memory; adds into every parameter's gradient. */
+  public Gradients backward(Arena arena, Context context, Tensor gradOutput) {
+    if (context == null) {
+      throw new NullPointerException("context");
+    }
+    if (!gradOutput.shape().equals(context.target.shape())) {
+      throw new IllegalArgumentException("gradOutput: expected shape " + context.target.shape()
+          + " (the target's), got " + gradOutput.shape());
+    }
+    // block 3
+    Tensor gr3 = normFirst ? gradOutput : norm3.backward(arena, context.norm3, gradOutput);
+    Tensor gradActivated = linear2.backward(arena, context.activated,
+        drop(arena, gr3, context.seed + 3, true));
+    Tensor gradHidden = activation.backward(arena, context.hidden,
+        drop(arena, gradActivated, context.seed + 2, true));
+    Tensor gradFeedForwardInput = linear1.backward(arena, context.feedForwardInput, gradHidden);
+    Tensor gx2 = normFirst
+        ? add(arena, gr3, norm3.backward(arena, context.norm3, gradFeedForwardInput))
+        : add(arena, gr3, gradFeedForwardInput);
+    // block 2
+    Tensor gr2 = normFirst ? gx2 : norm2.backward(arena, context.norm2, gx2);
+    MultiHeadAttention.Gradients cross = crossAttention.backward(arena, context.cross,
+        drop(arena, gr2, context.seed + 1, true));
+    Tensor gradMemory = add(arena, cross.key(), cross.value());
+    Tensor gx1 = normFirst
+        ? add(arena, gr2, norm2.backward(arena, context.norm2, cross.query()))
+        : add(arena, gr2, cross.query());
+    // block 1
+    Tensor gr1 = normFirst ? gx1 : norm1.backward(arena, context.norm1, gx1);
+    MultiHeadAttention.Gradients self = selfAttention.backward(arena, context.self,
+        drop(arena, gr1, context.seed, true));
+    Tensor gradSelfInput = add(arena, add(arena, self.query(), self.key()), self.value());
+    Tensor gradTarget = normFirst
+        ? add(arena, gr1, norm1.backward(arena, context.norm1, gradSelfInput))
+        : add(arena, gr1, gradSelfInput);
+    return new Gradients(gradTarget, gradMemory);
+  }
+
+  private static Tensor add(Arena arena, Tensor a, Tensor b) {
+    return TapedOps.add(arena, a, b);
+  }
+
+  private Tensor drop(Arena arena, Tensor x, long dropSeed, boolean training) {
+    return TapedOps.dropout(arena, x, dropout, dropSeed, training);
+  }
+
+
+  /** Frees every part. */
+  @Override
+  public void close() {
+    selfAttention.close();
+    crossAttention.close();
+    linear1.close();
+    linear2.close();
+    norm1.close();
+    norm2.close();
+    norm3.close();
+  }
+}

@@ -1,0 +1,111 @@
+package org.seq4j.nn;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.seq4j.reference.Arrays64.assertClose;
+import static org.seq4j.reference.Arrays64.doubles;
+import static org.seq4j.reference.Arrays64.tensor;
+
+import java.lang.foreign.Arena;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.function.DoubleSupplier;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.seq4j.reference.FiniteDifferences;
+
+/** The decoder layer against a float64 composition of the references of its parts. */
+class TransformerDecoderLayerTest {
+  static final int E = MultiHeadAttentionTest.E;
+  static final int FF = 5;
+
+  static Map<String, double[]> part(Map<String, double[]> p, String prefix) {
+    Map<String, double[]> out = new LinkedHashMap<>();
+    for (String name : List.of("in_proj_weight", "in_proj_bias", "out_proj.weight",
+        "out_proj.bias")) {
+      out.put(name, p.get(prefix + name));
+    }
+    return out;
+  }
+
+  static double[] norm(Map<String, double[]> p, String name, double[] x, int rows) {
+    return NormalizationAndEmbeddingTest.layerNorm(x, p.get(name + ".weight"),
+        p.get(name + ".bias"), rows, E, 1e-5);
+  }
+
+  static double[] reference(Map<String, double[]> p, double[] target, double[] memory, int t,
+      int s, int n, boolean normFirst) {
+    int rows = t * n;
+    double[] a = normFirst ? norm(p, "norm1", target, rows) : target;
+    double[] x1 = TransformerEncoderLayerTest.add(target,
+        MultiHeadAttentionTest.reference(part(p, "self_attn."), a, a, a, t, t, n, E, true, null));
+    if (!normFirst) {
+      x1 = norm(p, "norm1", x1, rows);
+    }
+    double[] b = normFirst ? norm(p, "norm2", x1, rows) : x1;
+    double[] x2 = TransformerEncoderLayerTest.add(x1, MultiHeadAttentionTest.reference(
+        part(p, "multihead_attn."), b, memory, memory, t, s, n, E, false, null));
+    if (!normFirst) {
+      x2 = norm(p, "norm2", x2, rows);
+    }
+    double[] c = normFirst ? norm(p, "norm3", x2, rows) : x2;
+    double[] hidden = MultiHeadAttentionTest.project(c, p.get("linear1.weight"),
+        p.get("linear1.bias"), 0, rows, E, FF);
+    double[] ff = MultiHeadAttentionTest.project(
+        TransformerEncoderLayerTest.apply(Activation.RELU, hidden), p.get("linear2.weight"),
+        p.get("linear2.bias"), 0, rows, FF, E);
+    double[] y = TransformerEncoderLayerTest.add(x2, ff);
+    return normFirst ? y : norm(p, "norm3", y, rows);
+  }
+
+  @ParameterizedTest(name = "normFirst={0}")
+  @CsvSource({"false", "true"})
+  void forwardAndGradientsMatchTheReference(boolean normFirst) {
+    int t = 3;
+    int s = 4;
+    int n = 2;
+    Random random = new Random(normFirst ? 5 : 6);
+    try (TransformerDecoderLayer layer = new TransformerDecoderLayer(E, 2, FF, 0f,
+        Activation.RELU, normFirst, false, 8); Arena arena = Arena.ofConfined()) {
+      Map<String, double[]> params = new LinkedHashMap<>();
+      for (Parameter p : layer.parameters()) {
+        double[] values = MultiHeadAttentionTest.random(random, (int) p.data().size());
+        if (p.name().startsWith("norm") && p.name().endsWith("weight")) {
+          for (int i = 0; i < values.length; i++) {
+            values[i] = 1 + 0.3 * values[i];
+          }
+        }
+        p.data().copyFrom(tensor(arena, values, p.shape().dims()));
+        params.put(p.name(), values);
+      }
+      assertEquals(18, params.size(), "PyTorch's 18 tensors: " + params.keySet());
+      double[] target = MultiHeadAttentionTest.random(random, t * n * E);
+      double[] memory = MultiHeadAttentionTest.random(random, s * n * E);
+      var result = layer.forward(arena, tensor(arena, target, t, n, E),
+          tensor(arena, memory, s, n, E),
+          ScaledDotProductAttention.Options.DEFAULT.causal(true),
+          ScaledDotProductAttention.Options.DEFAULT, Mode.TRAINING);
+      assertClose(reference(params, target, memory, t, s, n, normFirst),
+          doubles(result.output()), 5e-5, "output");
+      double[] g = MultiHeadAttentionTest.random(random, t * n * E);
+      var grads = layer.backward(arena, result.context(), tensor(arena, g, t, n, E));
+      DoubleSupplier loss = () -> {
+        double[] y = reference(params, target, memory, t, s, n, normFirst);
+        double sum = 0;
+        for (int i = 0; i < y.length; i++) {
+          sum += y[i] * g[i];
+        }
+        return sum;
+      };
+      assertClose(FiniteDifferences.gradient(target, loss, 1e-6), doubles(grads.target()), 5e-4,
+          "d target");
+      assertClose(FiniteDifferences.gradient(memory, loss, 1e-6), doubles(grads.memory()), 5e-4,
+          "d memory");
+      for (Parameter p : layer.parameters()) {
+        assertClose(FiniteDifferences.gradient(params.get(p.name()), loss, 1e-6),
+            doubles(p.grad()), 5e-4, "d " + p.name());
+      }
+    }
+  }
+}
