@@ -231,6 +231,110 @@ public final class MultiHeadAttention implements AutoCloseable {
     return new Result(output, weights, context);
   }
 
+  /**
+   * The projected keys and values of the positions decoded so far, for incremental decoding:
+   * producing token t attends over the t cached positions instead of re-projecting the whole
+   * prefix, so each step costs O(t), not O(t²). Create one per sequence batch with {@link
+   * #newCache}; it lives in the arena given there.
+   */
+  public final class Cache {
+    private final long batch;
+    private final long capacity;
+    private final Tensor keys; // (N, H, capacity, d)
+    private final Tensor values; // (N, H, capacity, d)
+    private long length;
+
+    private Cache(Arena arena, long batch, long capacity) {
+      this.batch = batch;
+      this.capacity = capacity;
+      long d = embedDim / heads;
+      this.keys = Tensor.zeros(arena, batch, heads, capacity, d);
+      this.values = Tensor.zeros(arena, batch, heads, capacity, d);
+    }
+
+    /** Positions cached so far. */
+    public long length() {
+      return length;
+    }
+
+    /** Forgets every position (for the next sequence). */
+    public void clear() {
+      length = 0;
+    }
+
+    /** The first {@code t} cached positions as a contiguous (N, H, t, d) tensor. */
+    private Tensor prefix(Arena target, Tensor cached, long t) {
+      long d = embedDim / heads;
+      Tensor out = Tensor.uninitialized(target, batch, heads, t, d);
+      for (long b = 0; b < batch; b++) {
+        for (long h = 0; h < heads; h++) {
+          long index = b * heads + h;
+          out.reshape(batch * heads, t, d).slice(index, index + 1).copyFrom(
+              cached.reshape(batch * heads, capacity, d).slice(index, index + 1)
+                  .reshape(capacity, d).slice(0, t).reshape(1, t, d));
+        }
+      }
+      return out;
+    }
+  }
+
+  /** A cache for {@code batch} sequences of up to {@code capacity} positions, in {@code arena}. */
+  public Cache newCache(Arena arena, long batch, long capacity) {
+    if (batch < 1 || capacity < 1) {
+      throw new IllegalArgumentException(
+          "batch, capacity: expected >= 1, got " + batch + " and " + capacity);
+    }
+    return new Cache(arena, batch, capacity);
+  }
+
+  /**
+   * Self-attention for new positions during decoding (inference): projects {@code step} (one or
+   * more new positions, shaped like a query), appends its keys and values to {@code cache}, and
+   * attends each new position over every cached position up to itself. Equal to a causal {@link
+   * #forward} over the whole sequence, position by position.
+   */
+  public Tensor forwardStep(Arena arena, Tensor step, Cache cache) {
+    requireOpen();
+    long[] sizes = check(step, step, step);
+    long t = sizes[0];
+    long n = sizes[2];
+    if (n != cache.batch) {
+      throw new IllegalArgumentException("step: expected a batch of " + cache.batch
+          + " (the cache's), got " + n);
+    }
+    if (cache.length + t > cache.capacity) {
+      throw new IllegalStateException("cache: it holds " + cache.length + " of "
+          + cache.capacity + " positions; " + t + " more do not fit");
+    }
+    long d = embedDim / heads;
+    Tensor q = toHeads(arena, project(arena, step, qWeight, biasPart(false, 0), t, n), t, n, d);
+    Tensor k = toHeads(arena, project(arena, step, kWeight, biasPart(false, 1), t, n), t, n, d);
+    Tensor v = toHeads(arena, project(arena, step, vWeight, biasPart(false, 2), t, n), t, n, d);
+    for (long index = 0; index < n * heads; index++) {
+      cache.keys.reshape(n * heads, cache.capacity, d).slice(index, index + 1)
+          .reshape(cache.capacity, d).slice(cache.length, cache.length + t)
+          .copyFrom(k.reshape(n * heads, t, d).slice(index, index + 1).reshape(t, d));
+      cache.values.reshape(n * heads, cache.capacity, d).slice(index, index + 1)
+          .reshape(cache.capacity, d).slice(cache.length, cache.length + t)
+          .copyFrom(v.reshape(n * heads, t, d).slice(index, index + 1).reshape(t, d));
+    }
+    long total = cache.length + t;
+    Tensor keys = cache.prefix(arena, cache.keys, total);
+    Tensor values = cache.prefix(arena, cache.values, total);
+    // new position i (absolute cache.length + i) sees keys j <= cache.length + i
+    Tensor visible = Tensor.zeros(arena, t, total);
+    for (long i = 0; i < t; i++) {
+      visible.slice(i, i + 1).reshape(total).slice(0, cache.length + i + 1).fill(1f);
+    }
+    ScaledDotProductAttention.Result attended = ScaledDotProductAttention.forward(arena, q, keys,
+        values, ScaledDotProductAttention.Options.DEFAULT.booleanMask(visible), Mode.INFERENCE);
+    cache.length = total;
+    Tensor merged = fromHeads(arena, attended.output(), t, n, d);
+    Tensor outRows = Tensor.uninitialized(arena, t * n, embedDim);
+    linear(merged, outWeight.data(), outBias == null ? null : outBias.data(), outRows);
+    return layout(arena, outRows, t, n, embedDim);
+  }
+
   /** Gradients of the inputs; adds into every parameter's gradient. */
   public Gradients backward(Arena arena, Context context, Tensor gradOutput) {
     requireOpen();

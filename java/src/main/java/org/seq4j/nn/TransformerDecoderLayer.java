@@ -155,6 +155,34 @@ public final class TransformerDecoderLayer implements AutoCloseable {
     return new Result(output, context);
   }
 
+  /** The self-attention cache of incremental decoding; see {@link #forwardStep}. */
+  public MultiHeadAttention.Cache newCache(Arena arena, long batch, long capacity) {
+    return selfAttention.newCache(arena, batch, capacity);
+  }
+
+  /**
+   * Decodes new target positions (inference) given the cache of the earlier ones: equal to a
+   * {@link #forward} with causal self-attention over the whole target, position by position, at
+   * O(t) work for position t in the self-attention. The memory's keys and values are projected
+   * again at each call (constant in t).
+   */
+  public Tensor forwardStep(Arena arena, Tensor targetStep, Tensor memory,
+      ScaledDotProductAttention.Options memoryOptions, MultiHeadAttention.Cache cache) {
+    LayerNorm.Result n1 = normFirst ? norm1.forward(arena, targetStep) : null;
+    Tensor selfInput = normFirst ? n1.output() : targetStep;
+    Tensor r1 = add(arena, targetStep, selfAttention.forwardStep(arena, selfInput, cache));
+    Tensor x1 = normFirst ? r1 : norm1.forward(arena, r1).output();
+    Tensor crossInput = normFirst ? norm2.forward(arena, x1).output() : x1;
+    Tensor r2 = add(arena, x1, crossAttention.forward(arena, crossInput, memory, memory,
+        memoryOptions, false, Mode.INFERENCE).output());
+    Tensor x2 = normFirst ? r2 : norm2.forward(arena, r2).output();
+    Tensor feedForwardInput = normFirst ? norm3.forward(arena, x2).output() : x2;
+    Tensor feedForward = linear2.forward(arena,
+        activation.forward(arena, linear1.forward(arena, feedForwardInput)));
+    Tensor r3 = add(arena, x2, feedForward);
+    return normFirst ? r3 : norm3.forward(arena, r3).output();
+  }
+
   /** Gradients of the target and the memory; adds into every parameter's gradient. */
   public Gradients backward(Arena arena, Context context, Tensor gradOutput) {
     if (context == null) {

@@ -189,6 +189,48 @@ class MultiHeadAttentionTest {
   }
 
   @Test
+  void cachedDecodingEqualsTheFullCausalForward() {
+    for (boolean batchFirst : new boolean[] {false, true}) {
+      try (MultiHeadAttention mha = new MultiHeadAttention(E, HEADS, 0, 0, true, 0f, batchFirst,
+          11); Arena arena = Arena.ofConfined()) {
+        int t = 5;
+        int n = 2;
+        Tensor x = batchFirst ? Tensor.randomNormal(arena, 1, n, t, E)
+            : Tensor.randomNormal(arena, 1, t, n, E);
+        Tensor full = mha.forward(arena, x, x, x,
+            ScaledDotProductAttention.Options.DEFAULT.causal(true), false, Mode.INFERENCE)
+            .output();
+        MultiHeadAttention.Cache cache = mha.newCache(arena, n, 8);
+        // one position, then two, then two: any split gives the same outputs
+        long[][] chunks = {{0, 1}, {1, 3}, {3, 5}};
+        for (long[] chunk : chunks) {
+          Tensor step = batchFirst ? slice(arena, x, n, t, chunk[0], chunk[1])
+              : x.slice(chunk[0], chunk[1]);
+          Tensor out = mha.forwardStep(arena, step, cache);
+          Tensor expected = batchFirst ? slice(arena, full, n, t, chunk[0], chunk[1])
+              : full.slice(chunk[0], chunk[1]);
+          org.junit.jupiter.api.Assertions.assertArrayEquals(expected.toArray(), out.toArray(),
+              1e-5f, "positions " + chunk[0] + ".." + chunk[1]);
+        }
+        assertEquals(5, cache.length());
+        var e = assertThrows(IllegalStateException.class, () -> mha.forwardStep(arena,
+            batchFirst ? Tensor.zeros(arena, n, 4, E) : Tensor.zeros(arena, 4, n, E), cache));
+        assertEquals("cache: it holds 5 of 8 positions; 4 more do not fit", e.getMessage());
+      }
+    }
+  }
+
+  /** Positions [from, to) of a batch-first (n, t, E) tensor, copied. */
+  static Tensor slice(Arena arena, Tensor x, int n, int t, long from, long to) {
+    Tensor out = Tensor.zeros(arena, n, to - from, E);
+    for (int b = 0; b < n; b++) {
+      out.slice(b, b + 1).reshape(to - from, E).copyFrom(
+          x.slice(b, b + 1).reshape(t, E).slice(from, to));
+    }
+    return out;
+  }
+
+  @Test
   void badShapesAreRejected() {
     try (MultiHeadAttention mha = new MultiHeadAttention(6, 2); Arena arena = Arena.ofConfined()) {
       var e = assertThrows(IllegalArgumentException.class, () -> mha.forward(arena,

@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.function.DoubleSupplier;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.seq4j.reference.FiniteDifferences;
@@ -105,6 +106,30 @@ class TransformerDecoderLayerTest {
       for (Parameter p : layer.parameters()) {
         assertClose(FiniteDifferences.gradient(params.get(p.name()), loss, 1e-6),
             doubles(p.grad()), 5e-4, "d " + p.name());
+      }
+    }
+  }
+
+  @Test
+  void cachedIncrementalDecodingEqualsTheFullForward() {
+    for (boolean normFirst : new boolean[] {false, true}) {
+      try (TransformerDecoderLayer layer = new TransformerDecoderLayer(E, 2, FF, 0f,
+          Activation.GELU, normFirst, false, 3); Arena arena = Arena.ofConfined()) {
+        int t = 6;
+        int n = 2;
+        org.seq4j.Tensor target = org.seq4j.Tensor.randomNormal(arena, 1, t, n, E);
+        org.seq4j.Tensor memory = org.seq4j.Tensor.randomNormal(arena, 2, 4, n, E);
+        org.seq4j.Tensor full = layer.forward(arena, target, memory,
+            ScaledDotProductAttention.Options.DEFAULT.causal(true),
+            ScaledDotProductAttention.Options.DEFAULT, Mode.INFERENCE).output();
+        MultiHeadAttention.Cache cache = layer.newCache(arena, n, t);
+        for (int position = 0; position < t; position++) {
+          org.seq4j.Tensor out = layer.forwardStep(arena, target.slice(position, position + 1),
+              memory, ScaledDotProductAttention.Options.DEFAULT, cache);
+          org.junit.jupiter.api.Assertions.assertArrayEquals(
+              full.slice(position, position + 1).toArray(), out.toArray(), 2e-5f,
+              "normFirst=" + normFirst + " position " + position);
+        }
       }
     }
   }
