@@ -1,0 +1,72 @@
+package org.seq4j.nn;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.lang.foreign.Arena;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.seq4j.Tensor;
+
+/** The stacks equal their layers chained by hand; the decoder stack decodes incrementally. */
+class TransformerStackTest {
+  static final int E = 6;
+
+  @Test
+  void anEncoderStackIsItsLayersChainedWithTheFinalNorm() {
+    try (TransformerEncoder stack = new TransformerEncoder(2, i -> new TransformerEncoderLayer(E,
+        2, 5, 0f, Activation.RELU, false, false, 10 + i), new LayerNorm(E));
+        TransformerEncoderLayer a = new TransformerEncoderLayer(E, 2, 5, 0f, Activation.RELU,
+            false, false, 10);
+        TransformerEncoderLayer b = new TransformerEncoderLayer(E, 2, 5, 0f, Activation.RELU,
+            false, false, 11);
+        LayerNorm norm = new LayerNorm(E); Arena arena = Arena.ofConfined()) {
+      assertEquals("layers.1.norm2.bias", stack.parameters().get(2 * 12 - 1).name());
+      assertEquals("norm.weight", stack.parameters().get(24).name());
+      Tensor x = Tensor.randomNormal(arena, 1, 3, 2, E);
+      Tensor g = Tensor.randomNormal(arena, 2, 3, 2, E);
+      var options = ScaledDotProductAttention.Options.DEFAULT;
+      var result = stack.forward(arena, x, options, Mode.TRAINING);
+      Tensor dx = stack.backward(arena, result.context(), g);
+      var ra = a.forward(arena, x, options, Mode.TRAINING);
+      var rb = b.forward(arena, ra.output(), options, Mode.TRAINING);
+      var rn = norm.forward(arena, rb.output());
+      assertArrayEquals(rn.output().toArray(), result.output().toArray(), 1e-6f);
+      Tensor expected = a.backward(arena, ra.context(),
+          b.backward(arena, rb.context(), norm.backward(arena, rn.context(), g)));
+      assertArrayEquals(expected.toArray(), dx.toArray(), 1e-6f);
+      List<Parameter> mine = stack.parameters();
+      List<Parameter> chained = new java.util.ArrayList<>(a.parameters());
+      chained.addAll(b.parameters());
+      chained.addAll(norm.parameters());
+      for (int i = 0; i < mine.size(); i++) {
+        assertArrayEquals(chained.get(i).grad().toArray(), mine.get(i).grad().toArray(), 1e-6f,
+            mine.get(i).name());
+      }
+    }
+  }
+
+  @Test
+  void aDecoderStackDecodesIncrementallyAsItsFullForward() {
+    try (TransformerDecoder stack = new TransformerDecoder(2, i -> new TransformerDecoderLayer(E,
+        2, 5, 0f, Activation.GELU, i == 1, false, 20 + i), new LayerNorm(E));
+        Arena arena = Arena.ofConfined()) {
+      Tensor target = Tensor.randomNormal(arena, 3, 5, 2, E);
+      Tensor memory = Tensor.randomNormal(arena, 4, 4, 2, E);
+      var full = stack.forward(arena, target, memory,
+          ScaledDotProductAttention.Options.DEFAULT.causal(true),
+          ScaledDotProductAttention.Options.DEFAULT, Mode.TRAINING);
+      TransformerDecoder.Cache cache = stack.newCache(arena, 2, 5);
+      for (int t = 0; t < 5; t++) {
+        Tensor out = stack.forwardStep(arena, target.slice(t, t + 1), memory,
+            ScaledDotProductAttention.Options.DEFAULT, cache);
+        assertArrayEquals(full.output().slice(t, t + 1).toArray(), out.toArray(), 2e-5f,
+            "position " + t);
+      }
+      assertEquals(5, cache.length());
+      var grads = stack.backward(arena, full.context(), Tensor.ones(arena, 5, 2, E));
+      assertEquals(memory.shape(), grads.memory().shape());
+      assertEquals(target.shape(), grads.target().shape());
+    }
+  }
+}
