@@ -40,10 +40,12 @@ public final class Demo {
       }
       case "names" -> NameGenerator.run(args.length > 1 ? Integer.parseInt(args[1]) : 12,
           java.nio.file.Path.of(args.length > 2 ? args[2] : "target/demo"));
+      case "pronounce" -> Pronunciation.run(args.length > 1 ? Integer.parseInt(args[1]) : 12,
+          java.nio.file.Path.of(args.length > 2 ? args[2] : "target/demo"));
       case "info" -> info();
       default -> {
         System.err.println("unknown demo '" + demo + "'; try: weather [epochs] [folder],"
-            + " weather-predict FILE, names [epochs] [folder], info");
+            + " weather-predict FILE, names [epochs] [folder], pronounce [epochs] [folder], info");
         System.exit(2);
       }
     }

@@ -177,7 +177,7 @@ public final class WeatherForecast {
 
   /** What a training run produced. */
   record Run(String name, double[] lossPerEpoch, double[] gradientNormPerStep,
-      double[] gradientNormPerEpoch, double testErrorCelsius) {}
+      double[] gradientNormPerEpoch, double[] clippedNormPerEpoch, double testErrorCelsius) {}
 
   /**
    * Trains a model; returns its loss curve, its gradient flow on a training batch after the last
@@ -194,6 +194,7 @@ public final class WeatherForecast {
     List<Parameter> parameters = model.parameters();
     double[] losses = new double[epochs];
     double[] norms = new double[epochs];
+    double[] clipped = new double[epochs];
     int batches = train.size() / batchSize;
     LearningRateSchedule schedule =
         LearningRateSchedule.linearWarmup(batches, LearningRateSchedule.cosine(0.01,
@@ -210,6 +211,7 @@ public final class WeatherForecast {
         }
         double epochLoss = 0;
         double epochNorm = 0;
+        double epochClipped = 0;
         for (int b = 0; b < batches; b++) {
           try (Arena arena = Arena.ofConfined()) {
             Tensor x = Model.batch(arena, train, order, b * batchSize, batchSize);
@@ -232,6 +234,7 @@ public final class WeatherForecast {
             gradOutput.slice(WINDOW - 1, WINDOW).copyFrom(gradLast.reshape(1, batchSize, HIDDEN));
             model.rnn.backward(arena, result.context(), gradOutput, null);
             epochNorm += GradientClipping.clipByGlobalNorm(parameters, 1.0);
+            epochClipped += GradientClipping.globalNorm(parameters);
             adam.setLearningRate(schedule.rate(adam.steps()));
             adam.step();
           }
@@ -239,13 +242,14 @@ public final class WeatherForecast {
         }
         losses[epoch] = epochLoss / batches;
         norms[epoch] = epochNorm / batches;
+        clipped[epoch] = epochClipped / batches;
         if (progress != null) {
           progress.update(epoch + 1, losses[epoch], samples);
         }
       }
     }
     double[] flow = gradientFlow(model, train, norm);
-    return new Run(model.name, losses, flow, norms, testError(model, test, norm));
+    return new Run(model.name, losses, flow, norms, clipped, testError(model, test, norm));
   }
 
   /** ‖∂L/∂h(t)‖ for t = 0..13 on the first 64 training windows. */
@@ -347,12 +351,14 @@ public final class WeatherForecast {
     Plot loss = new Plot("Training loss (MSE, normalised temperature)", "epoch", "loss", true);
     Plot flow = new Plot("Gradient reaching h(t) after training", "time step t (13 = last)",
         "||dL/dh(t)||", true);
-    Plot norms = new Plot("Global gradient norm before clipping (mean per epoch)", "epoch",
-        "norm", true);
+    Plot norms = new Plot("Global gradient norm before and after clipping at 1 (mean per epoch; equal"
+        + " lines: no clipping)",
+        "epoch", "norm", true);
     for (Run run : runs.values()) {
       loss.line(run.name(), run.lossPerEpoch());
       flow.line(run.name(), run.gradientNormPerStep());
-      norms.line(run.name(), run.gradientNormPerEpoch());
+      norms.line(run.name() + " before", run.gradientNormPerEpoch());
+      norms.line(run.name() + " after", run.clippedNormPerEpoch());
     }
     loss.write(output.resolve("weather-loss.png"));
     flow.write(output.resolve("weather-gradient-flow.png"));
