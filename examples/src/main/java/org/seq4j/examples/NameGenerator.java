@@ -66,9 +66,7 @@ public final class NameGenerator {
 
     List<Parameter> parameters() {
       List<Parameter> all = new ArrayList<>(lstm.parameters());
-      for (Parameter p : head.parameters()) {
-        all.add(Parameter.of("head." + p.name(), p.data(), p.grad()));
-      }
+      all.addAll(Parameter.prefixed("head.", head.parameters()));
       return all;
     }
 

@@ -84,17 +84,11 @@ public final class Pronunciation {
 
     List<Parameter> parameters() {
       List<Parameter> all = new ArrayList<>();
-      all.add(Parameter.of("letters.weight", letters.weight().data(), letters.weight().grad()));
-      all.add(Parameter.of("phones.weight", phones.weight().data(), phones.weight().grad()));
-      for (Parameter p : encoder.parameters()) {
-        all.add(Parameter.of("encoder." + p.name(), p.data(), p.grad()));
-      }
-      for (Parameter p : decoder.parameters()) {
-        all.add(Parameter.of("decoder." + p.name(), p.data(), p.grad()));
-      }
-      for (Parameter p : head.parameters()) {
-        all.add(Parameter.of("head." + p.name(), p.data(), p.grad()));
-      }
+      all.addAll(Parameter.prefixed("letters.", letters.parameters()));
+      all.addAll(Parameter.prefixed("phones.", phones.parameters()));
+      all.addAll(Parameter.prefixed("encoder.", encoder.parameters()));
+      all.addAll(Parameter.prefixed("decoder.", decoder.parameters()));
+      all.addAll(Parameter.prefixed("head.", head.parameters()));
       return all;
     }
 

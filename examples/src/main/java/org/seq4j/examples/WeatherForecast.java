@@ -143,9 +143,7 @@ public final class WeatherForecast {
     /** All parameters, with the read-out's under {@code head.}. */
     List<Parameter> parameters() {
       List<Parameter> all = new ArrayList<>(rnn.parameters());
-      for (Parameter p : head.parameters()) {
-        all.add(Parameter.of("head." + p.name(), p.data(), p.grad()));
-      }
+      all.addAll(Parameter.prefixed("head.", head.parameters()));
       return all;
     }
 

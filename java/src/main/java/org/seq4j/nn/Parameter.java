@@ -18,12 +18,17 @@ public final class Parameter {
   private final String name;
   private final Tensor data;
   private final Tensor grad;
-  private final AtomicLong version = new AtomicLong();
+  private final AtomicLong version; // shared with every renamed view of this parameter
 
   Parameter(String name, Tensor data, Tensor grad) {
+    this(name, data, grad, new AtomicLong());
+  }
+
+  private Parameter(String name, Tensor data, Tensor grad, AtomicLong version) {
     this.name = name;
     this.data = data;
     this.grad = grad;
+    this.version = version;
   }
 
   /**
@@ -40,6 +45,21 @@ public final class Parameter {
     }
     org.seq4j.internal.Checks.disjoint(grad.segment(), "grad", data.segment(), "data");
     return new Parameter(name, data, grad);
+  }
+
+  /**
+   * The same parameters under {@code prefix + name}, as PyTorch names the parameters of a
+   * submodule: {@code prefixed("encoder.", layer.parameters())}. They share the tensors and the
+   * change count with the originals, so an optimizer stepping the renamed ones is seen by the
+   * layer's cached weights.
+   */
+  public static java.util.List<Parameter> prefixed(String prefix,
+      java.util.List<Parameter> parameters) {
+    java.util.List<Parameter> out = new java.util.ArrayList<>();
+    for (Parameter p : parameters) {
+      out.add(new Parameter(prefix + p.name, p.data, p.grad, p.version));
+    }
+    return out;
   }
 
   /** The PyTorch name, such as {@code weight_ih_l0} or {@code bias_hh_l1_reverse}. */

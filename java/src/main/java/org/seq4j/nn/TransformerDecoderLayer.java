@@ -90,20 +90,14 @@ public final class TransformerDecoderLayer implements AutoCloseable {
   /** Every parameter under PyTorch's name. */
   public List<Parameter> parameters() {
     List<Parameter> all = new ArrayList<>();
-    addAll(all, "self_attn.", selfAttention.parameters());
-    addAll(all, "multihead_attn.", crossAttention.parameters());
-    addAll(all, "linear1.", linear1.parameters());
-    addAll(all, "linear2.", linear2.parameters());
-    addAll(all, "norm1.", norm1.parameters());
-    addAll(all, "norm2.", norm2.parameters());
-    addAll(all, "norm3.", norm3.parameters());
+    all.addAll(Parameter.prefixed("self_attn.", selfAttention.parameters()));
+    all.addAll(Parameter.prefixed("multihead_attn.", crossAttention.parameters()));
+    all.addAll(Parameter.prefixed("linear1.", linear1.parameters()));
+    all.addAll(Parameter.prefixed("linear2.", linear2.parameters()));
+    all.addAll(Parameter.prefixed("norm1.", norm1.parameters()));
+    all.addAll(Parameter.prefixed("norm2.", norm2.parameters()));
+    all.addAll(Parameter.prefixed("norm3.", norm3.parameters()));
     return all;
-  }
-
-  private static void addAll(List<Parameter> into, String prefix, List<Parameter> parameters) {
-    for (Parameter p : parameters) {
-      into.add(Parameter.of(prefix + p.name(), p.data(), p.grad()));
-    }
   }
 
   /**

@@ -48,14 +48,10 @@ public final class TransformerEncoder implements AutoCloseable {
   public List<Parameter> parameters() {
     List<Parameter> all = new ArrayList<>();
     for (int i = 0; i < layers.size(); i++) {
-      for (Parameter p : layers.get(i).parameters()) {
-        all.add(Parameter.of("layers." + i + "." + p.name(), p.data(), p.grad()));
-      }
+      all.addAll(Parameter.prefixed("layers." + i + ".", layers.get(i).parameters()));
     }
     if (norm != null) {
-      for (Parameter p : norm.parameters()) {
-        all.add(Parameter.of("norm." + p.name(), p.data(), p.grad()));
-      }
+      all.addAll(Parameter.prefixed("norm.", norm.parameters()));
     }
     return all;
   }

@@ -442,6 +442,23 @@ class RecurrentLayerTest {
     }
   }
 
+  @Test
+  void anOptimizerSteppingRenamedParametersInvalidatesTheInferenceCache() {
+    try (Gru gru = Gru.builder(3, 4).build(); Arena arena = Arena.ofConfined()) {
+      Tensor x = Tensor.randomNormal(arena, 1, 2, 1, 3);
+      float[] before = gru.forward(arena, x).output().toArray();
+      List<Parameter> renamed = Parameter.prefixed("rnn.", gru.parameters());
+      assertEquals("rnn.weight_ih_l0", renamed.get(0).name());
+      renamed.get(2).grad().fill(1f); // bias_ih_l0
+      try (org.seq4j.train.Sgd sgd = org.seq4j.train.Sgd.builder(renamed).learningRate(0.5)
+          .build()) {
+        sgd.step();
+      }
+      float[] after = gru.forward(arena, x).output().toArray();
+      assertNotEquals(java.util.Arrays.toString(before), java.util.Arrays.toString(after));
+    }
+  }
+
   // ---- errors
 
   @Test
