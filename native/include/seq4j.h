@@ -148,32 +148,61 @@ SEQ4J_API int seq4j_rnn_layer_create(seq4j_rnn_layer **layer, const seq4j_rnn_la
 /* Releases the layer and everything it cached. NULL is ignored. */
 SEQ4J_API int seq4j_rnn_layer_destroy(seq4j_rnn_layer *layer);
 
-/* Bytes of workspace a training forward needs for these sizes (the backward reads it). */
-SEQ4J_API int seq4j_rnn_layer_workspace_size(seq4j_rnn_layer *layer, const int64_t *lengths,
-                                             int64_t t, int64_t n, int64_t *bytes);
+/* Which backend runs a call: SEQ4J_BACKEND_ONEDNN (oneDNN's RNN primitives), SEQ4J_BACKEND_BLAS
+ * (OpenBLAS sgemm for the products and seq4j's fused, vectorized cell kernels; rnn_blas.cpp) or
+ * SEQ4J_BACKEND_AUTO, which picks one from (cell, sizes, t, n) by a fixed table measured in bench/.
+ * A training forward and its backward must name the same backend (AUTO resolves the same way for
+ * the same arguments). *chosen receives the backend a call with these arguments would use. */
+SEQ4J_API int seq4j_rnn_layer_backend(seq4j_rnn_layer *layer, int32_t backend, int64_t t,
+                                      int64_t n, int32_t *chosen);
+
+/* Bytes of workspace a training forward on this backend needs (the backward reads it). */
+SEQ4J_API int seq4j_rnn_layer_workspace_size(seq4j_rnn_layer *layer, int32_t backend,
+                                             const int64_t *lengths, int64_t t, int64_t n,
+                                             int64_t *bytes);
 
 /* Forward. weights: D structs. weights_version: callers bump it when parameters change; -1 forces
  * a fresh conversion. workspace NULL means inference; otherwise a training forward that fills
  * workspace (workspace_bytes from seq4j_rnn_layer_workspace_size). h_n/c_n may be NULL (not
  * wanted); h0/c0 NULL mean zeros. */
-SEQ4J_API int seq4j_rnn_layer_forward(seq4j_rnn_layer *layer, const seq4j_rnn_weights *weights,
-                                      int64_t weights_version, float *output, float *h_n,
-                                      float *c_n, void *workspace, int64_t workspace_bytes,
-                                      const float *input, const float *h0, const float *c0,
-                                      const int64_t *lengths, int64_t t, int64_t n);
+SEQ4J_API int seq4j_rnn_layer_forward(seq4j_rnn_layer *layer, int32_t backend,
+                                      const seq4j_rnn_weights *weights, int64_t weights_version,
+                                      float *output, float *h_n, float *c_n, void *workspace,
+                                      int64_t workspace_bytes, const float *input, const float *h0,
+                                      const float *c0, const int64_t *lengths, int64_t t,
+                                      int64_t n);
 
-/* Backward of the latest training forward of this layer: writes grad_input,
+/* Backward of the latest training forward of this layer on the same backend: writes grad_input,
  * grad_h0, grad_c0 (each may be NULL when not wanted) and ADDS the parameter gradients into the
  * buffers of grads (D structs). grad_h_n/grad_c_n NULL mean zero. The forward's tensors, workspace
- * and lengths are passed again, unchanged. It uses the weights as converted by that forward, and it
- * consumes the workspace (oneDNN reuses it): run the training forward again before another
- * backward of the same data. */
+ * and lengths are passed again, unchanged. On oneDNN it uses the weights as converted by that
+ * forward and consumes the workspace (oneDNN reuses it): run the training forward again before
+ * another backward of the same data. The BLAS backend reads the caller's weights and leaves the
+ * workspace intact. */
 SEQ4J_API int seq4j_rnn_layer_backward(
-    seq4j_rnn_layer *layer, const seq4j_rnn_weights *weights, const seq4j_rnn_weights *grads,
-    float *grad_input, float *grad_h0, float *grad_c0, const float *grad_output,
-    const float *grad_h_n, const float *grad_c_n, const void *workspace, int64_t workspace_bytes,
-    const float *input, const float *h0, const float *c0, const float *output, const float *h_n,
-    const float *c_n, const int64_t *lengths, int64_t t, int64_t n);
+    seq4j_rnn_layer *layer, int32_t backend, const seq4j_rnn_weights *weights,
+    const seq4j_rnn_weights *grads, float *grad_input, float *grad_h0, float *grad_c0,
+    const float *grad_output, const float *grad_h_n, const float *grad_c_n, const void *workspace,
+    int64_t workspace_bytes, const float *input, const float *h0, const float *c0,
+    const float *output, const float *h_n, const float *c_n, const int64_t *lengths, int64_t t,
+    int64_t n);
+
+/* One inference step of a stack of unidirectional layers, the streaming path: for layer l,
+ * h + offset (N, Hout_l) and c + offset (N, H_l) (LSTM) hold its state and are overwritten in place
+ * with the next one; layer 0 reads input (N, I), layer l > 0 reads layer l-1's new h. The
+ * top layer's new h is the step's output. weights[l] points at layer l's single direction. Weights
+ * are re-packed for matrix-vector work (N <= 8) when weights_version changes. Allocates nothing
+ * once warm. */
+SEQ4J_API int seq4j_rnn_step(seq4j_rnn_layer *const *layers, const seq4j_rnn_weights *const *weights,
+                             int64_t weights_version, int32_t num_layers, float *h, float *c,
+                             const float *input, int64_t n);
+
+/* seq4j's own kernels (the BLAS backend's cell kernels) exist in copies for AVX-512, AVX2 + FMA
+ * and the x86-64 baseline; the best one the CPU supports is chosen at load. This forces one, for
+ * tests of the fallbacks and for comparisons: 0 the best, 1 baseline, 2 AVX2, 3 AVX-512. Fails with
+ * SEQ4J_ERR_UNSUPPORTED when the CPU lacks it. *previous (may be NULL) receives the one in use
+ * before (1, 2 or 3). Not meant to be called while kernels run on other threads. */
+SEQ4J_API int seq4j_select_kernels(int32_t isa, int32_t *previous);
 
 /* Inverted dropout with a counter-based generator: out[i] = x[i] * keep_i / (1 - p), where keep_i
  * depends only on (seed, i). Calling it again with the same seed on the gradient gives the

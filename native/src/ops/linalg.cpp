@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "dnnl.h"
+#include "ops/gemm.h"
 
 namespace seq4j {
 namespace {
@@ -28,6 +29,11 @@ void matmul_onednn(float *c, const float *a, const float *b, int64_t m, int64_t 
                  trans_b ? k : n, beta, c, n);
   if (status != dnnl_success) fail(SEQ4J_ERR_BACKEND, "oneDNN sgemm failed with status ", status);
 }
+
+// Elementwise loops run in parallel only when there is enough work to pay for the fork.
+constexpr int64_t kParallelElementwiseMin = int64_t{1} << 16;
+
+}  // namespace
 
 void sgemm_block(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
                  int64_t lda, int64_t ldb, int64_t ldc, bool trans_a, bool trans_b, float alpha,
@@ -73,10 +79,6 @@ void matmul_blas(float *c, const float *a, const float *b, int64_t m, int64_t n,
   }
 }
 
-// Elementwise loops run in parallel only when there is enough work to pay for the fork.
-constexpr int64_t kParallelElementwiseMin = int64_t{1} << 16;
-
-}  // namespace
 }  // namespace seq4j
 
 using seq4j::fail;

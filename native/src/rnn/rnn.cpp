@@ -28,9 +28,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/aligned_buffer.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "dnnl.hpp"
+#include "rnn/recurrent.h"
 
 namespace seq4j {
 namespace {
@@ -43,32 +45,6 @@ dnnl::engine &cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
 }
-
-// 64-byte aligned float storage that only grows; contents are not preserved across growth.
-class AlignedBuffer {
- public:
-  float *floats(int64_t count) { return static_cast<float *>(bytes(count * int64_t{sizeof(float)})); }
-  void *bytes(int64_t size) {
-    if (size > capacity_) {
-      std::free(data_);
-      capacity_ = (std::max<int64_t>(size, 64) + 63) / 64 * 64;
-      data_ = std::aligned_alloc(64, static_cast<size_t>(capacity_));
-      if (data_ == nullptr) {
-        capacity_ = 0;
-        throw std::bad_alloc();
-      }
-    }
-    return data_;
-  }
-  AlignedBuffer() = default;
-  AlignedBuffer(const AlignedBuffer &) = delete;
-  AlignedBuffer &operator=(const AlignedBuffer &) = delete;
-  ~AlignedBuffer() { std::free(data_); }
-
- private:
-  void *data_ = nullptr;
-  int64_t capacity_ = 0;
-};
 
 // Per-thread scratch memory, so concurrent calls on one layer never share buffers.
 struct Scratch {
@@ -90,14 +66,7 @@ Scratch &scratch() {
 
 int64_t round_up_64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
-struct Sizes {
-  int cell;
-  int64_t directions, input, hidden, output, proj, gates, bias_gates;
-  bool peephole, bias;
-  bool lstm() const { return cell == SEQ4J_CELL_LSTM; }
-  bool gru() const { return cell == SEQ4J_CELL_GRU; }
-  bool projection() const { return proj > 0; }
-};
+using Sizes = RecurrentSizes;
 
 // The gate of oneDNN's order that holds PyTorch's gate g. GRU: PyTorch r, z, n -> oneDNN u(=z), r, o(=n).
 int64_t onednn_gate(const Sizes &s, int64_t g) {
@@ -143,10 +112,6 @@ void transpose(float *dst, int64_t dst_stride, const float *src, int64_t src_str
     }
 }
 
-void require_weight(const char *name, int64_t direction, const float *pointer) {
-  if (pointer == nullptr)
-    fail(SEQ4J_ERR_INVALID_ARGUMENT, "weights[", direction, "].", name, " is NULL");
-}
 
 std::shared_ptr<PackedWeights> pack(const Sizes &s, const seq4j_rnn_weights *weights) {
   auto packed = std::make_shared<PackedWeights>();
@@ -389,11 +354,7 @@ class Layer {
 
 std::vector<Group> groups_of(const int64_t *lengths, int64_t t, int64_t n) {
   if (lengths == nullptr) return {Group{t, {}}};
-  for (int64_t i = 0; i < n; ++i) {
-    if (lengths[i] < 1 || lengths[i] > t)
-      fail(SEQ4J_ERR_INVALID_ARGUMENT, "lengths[", i, "] must be in [1, ", t, "], got ",
-           lengths[i]);
-  }
+  check_lengths(lengths, t, n);
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
@@ -506,15 +467,7 @@ struct PlainDescs {
   }
 };
 
-Layer *checked(seq4j_rnn_layer *handle) {
-  if (handle == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "layer is NULL");
-  return reinterpret_cast<Layer *>(handle);
-}
 
-void check_sizes(int64_t t, int64_t n) {
-  if (t < 1) fail(SEQ4J_ERR_INVALID_ARGUMENT, "t must be >= 1, got ", t);
-  if (n < 1) fail(SEQ4J_ERR_INVALID_ARGUMENT, "n must be >= 1, got ", n);
-}
 
 int64_t workspace_bytes_for(Layer &layer, const std::vector<Group> &groups, int64_t n) {
   int64_t total = 0;
@@ -801,6 +754,37 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
   unpack_add_gradients(s, grads, plain_layer, plain_iter, diff_bias, diff_peephole, plain_proj);
 }
 
+
+
+// The oneDNN backend behind the interface both backends share.
+class OnednnRecurrent final : public RecurrentBackend {
+ public:
+  explicit OnednnRecurrent(const Sizes &sizes) : layer_(sizes) {}
+  int64_t workspace_bytes(const int64_t *lengths, int64_t t, int64_t n) override {
+    return workspace_bytes_for(layer_, groups_of(lengths, t, n), n);
+  }
+  void forward(const seq4j_rnn_weights *weights, int64_t version, float *output, float *h_n,
+               float *c_n, void *workspace, int64_t workspace_bytes, const float *input,
+               const float *h0, const float *c0, const int64_t *lengths, int64_t t,
+               int64_t n) override {
+    run_forward(layer_, weights, version, output, h_n, c_n, workspace, workspace_bytes, input, h0,
+                c0, lengths, t, n);
+  }
+  void backward(const seq4j_rnn_weights *weights, const seq4j_rnn_weights *grads,
+                float *grad_input, float *grad_h0, float *grad_c0, const float *grad_output,
+                const float *grad_h_n, const float *grad_c_n, const void *workspace,
+                int64_t workspace_bytes, const float *input, const float *h0, const float *c0,
+                const float *output, const float *h_n, const float *c_n, const int64_t *lengths,
+                int64_t t, int64_t n) override {
+    run_backward(layer_, weights, grads, grad_input, grad_h0, grad_c0, grad_output, grad_h_n,
+                 grad_c_n, workspace, workspace_bytes, input, h0, c0, output, h_n, c_n, lengths,
+                 t, n);
+  }
+
+ private:
+  Layer layer_;
+};
+
 // splitmix64: a counter-based generator, so dropout's mask never needs storing.
 inline uint64_t mix(uint64_t z) {
   z += 0x9E3779B97F4A7C15ull;
@@ -809,7 +793,69 @@ inline uint64_t mix(uint64_t z) {
   return z ^ (z >> 31);
 }
 
+// What a seq4j_rnn_layer handle points at: both backends of one layer, and its streaming stepper.
+struct LayerHandle {
+  Sizes sizes;
+  std::unique_ptr<RecurrentBackend> onednn, blas;
+  std::unique_ptr<RecurrentStepper> stepper;
+};
+
+LayerHandle *checked(seq4j_rnn_layer *handle) {
+  if (handle == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "layer is NULL");
+  return reinterpret_cast<LayerHandle *>(handle);
+}
+
+// AUTO's table, from bench/ (RecurrentBenchmark and StreamingBenchmark, both backends side by
+// side; see README "Recurrent backends"): seq4j's BLAS backend wins where oneDNN's fixed cost per
+// step dominates (small batches); oneDNN's fused primitive wins on large batches.
+int32_t choose_backend(const Sizes &s, int64_t t, int64_t n) {
+  (void)s;
+  (void)t;
+  return n <= 8 ? SEQ4J_BACKEND_BLAS : SEQ4J_BACKEND_ONEDNN;
+}
+
+int32_t resolve(const LayerHandle &h, int32_t backend, int64_t t, int64_t n) {
+  switch (backend) {
+    case SEQ4J_BACKEND_AUTO:
+      return choose_backend(h.sizes, t, n);
+    case SEQ4J_BACKEND_ONEDNN:
+    case SEQ4J_BACKEND_BLAS:
+      return backend;
+    default:
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "backend must be 0 (AUTO), 1 (ONEDNN) or 2 (BLAS), got ",
+           backend);
+  }
+}
+
+RecurrentBackend &implementation(LayerHandle &h, int32_t backend, int64_t t, int64_t n) {
+  return resolve(h, backend, t, n) == SEQ4J_BACKEND_BLAS ? *h.blas : *h.onednn;
+}
+
+void check_sizes(int64_t t, int64_t n) {
+  if (t < 1) fail(SEQ4J_ERR_INVALID_ARGUMENT, "t must be >= 1, got ", t);
+  if (n < 1) fail(SEQ4J_ERR_INVALID_ARGUMENT, "n must be >= 1, got ", n);
+}
+
 }  // namespace
+
+void require_weight(const char *name, int64_t direction, const float *pointer) {
+  if (pointer == nullptr)
+    fail(SEQ4J_ERR_INVALID_ARGUMENT, "weights[", direction, "].", name, " is NULL");
+}
+
+void check_lengths(const int64_t *lengths, int64_t t, int64_t n) {
+  if (lengths == nullptr) return;
+  for (int64_t i = 0; i < n; ++i) {
+    if (lengths[i] < 1 || lengths[i] > t)
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "lengths[", i, "] must be in [1, ", t, "], got ",
+           lengths[i]);
+  }
+}
+
+std::unique_ptr<RecurrentBackend> make_onednn_recurrent(const RecurrentSizes &sizes) {
+  return std::make_unique<OnednnRecurrent>(sizes);
+}
+
 }  // namespace seq4j
 
 using seq4j::fail;
@@ -844,64 +890,122 @@ int seq4j_rnn_layer_create(seq4j_rnn_layer **layer, const seq4j_rnn_layer_desc *
     s.bias_gates = s.cell == SEQ4J_CELL_GRU ? 4 : s.gates;
     s.peephole = desc->peephole != 0;
     s.bias = desc->bias != 0;
-    *layer = reinterpret_cast<seq4j_rnn_layer *>(new seq4j::Layer(s));
+    auto handle = std::make_unique<seq4j::LayerHandle>();
+    handle->sizes = s;
+    handle->onednn = seq4j::make_onednn_recurrent(s);
+    handle->blas = seq4j::make_blas_recurrent(s);
+    if (s.directions == 1) handle->stepper = seq4j::make_recurrent_stepper(s);
+    *layer = reinterpret_cast<seq4j_rnn_layer *>(handle.release());
     return SEQ4J_OK;
   });
 }
 
 int seq4j_rnn_layer_destroy(seq4j_rnn_layer *layer) {
   return guarded(__func__, [&] {
-    delete reinterpret_cast<seq4j::Layer *>(layer);
+    delete reinterpret_cast<seq4j::LayerHandle *>(layer);
     return SEQ4J_OK;
   });
 }
 
-int seq4j_rnn_layer_workspace_size(seq4j_rnn_layer *layer, const int64_t *lengths, int64_t t,
-                                   int64_t n, int64_t *bytes) {
+int seq4j_rnn_layer_backend(seq4j_rnn_layer *layer, int32_t backend, int64_t t, int64_t n,
+                            int32_t *chosen) {
   return guarded(__func__, [&] {
-    seq4j::Layer *l = seq4j::checked(layer);
+    seq4j::LayerHandle *l = seq4j::checked(layer);
+    seq4j::check_sizes(t, n);
+    if (chosen == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "chosen is NULL");
+    *chosen = seq4j::resolve(*l, backend, t, n);
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_rnn_layer_workspace_size(seq4j_rnn_layer *layer, int32_t backend,
+                                   const int64_t *lengths, int64_t t, int64_t n, int64_t *bytes) {
+  return guarded(__func__, [&] {
+    seq4j::LayerHandle *l = seq4j::checked(layer);
     seq4j::check_sizes(t, n);
     if (bytes == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "bytes is NULL");
-    *bytes = seq4j::workspace_bytes_for(*l, seq4j::groups_of(lengths, t, n), n);
+    seq4j::check_lengths(lengths, t, n);
+    *bytes = seq4j::implementation(*l, backend, t, n).workspace_bytes(lengths, t, n);
     return SEQ4J_OK;
   });
 }
 
-int seq4j_rnn_layer_forward(seq4j_rnn_layer *layer, const seq4j_rnn_weights *weights,
-                            int64_t weights_version, float *output, float *h_n, float *c_n,
-                            void *workspace, int64_t workspace_bytes, const float *input,
-                            const float *h0, const float *c0, const int64_t *lengths, int64_t t,
-                            int64_t n) {
+int seq4j_rnn_layer_forward(seq4j_rnn_layer *layer, int32_t backend,
+                            const seq4j_rnn_weights *weights, int64_t weights_version,
+                            float *output, float *h_n, float *c_n, void *workspace,
+                            int64_t workspace_bytes, const float *input, const float *h0,
+                            const float *c0, const int64_t *lengths, int64_t t, int64_t n) {
   return guarded(__func__, [&] {
-    seq4j::Layer *l = seq4j::checked(layer);
+    seq4j::LayerHandle *l = seq4j::checked(layer);
     seq4j::check_sizes(t, n);
     if (weights == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "weights is NULL");
     if (input == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "input is NULL");
     if (output == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "output is NULL");
+    seq4j::check_lengths(lengths, t, n);
     seq4j::use_configured_threads();
-    seq4j::run_forward(*l, weights, weights_version, output, h_n, c_n, workspace, workspace_bytes,
-                       input, h0, c0, lengths, t, n);
+    seq4j::implementation(*l, backend, t, n)
+        .forward(weights, weights_version, output, h_n, c_n, workspace, workspace_bytes, input,
+                 h0, c0, lengths, t, n);
     return SEQ4J_OK;
   });
 }
 
-int seq4j_rnn_layer_backward(seq4j_rnn_layer *layer, const seq4j_rnn_weights *weights,
-                             const seq4j_rnn_weights *grads, float *grad_input, float *grad_h0,
-                             float *grad_c0, const float *grad_output, const float *grad_h_n,
+int seq4j_rnn_layer_backward(seq4j_rnn_layer *layer, int32_t backend,
+                             const seq4j_rnn_weights *weights, const seq4j_rnn_weights *grads,
+                             float *grad_input, float *grad_h0, float *grad_c0,
+                             const float *grad_output, const float *grad_h_n,
                              const float *grad_c_n, const void *workspace, int64_t workspace_bytes,
                              const float *input, const float *h0, const float *c0,
                              const float *output, const float *h_n, const float *c_n,
                              const int64_t *lengths, int64_t t, int64_t n) {
   return guarded(__func__, [&] {
-    seq4j::Layer *l = seq4j::checked(layer);
+    seq4j::LayerHandle *l = seq4j::checked(layer);
     seq4j::check_sizes(t, n);
     if (weights == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "weights is NULL");
+    if (grads == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "grads is NULL");
     if (input == nullptr || output == nullptr || grad_output == nullptr)
       fail(SEQ4J_ERR_INVALID_ARGUMENT, "input, output and grad_output must not be NULL");
+    seq4j::check_lengths(lengths, t, n);
     seq4j::use_configured_threads();
-    seq4j::run_backward(*l, weights, grads, grad_input, grad_h0, grad_c0, grad_output, grad_h_n,
-                        grad_c_n, workspace, workspace_bytes, input, h0, c0, output, h_n, c_n,
-                        lengths, t, n);
+    seq4j::implementation(*l, backend, t, n)
+        .backward(weights, grads, grad_input, grad_h0, grad_c0, grad_output, grad_h_n, grad_c_n,
+                  workspace, workspace_bytes, input, h0, c0, output, h_n, c_n, lengths, t, n);
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_rnn_step(seq4j_rnn_layer *const *layers, const seq4j_rnn_weights *const *weights,
+                   int64_t weights_version, int32_t num_layers, float *h, float *c,
+                   const float *input, int64_t n) {
+  return guarded(__func__, [&] {
+    if (layers == nullptr || weights == nullptr)
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "layers and weights must not be NULL");
+    if (num_layers < 1) fail(SEQ4J_ERR_INVALID_ARGUMENT, "num_layers must be >= 1, got ", num_layers);
+    if (n < 1) fail(SEQ4J_ERR_INVALID_ARGUMENT, "n must be >= 1, got ", n);
+    if (input == nullptr || h == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "input and h must not be NULL");
+    seq4j::use_configured_threads();
+    const float *layer_input = input;
+    float *layer_h = h, *layer_c = c;
+    for (int32_t i = 0; i < num_layers; ++i) {
+      seq4j::LayerHandle *l = seq4j::checked(layers[i]);
+      if (l->stepper == nullptr)
+        fail(SEQ4J_ERR_INVALID_ARGUMENT, "layers[", i, "] is bidirectional: it cannot stream");
+      if (weights[i] == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "weights[", i, "] is NULL");
+      if (l->sizes.lstm() && c == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "c is NULL for an LSTM");
+      l->stepper->step(weights[i], weights_version, layer_h, layer_c, layer_input, n);
+      layer_input = layer_h;
+      layer_h += n * l->sizes.output;
+      if (l->sizes.lstm()) layer_c += n * l->sizes.hidden;
+    }
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_select_kernels(int32_t isa, int32_t *previous) {
+  return guarded(__func__, [&] {
+    const int32_t before = seq4j::selected_cell_kernels();
+    seq4j::select_cell_kernels(isa);
+    if (previous != nullptr) *previous = before;
     return SEQ4J_OK;
   });
 }

@@ -54,6 +54,61 @@ public final class Seq4j {
     }
   }
 
+  private static volatile Backend recurrentBackend = Backend.AUTO;
+
+  /**
+   * Pins the backend of every recurrent layer that was not given one by its builder ({@link
+   * org.seq4j.nn.Lstm.Builder#backend}): {@link Backend#ONEDNN}, {@link Backend#BLAS}, or {@link
+   * Backend#AUTO} (the default), which picks per call from a small table measured in {@code
+   * bench/} (README, "Recurrent backends"). All backends agree within the recurrent tolerance.
+   * A training forward's backward always runs on the backend its forward ran on.
+   */
+  public static void setRecurrentBackend(Backend backend) {
+    if (backend == null) {
+      throw new NullPointerException("backend");
+    }
+    recurrentBackend = backend;
+  }
+
+  /** The recurrent layers' global backend: see {@link #setRecurrentBackend}. */
+  public static Backend recurrentBackend() {
+    return recurrentBackend;
+  }
+
+  /**
+   * Forces one copy of seq4j's own vectorized kernels (the BLAS backend's cell kernels), for tests
+   * of the fallbacks and for comparisons: {@code "best"} (the default, chosen for the CPU at load),
+   * {@code "baseline"} (x86-64 without AVX: the scalar fallback), {@code "avx2"} or {@code
+   * "avx512"}. Call it while no kernels run.
+   *
+   * @return the copy in use before ({@code "baseline"}, {@code "avx2"} or {@code "avx512"})
+   * @throws Seq4jException when the CPU lacks the instruction set
+   */
+  public static String selectKernels(String isa) {
+    int code = switch (isa) {
+      case "best" -> 0;
+      case "baseline" -> 1;
+      case "avx2" -> 2;
+      case "avx512" -> 3;
+      case null -> throw new NullPointerException("isa");
+      default -> throw new IllegalArgumentException(
+          "isa: expected best, baseline, avx2 or avx512, got " + isa);
+    };
+    int[] previous = new int[1];
+    try (java.lang.foreign.Arena call = java.lang.foreign.Arena.ofConfined()) {
+      MemorySegment out = call.allocate(java.lang.foreign.ValueLayout.JAVA_INT);
+      NativeBindings.check((int) NativeBindings.SELECT_KERNELS.invokeExact(code, out));
+      previous[0] = out.get(java.lang.foreign.ValueLayout.JAVA_INT, 0);
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
+    return switch (previous[0]) {
+      case 3 -> "avx512";
+      case 2 -> "avx2";
+      default -> "baseline";
+    };
+  }
+
   /** The number of threads seq4j uses. */
   public static int threads() {
     long[] result = new long[1];

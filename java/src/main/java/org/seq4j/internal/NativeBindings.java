@@ -66,14 +66,23 @@ public final class NativeBindings {
   public static final MethodHandle RNN_LAYER_DESTROY =
       bind("seq4j_rnn_layer_destroy", false, JAVA_INT, ADDRESS);
   public static final MethodHandle RNN_LAYER_WORKSPACE_SIZE =
-      bind("seq4j_rnn_layer_workspace_size", false, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG,
-          JAVA_LONG, ADDRESS);
+      bind("seq4j_rnn_layer_workspace_size", false, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS,
+          JAVA_LONG, JAVA_LONG, ADDRESS);
+  public static final MethodHandle RNN_LAYER_BACKEND =
+      bind("seq4j_rnn_layer_backend", false, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG,
+          ADDRESS);
+  // critical: the streaming step is short, allocation-free and never calls back into Java
+  public static final MethodHandle RNN_STEP =
+      bind("seq4j_rnn_step", true, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS,
+          ADDRESS, ADDRESS, JAVA_LONG);
+  public static final MethodHandle SELECT_KERNELS =
+      bind("seq4j_select_kernels", false, JAVA_INT, JAVA_INT, ADDRESS);
   public static final MethodHandle RNN_LAYER_FORWARD =
-      bind("seq4j_rnn_layer_forward", false, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS,
+      bind("seq4j_rnn_layer_forward", false, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS,
           ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
           JAVA_LONG);
   public static final MethodHandle RNN_LAYER_BACKWARD =
-      bind("seq4j_rnn_layer_backward", false, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
+      bind("seq4j_rnn_layer_backward", false, JAVA_INT, ADDRESS, JAVA_INT, ADDRESS, ADDRESS, ADDRESS,
           ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS, ADDRESS,
           ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG);
 

@@ -39,7 +39,7 @@ public final class Gru extends RecurrentLayer {
     /** The GRU. */
     public Gru build() {
       return new Gru(new Config(Cell.GRU, inputSize, hiddenSize, numLayers, bidirectional, bias,
-          false, 0, dropout, batchFirst, seed));
+          false, 0, dropout, batchFirst, seed, backend));
     }
   }
 }

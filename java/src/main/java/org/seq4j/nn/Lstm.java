@@ -78,7 +78,7 @@ public final class Lstm extends RecurrentLayer {
     /** The LSTM. */
     public Lstm build() {
       return new Lstm(new Config(Cell.LSTM, inputSize, hiddenSize, numLayers, bidirectional, bias,
-          peepholes, projSize, dropout, batchFirst, seed));
+          peepholes, projSize, dropout, batchFirst, seed, backend));
     }
   }
 }

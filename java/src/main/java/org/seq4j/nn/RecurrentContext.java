@@ -4,8 +4,8 @@ import java.lang.foreign.MemorySegment;
 import org.seq4j.Tensor;
 
 /**
- * What a training forward saved for its backward: each layer's input, output, states and oneDNN
- * workspace. It lives in the arena the forward was given and may be used for any number of
+ * What a training forward saved for its backward: each layer's input, output, states and the
+ * backend's workspace. It lives in the arena the forward was given and may be used for any number of
  * backward calls while that arena is open.
  */
 public final class RecurrentContext {
@@ -22,6 +22,8 @@ public final class RecurrentContext {
   final MemorySegment[] workspaces;
   final long[] dropoutSeeds;
   final boolean[] workspaceConsumed;
+  /** The backend the forward ran on ({@code SEQ4J_BACKEND_*}); the backward runs on it too. */
+  int backend;
 
   RecurrentContext(RecurrentLayer layer, long steps, long batch, MemorySegment lengths, int layers) {
     this.layer = layer;

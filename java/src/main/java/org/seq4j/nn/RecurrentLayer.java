@@ -15,6 +15,8 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.random.RandomGenerator;
 import java.util.random.RandomGeneratorFactory;
+import org.seq4j.Backend;
+import org.seq4j.Seq4j;
 import org.seq4j.Shape;
 import org.seq4j.Tensor;
 import org.seq4j.internal.Checks;
@@ -64,7 +66,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
   /** The sizes and options of a network. */
   record Config(Cell cell, long inputSize, long hiddenSize, int numLayers, boolean bidirectional,
       boolean bias, boolean peephole, long projSize, float dropout, boolean batchFirst,
-      long seed) {}
+      long seed, Backend backend) {}
 
   /** {@code seq4j_rnn_layer_desc}. */
   private static final StructLayout LAYER_DESC = MemoryLayout.structLayout(
@@ -90,6 +92,9 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
   private final MemorySegment[] handles;
   private final MemorySegment[] weightStructs;
   private final MemorySegment[] gradientStructs;
+  /** The streaming step's arguments: every layer's handle, and its weights struct. */
+  private final MemorySegment stepHandles;
+  private final MemorySegment stepWeights;
   private final AtomicLong trainingCalls = new AtomicLong();
 
   RecurrentLayer(String typeName, Config config) {
@@ -110,6 +115,12 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
         handles[layer] = createHandle(layer);
         weightStructs[layer] = pointerStruct(layer, false);
         gradientStructs[layer] = pointerStruct(layer, true);
+      }
+      this.stepHandles = arena.allocate(ADDRESS, config.numLayers());
+      this.stepWeights = arena.allocate(ADDRESS, config.numLayers());
+      for (int layer = 0; layer < config.numLayers(); layer++) {
+        stepHandles.setAtIndex(ADDRESS, layer, handles[layer]);
+        stepWeights.setAtIndex(ADDRESS, layer, weightStructs[layer]);
       }
       built = true;
     } finally {
@@ -257,6 +268,33 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
 
   boolean hasCell() {
     return config.cell() == Cell.LSTM;
+  }
+
+  /** The backend the builder pinned, or null when {@link Seq4j#recurrentBackend()} decides. */
+  public Backend backend() {
+    return config.backend();
+  }
+
+  private Backend requestedBackend() {
+    return config.backend() != null ? config.backend() : Seq4j.recurrentBackend();
+  }
+
+  /**
+   * The backend a call on {@code steps} steps of {@code batch} samples runs on now: the pinned
+   * one, or {@link Backend#AUTO}'s choice for the shape.
+   */
+  public Backend resolvedBackend(long steps, long batch) {
+    requireOpen();
+    requirePositive("steps", steps);
+    requirePositive("batch", batch);
+    try (Arena call = Arena.ofConfined()) {
+      MemorySegment chosen = call.allocate(JAVA_INT);
+      NativeBindings.check((int) NativeBindings.RNN_LAYER_BACKEND.invokeExact(handles[0],
+          requestedBackend().nativeCode(), steps, batch, chosen));
+      return chosen.get(JAVA_INT, 0) == Backend.BLAS.nativeCode() ? Backend.BLAS : Backend.ONEDNN;
+    } catch (Throwable t) {
+      throw NativeBindings.rethrow(t);
+    }
   }
 
   // ---- native handles
@@ -438,6 +476,86 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
         scratch);
   }
 
+  /**
+   * One step of streaming inference, in place: the service that feeds one event at a time calls
+   * this once per event. {@code state} is read as the state before the step and overwritten with
+   * the state after it. With the BLAS backend (or AUTO) the whole stack runs in one native call
+   * on weights packed once for matrix-vector work (re-packed after {@link Parameter#markChanged()}),
+   * with no allocation once warm; batches above 8 take the GEMM route. A layer pinned to {@link
+   * Backend#ONEDNN} runs oneDNN's primitive for one step instead. Results equal those of {@link
+   * #forward(Arena, Tensor, RecurrentState)} on the same steps within the recurrent tolerance.
+   *
+   * @param input {@code (N, inputSize)}: this step of every sample
+   * @param state the running state, {@code (numLayers, N, Hout)} (and {@code (numLayers, N,
+   *     hidden)} cells for an LSTM)
+   * @param output receives the top layer's new hidden state {@code (N, Hout)}, or null
+   * @throws IllegalStateException for a bidirectional layer, which cannot stream
+   */
+  public void step(Tensor input, RecurrentState state, Tensor output) {
+    requireOpen();
+    if (config.bidirectional()) {
+      throw new IllegalStateException(
+          "step: a bidirectional " + typeName + " needs the whole sequence; use forward");
+    }
+    if (input == null) {
+      throw new NullPointerException("input");
+    }
+    if (state == null) {
+      throw new NullPointerException("state");
+    }
+    if (input.shape().rank() != 2 || input.dim(1) != config.inputSize()) {
+      throw new IllegalArgumentException("input: expected shape (N, " + config.inputSize()
+          + "), got " + input.shape());
+    }
+    Checks.usable(input.segment(), "input");
+    long batch = input.dim(0);
+    checkState(state, "state", batch);
+    Checks.disjoint(input.segment(), "input", state.hidden().segment(), "state.hidden");
+    if (output != null) {
+      if (output.shape().rank() != 2 || output.dim(0) != batch || output.dim(1) != outputSize) {
+        throw new IllegalArgumentException("output: expected shape (" + batch + ", " + outputSize
+            + "), got " + output.shape());
+      }
+      Checks.usable(output.segment(), "output");
+    }
+    if (requestedBackend() == Backend.ONEDNN) {
+      stepOnOnednn(input, state, batch);
+    } else {
+      try {
+        NativeBindings.check((int) NativeBindings.RNN_STEP.invokeExact(stepHandles, stepWeights,
+            weightsVersion(), config.numLayers(), state.hidden().segment(),
+            hasCell() ? state.cell().segment() : MemorySegment.NULL, input.segment(), batch));
+      } catch (Throwable t) {
+        throw NativeBindings.rethrow(t);
+      }
+    }
+    if (output != null) {
+      long top = (long) (config.numLayers() - 1) * batch * outputSize * Float.BYTES;
+      MemorySegment.copy(state.hidden().segment(), top, output.segment(), 0,
+          batch * outputSize * Float.BYTES);
+    }
+  }
+
+  private void stepOnOnednn(Tensor input, RecurrentState state, long batch) {
+    long states = (long) config.numLayers() * directions;
+    try (Arena call = Arena.ofConfined()) {
+      Tensor sequence = config.batchFirst() ? Tensor.ofSegment(input.segment(), batch, 1,
+          config.inputSize()) : Tensor.ofSegment(input.segment(), 1, batch, config.inputSize());
+      Tensor output = config.batchFirst() ? Tensor.uninitialized(call, batch, 1, outputSize)
+          : Tensor.uninitialized(call, 1, batch, outputSize);
+      RecurrentState next = new RecurrentState(
+          Tensor.uninitialized(call, states, batch, outputSize),
+          hasCell() ? Tensor.uninitialized(call, states, batch, config.hiddenSize()) : null);
+      forward(sequence, state, output, next);
+      MemorySegment.copy(next.hidden().segment(), 0, state.hidden().segment(), 0,
+          next.hidden().segment().byteSize());
+      if (hasCell()) {
+        MemorySegment.copy(next.cell().segment(), 0, state.cell().segment(), 0,
+            next.cell().segment().byteSize());
+      }
+    }
+  }
+
   /** Per-thread buffers of the allocation-free path: GC-managed, grown as needed. */
   private static final class Scratch {
     private final MemorySegment[] buffers = new MemorySegment[4];
@@ -479,6 +597,12 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
         : Tensor.uninitialized(arena, steps, batch, width);
     long callSeed = training ? mixSeed(config.seed(), trainingCalls.getAndIncrement()) : 0;
     long version = weightsVersion();
+    // A training forward fixes its backend, so the backward runs on the same one.
+    int backend = training ? resolvedBackend(steps, batch).nativeCode()
+        : requestedBackend().nativeCode();
+    if (training) {
+      context.backend = backend;
+    }
     for (int layer = 0; layer < config.numLayers(); layer++) {
       boolean last = layer == config.numLayers() - 1;
       Tensor layerOutput = last ? timeMajorOutput
@@ -493,7 +617,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       Tensor cN = hasCell() ? finalState.cell().slice(firstState, firstState + directions) : null;
       MemorySegment workspace = MemorySegment.NULL;
       if (training) {
-        long bytes = workspaceSize(layer, lengths, steps, batch);
+        long bytes = workspaceSize(layer, backend, lengths, steps, batch);
         workspace = NativeMemory.allocate(arena, Math.max(bytes, 1));
         context.inputs[layer] = layerInput;
         context.outputs[layer] = layerOutput;
@@ -503,8 +627,8 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
         context.finalCell[layer] = cN;
         context.workspaces[layer] = workspace;
       }
-      forwardLayer(layer, training ? -1L : version, layerOutput, hN, cN, workspace, layerInput,
-          h0, c0, lengths, steps, batch);
+      forwardLayer(layer, backend, training ? -1L : version, layerOutput, hN, cN, workspace,
+          layerInput, h0, c0, lengths, steps, batch);
       if (!last) {
         if (training && config.dropout() > 0f) {
           long seed = callSeed + layer;
@@ -522,12 +646,12 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     }
   }
 
-  private void forwardLayer(int layer, long version, Tensor output, Tensor hN, Tensor cN,
-      MemorySegment workspace, Tensor input, Tensor h0, Tensor c0, MemorySegment lengths,
-      long steps, long batch) {
+  private void forwardLayer(int layer, int backend, long version, Tensor output, Tensor hN,
+      Tensor cN, MemorySegment workspace, Tensor input, Tensor h0, Tensor c0,
+      MemorySegment lengths, long steps, long batch) {
     try {
       NativeBindings.check((int) NativeBindings.RNN_LAYER_FORWARD.invokeExact(
-          handles[layer], weightStructs[layer], version, output.segment(), hN.segment(),
+          handles[layer], backend, weightStructs[layer], version, output.segment(), hN.segment(),
           segmentOrNull(cN), workspace, workspace.byteSize(), input.segment(),
           segmentOrNull(h0), segmentOrNull(c0), lengths, steps, batch));
     } catch (Throwable t) {
@@ -535,11 +659,12 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     }
   }
 
-  private long workspaceSize(int layer, MemorySegment lengths, long steps, long batch) {
+  private long workspaceSize(int layer, int backend, MemorySegment lengths, long steps,
+      long batch) {
     try (Arena call = Arena.ofConfined()) {
       MemorySegment bytes = call.allocate(JAVA_LONG);
       NativeBindings.check((int) NativeBindings.RNN_LAYER_WORKSPACE_SIZE.invokeExact(
-          handles[layer], lengths, steps, batch, bytes));
+          handles[layer], backend, lengths, steps, batch, bytes));
       return bytes.get(JAVA_LONG, 0);
     } catch (Throwable t) {
       throw NativeBindings.rethrow(t);
@@ -608,15 +733,15 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       MemorySegment workspace = context.workspaces[layer];
       if (context.workspaceConsumed[layer]) {
         // oneDNN's backward consumed the workspace: recompute it (same inputs, same values).
-        forwardLayer(layer, -1L, context.outputs[layer], context.finalHidden[layer],
+        forwardLayer(layer, context.backend, -1L, context.outputs[layer], context.finalHidden[layer],
             context.finalCell[layer], workspace, context.inputs[layer],
             context.initialHidden[layer], context.initialCell[layer], context.lengths, steps,
             batch);
       }
-      context.workspaceConsumed[layer] = true;
+      context.workspaceConsumed[layer] = context.backend == Backend.ONEDNN.nativeCode();
       try {
         NativeBindings.check((int) NativeBindings.RNN_LAYER_BACKWARD.invokeExact(
-            handles[layer], weightStructs[layer], gradientStructs[layer],
+            handles[layer], context.backend, weightStructs[layer], gradientStructs[layer],
             gradLayerInput.segment(), gradH0.segment(), segmentOrNull(gradC0),
             gradLayerOutput.segment(), segmentOrNull(gradHN), segmentOrNull(gradCN),
             workspace, workspace.byteSize(), context.inputs[layer].segment(),
@@ -801,6 +926,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     float dropout;
     boolean batchFirst;
     long seed = 0x5EED;
+    Backend backend;
 
     Builder(long inputSize, long hiddenSize) {
       this.inputSize = inputSize;
@@ -842,6 +968,18 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     /** The seed of the initial parameters and of dropout (default fixed, so runs repeat). */
     public B seed(long seed) {
       this.seed = seed;
+      return self();
+    }
+
+    /**
+     * Pins this layer's backend (default: none, so {@link Seq4j#recurrentBackend()} decides at
+     * each call). {@link Backend#AUTO} picks per call from the measured table.
+     */
+    public B backend(Backend backend) {
+      if (backend == null) {
+        throw new NullPointerException("backend");
+      }
+      this.backend = backend;
       return self();
     }
   }

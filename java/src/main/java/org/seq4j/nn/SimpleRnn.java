@@ -56,7 +56,7 @@ public final class SimpleRnn extends RecurrentLayer {
     public SimpleRnn build() {
       return new SimpleRnn(new Config(
           nonlinearity == Nonlinearity.RELU ? Cell.RNN_RELU : Cell.RNN_TANH, inputSize,
-          hiddenSize, numLayers, bidirectional, bias, false, 0, dropout, batchFirst, seed));
+          hiddenSize, numLayers, bidirectional, bias, false, 0, dropout, batchFirst, seed, backend));
     }
   }
 }
