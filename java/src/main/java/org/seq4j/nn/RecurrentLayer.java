@@ -524,7 +524,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       try {
         NativeBindings.check((int) NativeBindings.RNN_STEP.invokeExact(stepHandles, stepWeights,
             weightsVersion(), config.numLayers(), state.hidden().segment(),
-            hasCell() ? state.cell().segment() : MemorySegment.NULL, input.segment(), batch));
+            segmentOrNull(hasCell() ? state.cell() : null), input.segment(), batch));
       } catch (Throwable t) {
         throw NativeBindings.rethrow(t);
       }

@@ -20,9 +20,13 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.seq4j.Backend;
+import org.seq4j.Seq4j;
 import org.seq4j.Shape;
 import org.seq4j.Tensor;
 import org.seq4j.reference.FiniteDifferences;
@@ -31,9 +35,24 @@ import org.seq4j.reference.RecurrentReference.Cell;
 
 /**
  * The recurrent layers against the float64 reference: forward values, and every gradient (input,
- * initial states, each parameter) against central finite differences of the reference.
+ * initial states, each parameter) against central finite differences of the reference. Every test
+ * runs once per backend: {@link OnednnRecurrentLayerTest} and {@link BlasRecurrentLayerTest} pin
+ * the global backend around each test.
  */
-class RecurrentLayerTest {
+abstract class RecurrentLayerTest {
+
+  /** The backend every layer of these tests runs on. */
+  abstract Backend backend();
+
+  @BeforeEach
+  void pinBackend() {
+    Seq4j.setRecurrentBackend(backend());
+  }
+
+  @AfterEach
+  void unpinBackend() {
+    Seq4j.setRecurrentBackend(Backend.AUTO);
+  }
 
   /** float32 kernel against float64 reference, values of order 1: see Tolerances. */
   private static final double FORWARD_TOLERANCE = 2e-5;
