@@ -14,6 +14,7 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
+import org.seq4j.Backend;
 import org.seq4j.Tensor;
 import org.seq4j.nn.Gru;
 import org.seq4j.nn.Lstm;
@@ -43,6 +44,10 @@ public class RecurrentBenchmark {
   /** Cell and shape: {@code cell-size}, as in DESIGN.md. */
   @Param({"lstm-S", "lstm-M", "lstm_peephole-M", "lstm-L", "gru-M", "rnn-M"})
   public String shape;
+
+  /** The backend, pinned on the layer: ONEDNN or BLAS (both side by side in one run). */
+  @Param({"ONEDNN", "BLAS"})
+  public String backend;
 
   private Arena arena;
   private RecurrentLayer layer;
@@ -79,10 +84,12 @@ public class RecurrentBenchmark {
   @Setup
   public void setUp() {
     long[] s = sizes(shape);
+    Backend pinned = Backend.valueOf(backend);
     layer = shape.startsWith("lstm")
-        ? Lstm.builder(s[2], s[3]).peepholes(shape.startsWith("lstm_peephole")).build()
-        : shape.startsWith("gru") ? Gru.builder(s[2], s[3]).build()
-        : SimpleRnn.builder(s[2], s[3]).build();
+        ? Lstm.builder(s[2], s[3]).peepholes(shape.startsWith("lstm_peephole")).backend(pinned)
+            .build()
+        : shape.startsWith("gru") ? Gru.builder(s[2], s[3]).backend(pinned).build()
+        : SimpleRnn.builder(s[2], s[3]).backend(pinned).build();
     arena = Arena.ofShared();
     input = Tensor.randomNormal(arena, 1, s[0], s[1], s[2]);
     gradOutput = Tensor.randomNormal(arena, 2, s[0], s[1], s[3]);

@@ -14,6 +14,7 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
+import org.seq4j.Backend;
 import org.seq4j.Tensor;
 import org.seq4j.nn.Gru;
 import org.seq4j.nn.Lstm;
@@ -22,8 +23,10 @@ import org.seq4j.nn.RecurrentState;
 
 /**
  * Latency of one recurrent step for one sample (N=1, I=H=256), as a JVM service calling once per
- * event: the allocation-free {@code forward(input, initial, output, finalState)} with the state
- * ping-ponged between two preallocated states. Microseconds per step.
+ * event, on each backend: BLAS runs {@code step(input, state, output)}, the streaming path (one
+ * native call, weights packed for matrix-vector work, state in place); ONEDNN runs the
+ * allocation-free {@code forward(input, initial, output, finalState)} of one step on oneDNN's
+ * primitive, the state ping-ponged between two preallocated states. Microseconds per step.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -36,6 +39,12 @@ public class StreamingBenchmark {
   @Param({"lstm", "gru"})
   public String cell;
 
+  /** The backend: BLAS (the streaming step) or ONEDNN. */
+  @Param({"BLAS", "ONEDNN"})
+  public String backend;
+
+  private Tensor stepInput; // (1, 256)
+  private Tensor stepOutput; // (1, 256)
   private Arena arena;
   private RecurrentLayer layer;
   private Tensor input; // (1, 1, 256)
@@ -48,7 +57,9 @@ public class StreamingBenchmark {
   @Setup
   public void setUp() {
     boolean lstm = cell.equals("lstm");
-    layer = lstm ? Lstm.builder(256, 256).build() : Gru.builder(256, 256).build();
+    Backend pinned = Backend.valueOf(backend);
+    layer = lstm ? Lstm.builder(256, 256).backend(pinned).build()
+        : Gru.builder(256, 256).backend(pinned).build();
     arena = Arena.ofConfined();
     input = Tensor.randomNormal(arena, 1, 1, 1, 256);
     output = Tensor.zeros(arena, 1, 1, 256);
@@ -56,6 +67,8 @@ public class StreamingBenchmark {
         lstm ? Tensor.zeros(arena, 1, 1, 256) : null);
     odd = new RecurrentState(Tensor.zeros(arena, 1, 1, 256),
         lstm ? Tensor.zeros(arena, 1, 1, 256) : null);
+    stepInput = input.reshape(1, 256);
+    stepOutput = Tensor.zeros(arena, 1, 256);
   }
 
   /** Frees everything. */
@@ -68,6 +81,10 @@ public class StreamingBenchmark {
   /** One step: the state moves from one buffer to the other. */
   @Benchmark
   public void step() {
+    if (backend.equals("BLAS")) {
+      layer.step(stepInput, even, stepOutput);
+      return;
+    }
     boolean flip = (steps++ & 1) == 0;
     layer.forward(input, flip ? even : odd, output, flip ? odd : even);
   }
