@@ -482,38 +482,40 @@ class BlasRecurrent final : public RecurrentBackend {
     matmul_blas(gw.weight_hh, d_gates_recurrent, h_prev_all, GH, O, rows, true, false, 1.0f, 1.0f);
     if (s.projection())
       matmul_blas(gw.weight_hr, d_projected, ws + layout.hidden, P, H, rows, true, false, 1.0f, 1.0f);
-    const bool bias = s.bias;
-    const bool peep = s.peephole;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t block = 0; block < (GH + 15) / 16; ++block) {
-      const int64_t c0b = block * 16, c1b = std::min(GH, c0b + 16);
-      float sum_input[16] = {}, sum_recurrent[16] = {}, sum_peephole[16] = {};
-      for (int64_t r = 0; r < rows; ++r) {
-        const float *a = d_gates + r * GH, *b = d_gates_recurrent + r * GH;
-        for (int64_t c = c0b; c < c1b; ++c) {
-          sum_input[c - c0b] += a[c];
-          sum_recurrent[c - c0b] += b[c];
-        }
-        // Peepholes: w_ci and w_cf see c_prev in gates i, f; w_co sees the new cell in gate o.
-        if (peep) {
-          for (int64_t c = c0b; c < c1b; ++c) {
-            const int64_t gate = c / H, unit = c % H;
-            if (gate == 2) continue;
-            const float cell = gate == 3 ? ws[layout.cell + r * H + unit] : ws[layout.c_prev + r * H + unit];
-            sum_peephole[c - c0b] += a[c] * cell;
+    // Bias and peephole gradients: column sums over every (step, sample) row, one block of 16
+    // units of one gate per task, so each row contributes one cache line per task.
+    const int64_t unit_blocks = (H + 15) / 16;
+    const float *c_prev_all = s.lstm() ? ws + layout.c_prev : nullptr;
+    const float *cell_all = s.lstm() ? ws + layout.cell : nullptr;
+#pragma omp parallel for collapse(2) num_threads(threads) schedule(static) if (s.bias || s.peephole)
+    for (int64_t g = 0; g < (s.bias || s.peephole ? G : 0); ++g) {
+      for (int64_t block = 0; block < unit_blocks; ++block) {
+        const int64_t u0 = block * 16, u1 = std::min(H, u0 + 16), width = u1 - u0;
+        // w_ci and w_cf see c(t-1) in gates i and f; w_co sees c(t) in gate o; g has none.
+        const float *peephole_source =
+            !s.peephole || g == 2 ? nullptr : g == 3 ? cell_all : c_prev_all;
+        float sum_input[16] = {}, sum_recurrent[16] = {}, sum_peephole[16] = {};
+        for (int64_t r = 0; r < rows; ++r) {
+          const float *a = d_gates + r * GH + g * H + u0;
+          const float *b = d_gates_recurrent + r * GH + g * H + u0;
+          for (int64_t u = 0; u < width; ++u) {
+            sum_input[u] += a[u];
+            sum_recurrent[u] += b[u];
+          }
+          if (peephole_source != nullptr) {
+            const float *c = peephole_source + r * H + u0;
+            for (int64_t u = 0; u < width; ++u) sum_peephole[u] += a[u] * c[u];
           }
         }
-      }
-      for (int64_t c = c0b; c < c1b; ++c) {
-        if (bias) {
-          gw.bias_ih[c] += sum_input[c - c0b];
-          gw.bias_hh[c] += sum_recurrent[c - c0b];
-        }
-        if (peep) {
-          const int64_t gate = c / H, unit = c % H;
-          if (gate == 0) gw.weight_ci[unit] += sum_peephole[c - c0b];
-          if (gate == 1) gw.weight_cf[unit] += sum_peephole[c - c0b];
-          if (gate == 3) gw.weight_co[unit] += sum_peephole[c - c0b];
+        for (int64_t u = 0; u < width; ++u) {
+          if (s.bias) {
+            gw.bias_ih[g * H + u0 + u] += sum_input[u];
+            gw.bias_hh[g * H + u0 + u] += sum_recurrent[u];
+          }
+          if (peephole_source != nullptr) {
+            float *target = g == 0 ? gw.weight_ci : g == 1 ? gw.weight_cf : gw.weight_co;
+            target[u0 + u] += sum_peephole[u];
+          }
         }
       }
     }
