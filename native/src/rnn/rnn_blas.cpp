@@ -175,6 +175,195 @@ const float *peephole_block(const Sizes &s, const seq4j_rnn_weights &w, int64_t 
   return p;
 }
 
+// Batches above this take the GEMM route of the full forward instead of the panels.
+constexpr int64_t kStepPanelMaxBatch = 8;
+
+// ---- the streaming step
+
+// The weights of one direction packed for matrix-vector work: for each block of 16 hidden units
+// and each product group, a panel over the group's slice of [x; h]. Groups: LSTM i, f, g, o and
+// the simple RNN's one over [x; h]; GRU r, z over [x; h], n over x alone and over h alone (r
+// multiplies the latter). The projection has its own panels over m.
+struct StepWeights {
+  struct Group {
+    int64_t gate, k_begin, k_end;
+    bool recurrent_only;  // GRU n's recurrent product (goes to `recurrent`, not `gates`)
+  };
+  std::vector<Group> groups;
+  int64_t blocks = 0, projection_blocks = 0;
+  std::vector<int64_t> panel_offset;  // per (block, group)
+  std::vector<float> panels, projection;
+  std::vector<float> bias, peephole;
+};
+
+std::shared_ptr<StepWeights> pack_step(const Sizes &s, const seq4j_rnn_weights &w,
+                                      int64_t direction) {
+  auto packed = std::make_shared<StepWeights>();
+  const int64_t I = s.input, O = s.output, H = s.hidden, K = I + O;
+  require_weight("weight_ih", direction, w.weight_ih);
+  require_weight("weight_hh", direction, w.weight_hh);
+  if (s.gru()) {
+    packed->groups = {{0, 0, K, false}, {1, 0, K, false}, {2, 0, I, false}, {2, I, K, true}};
+  } else {
+    for (int64_t g = 0; g < s.gates; ++g) packed->groups.push_back({g, 0, K, false});
+  }
+  packed->blocks = (H + kPanel - 1) / kPanel;
+  int64_t offset = 0;
+  for (int64_t b = 0; b < packed->blocks; ++b)
+    for (const auto &group : packed->groups) {
+      packed->panel_offset.push_back(offset);
+      offset += (group.k_end - group.k_begin) * kPanel;
+    }
+  packed->panels.assign(offset, 0.0f);
+  for (int64_t b = 0; b < packed->blocks; ++b)
+    for (size_t gi = 0; gi < packed->groups.size(); ++gi) {
+      const auto &group = packed->groups[gi];
+      float *panel = packed->panels.data() + packed->panel_offset[b * packed->groups.size() + gi];
+      for (int lane = 0; lane < kPanel; ++lane) {
+        const int64_t unit = b * kPanel + lane;
+        if (unit >= H) break;
+        const int64_t row = group.gate * H + unit;
+        for (int64_t kk = group.k_begin; kk < group.k_end; ++kk) {
+          const float value = kk < I ? w.weight_ih[row * I + kk] : w.weight_hh[row * O + (kk - I)];
+          panel[(kk - group.k_begin) * kPanel + lane] = value;
+        }
+      }
+    }
+  if (s.projection()) {
+    require_weight("weight_hr", direction, w.weight_hr);
+    packed->projection_blocks = (O + kPanel - 1) / kPanel;
+    packed->projection.assign(packed->projection_blocks * H * kPanel, 0.0f);
+    for (int64_t b = 0; b < packed->projection_blocks; ++b)
+      for (int lane = 0; lane < kPanel && b * kPanel + lane < O; ++lane)
+        for (int64_t kk = 0; kk < H; ++kk)
+          packed->projection[(b * H + kk) * kPanel + lane] = w.weight_hr[(b * kPanel + lane) * H + kk];
+  }
+  if (s.bias) {
+    require_weight("bias_ih", direction, w.bias_ih);
+    require_weight("bias_hh", direction, w.bias_hh);
+    const int64_t GH = s.gates * H;
+    if (s.gru()) {
+      packed->bias.assign(w.bias_ih, w.bias_ih + GH);
+      packed->bias.insert(packed->bias.end(), w.bias_hh, w.bias_hh + GH);
+    } else {
+      packed->bias.resize(GH);
+      for (int64_t i = 0; i < GH; ++i) packed->bias[i] = w.bias_ih[i] + w.bias_hh[i];
+    }
+  }
+  if (s.peephole) {
+    require_weight("weight_ci", direction, w.weight_ci);
+    require_weight("weight_cf", direction, w.weight_cf);
+    require_weight("weight_co", direction, w.weight_co);
+    packed->peephole.assign(w.weight_ci, w.weight_ci + H);
+    packed->peephole.insert(packed->peephole.end(), w.weight_cf, w.weight_cf + H);
+    packed->peephole.insert(packed->peephole.end(), w.weight_co, w.weight_co + H);
+  }
+  return packed;
+}
+
+
+void split_blocks(int64_t blocks, int part, int parts, int64_t *begin, int64_t *end) {
+  const int64_t per = blocks / parts, extra = blocks % parts;
+  *begin = part * per + std::min<int64_t>(part, extra);
+  *end = *begin + per + (part < extra ? 1 : 0);
+}
+
+// The packed weights of each direction, re-packed when the caller's weights_version changes.
+class PackedStepWeights {
+ public:
+  std::shared_ptr<StepWeights> get(const Sizes &s, const seq4j_rnn_weights &w, int64_t direction,
+                                   int64_t version) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Entry &entry = entries_[direction];
+    if (version < 0 || !entry.packed || version != entry.version) {
+      entry.packed = pack_step(s, w, direction);
+      entry.version = version;
+    }
+    return entry.packed;
+  }
+
+ private:
+  struct Entry {
+    std::shared_ptr<StepWeights> packed;
+    int64_t version = -1;
+  };
+  std::mutex mutex_;
+  Entry entries_[2];
+};
+
+// One step of one direction on packed weights, for n <= kStepPanelMaxBatch samples: h (n, Hout)
+// and c (n, H) are read and overwritten in place. One parallel region; each thread owns blocks of
+// 16 hidden units and runs the products and the cell on them back to back.
+void step_packed(const Sizes &s, const StepWeights &pw, float *h, float *c, const float *input,
+               int64_t n) {
+  const int64_t I = s.input, O = s.output, H = s.hidden, K = I + O, G = s.gates, GH = G * H;
+  BlasScratch &sc = blas_scratch();
+  // [x; h] of every sample, so the threads can overwrite h while others still read it.
+  float *xh = sc.slots[BlasScratch::kStepInput].floats(n * K);
+  for (int64_t i = 0; i < n; ++i) {
+    std::memcpy(xh + i * K, input + i * I, I * sizeof(float));
+    std::memcpy(xh + i * K + I, h + i * O, O * sizeof(float));
+  }
+  // Per sample: the gate products (G*H), then the GRU's recurrent products (3H, only n used).
+  float *gates = sc.slots[BlasScratch::kGates].floats(n * GH);
+  float *recurrent = s.gru() ? sc.slots[BlasScratch::kRecurrent].floats(n * GH) : nullptr;
+  float *recurrent_n = s.gru() ? sc.slots[BlasScratch::kRecurrentN].floats(n * H) : nullptr;
+  float *hidden = s.projection() ? sc.slots[BlasScratch::kHidden].floats(n * H) : nullptr;
+  float *c_prev = s.lstm() ? sc.slots[BlasScratch::kCell].floats(n * H) : nullptr;
+  if (s.lstm()) std::memcpy(c_prev, c, n * H * sizeof(float));
+  const CellKernels &k = kernels();
+  const int64_t groups = static_cast<int64_t>(pw.groups.size());
+  const float *bias = pw.bias.empty() ? nullptr : pw.bias.data();
+  const float *peephole = pw.peephole.empty() ? nullptr : pw.peephole.data();
+  const bool relu = s.cell == SEQ4J_CELL_RNN_RELU;
+  // One thread for small layers: the fork costs more than it saves below ~64K weights.
+  const int threads = pw.panels.size() < (size_t{1} << 16) ? 1 : seq4j::threads();
+  float *out_buffer = sc.slots[BlasScratch::kStepOut].floats(threads * n * kPanel);
+  if (s.gru()) std::memset(recurrent, 0, n * GH * sizeof(float));
+
+#pragma omp parallel num_threads(threads)
+  {
+    const int parts = omp_get_num_threads(), part = omp_get_thread_num();
+    int64_t b0, b1;
+    split_blocks(pw.blocks, part, parts, &b0, &b1);
+    float *out = out_buffer + part * n * kPanel;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t u0 = b * kPanel, u1 = std::min(H, u0 + kPanel);
+      for (int64_t gi = 0; gi < groups; ++gi) {
+        const auto &group = pw.groups[gi];
+        k.panel_product(out, pw.panels.data() + pw.panel_offset[b * groups + gi], xh + group.k_begin,
+                        K, group.k_end - group.k_begin, n);
+        float *target = group.recurrent_only ? recurrent : gates;
+        for (int64_t i = 0; i < n; ++i)
+          std::memcpy(target + i * GH + group.gate * H + u0, out + i * kPanel, (u1 - u0) * sizeof(float));
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        float *g_row = gates + i * GH;
+        if (s.lstm()) {
+          float *dst = s.projection() ? hidden + i * H : h + i * O;
+          k.lstm_forward(g_row, c + i * H, dst, bias, peephole, c_prev + i * H, H, u0, u1);
+        } else if (s.gru()) {
+          k.gru_forward(g_row, recurrent_n + i * H, h + i * O, recurrent + i * GH, bias,
+                        bias == nullptr ? nullptr : bias + GH, xh + i * K + I, H, u0, u1);
+        } else {
+          k.rnn_forward(g_row, h + i * O, bias, relu, u0, u1);
+        }
+      }
+    }
+    if (s.projection()) {
+#pragma omp barrier
+      int64_t p0, p1;
+      split_blocks(pw.projection_blocks, part, parts, &p0, &p1);
+      for (int64_t b = p0; b < p1; ++b) {
+        const int64_t o0 = b * kPanel, o1 = std::min(O, o0 + kPanel);
+        k.panel_product(out, pw.projection.data() + b * H * kPanel, hidden, H, H, n);
+        for (int64_t i = 0; i < n; ++i)
+          std::memcpy(h + i * O + o0, out + i * kPanel, (o1 - o0) * sizeof(float));
+      }
+    }
+  }
+}
+
 class BlasRecurrent final : public RecurrentBackend {
  public:
   explicit BlasRecurrent(const Sizes &sizes) : s_(sizes) {}
@@ -183,9 +372,18 @@ class BlasRecurrent final : public RecurrentBackend {
     return s_.directions * WorkspaceLayout(s_, t, n).per_direction * int64_t{sizeof(float)};
   }
 
-  void forward(const seq4j_rnn_weights *weights, int64_t, float *output, float *h_n, float *c_n,
-               void *workspace, int64_t workspace_size, const float *input, const float *h0,
-               const float *c0, const int64_t *lengths, int64_t t, int64_t n) override {
+  void forward(const seq4j_rnn_weights *weights, int64_t version, float *output, float *h_n,
+               float *c_n, void *workspace, int64_t workspace_size, const float *input,
+               const float *h0, const float *c0, const int64_t *lengths, int64_t t,
+               int64_t n) override {
+    if (workspace == nullptr && n <= kStepPanelMaxBatch) {
+      // Small-batch inference: step by step on packed weights, which read the weights once per
+      // step instead of sgemm's read, pack and re-read.
+      for (int64_t d = 0; d < s_.directions; ++d)
+        forward_direction_packed(d, weights[d], version, output, h_n, c_n, input, h0, c0, lengths,
+                                 t, n);
+      return;
+    }
     const WorkspaceLayout layout(s_, t, n);
     if (workspace != nullptr && workspace_size < workspace_bytes(lengths, t, n))
       fail(SEQ4J_ERR_INVALID_ARGUMENT, "workspace_bytes must be >= ", workspace_bytes(lengths, t, n),
@@ -216,6 +414,52 @@ class BlasRecurrent final : public RecurrentBackend {
   }
 
  private:
+  void forward_direction_packed(int64_t d, const seq4j_rnn_weights &w, int64_t version,
+                                float *output, float *h_n, float *c_n, const float *input,
+                                const float *h0, const float *c0, const int64_t *lengths,
+                                int64_t t, int64_t n) {
+    const Sizes &s = s_;
+    const int64_t H = s.hidden, O = s.output, D = s.directions;
+    std::shared_ptr<StepWeights> packed = packed_.get(s, w, d, version);
+    BlasScratch &sc = blas_scratch();  // step_packed uses other slots than these
+    float *h = sc.slots[BlasScratch::kDState].floats(n * O);
+    float *c = s.lstm() ? sc.slots[BlasScratch::kDCell].floats(n * H) : nullptr;
+    float *saved_h = sc.slots[BlasScratch::kDDirect].floats(n * O);
+    float *saved_c = s.lstm() ? sc.slots[BlasScratch::kDGatesRecurrent].floats(n * H) : nullptr;
+    if (h0 != nullptr)
+      std::memcpy(h, h0 + d * n * O, n * O * sizeof(float));
+    else
+      std::memset(h, 0, n * O * sizeof(float));
+    if (s.lstm()) {
+      if (c0 != nullptr)
+        std::memcpy(c, c0 + d * n * H, n * H * sizeof(float));
+      else
+        std::memset(c, 0, n * H * sizeof(float));
+    }
+    for (int64_t p = 0; p < t; ++p) {
+      const int64_t step = d == 0 ? p : t - 1 - p;
+      bool any_inactive = false;
+      for (int64_t i = 0; i < n; ++i) any_inactive |= !active(lengths, i, step);
+      if (any_inactive) {
+        std::memcpy(saved_h, h, n * O * sizeof(float));
+        if (s.lstm()) std::memcpy(saved_c, c, n * H * sizeof(float));
+      }
+      step_packed(s, *packed, h, c, input + step * n * s.input, n);
+      for (int64_t i = 0; i < n; ++i) {
+        float *y = output + (step * n + i) * D * O + d * O;
+        if (active(lengths, i, step)) {
+          std::memcpy(y, h + i * O, O * sizeof(float));
+        } else {
+          std::memcpy(h + i * O, saved_h + i * O, O * sizeof(float));
+          if (s.lstm()) std::memcpy(c + i * H, saved_c + i * H, H * sizeof(float));
+          std::memset(y, 0, O * sizeof(float));
+        }
+      }
+    }
+    if (h_n != nullptr) std::memcpy(h_n + d * n * O, h, n * O * sizeof(float));
+    if (s.lstm() && c_n != nullptr) std::memcpy(c_n + d * n * H, c, n * H * sizeof(float));
+  }
+
   void forward_direction(int64_t d, const seq4j_rnn_weights &w, float *output, float *h_n,
                          float *c_n, float *ws, const WorkspaceLayout &layout, const float *input,
                          const float *h0, const float *c0, const int64_t *lengths, int64_t t,
@@ -522,92 +766,8 @@ class BlasRecurrent final : public RecurrentBackend {
   }
 
   Sizes s_;
+  PackedStepWeights packed_;
 };
-
-// ---- the streaming step
-
-// The weights of one direction packed for matrix-vector work: for each block of 16 hidden units
-// and each product group, a panel over the group's slice of [x; h]. Groups: LSTM i, f, g, o and
-// the simple RNN's one over [x; h]; GRU r, z over [x; h], n over x alone and over h alone (r
-// multiplies the latter). The projection has its own panels over m.
-struct StepWeights {
-  struct Group {
-    int64_t gate, k_begin, k_end;
-    bool recurrent_only;  // GRU n's recurrent product (goes to `recurrent`, not `gates`)
-  };
-  std::vector<Group> groups;
-  int64_t blocks = 0, projection_blocks = 0;
-  std::vector<int64_t> panel_offset;  // per (block, group)
-  std::vector<float> panels, projection;
-  std::vector<float> bias, peephole;
-};
-
-std::shared_ptr<StepWeights> pack_step(const Sizes &s, const seq4j_rnn_weights &w) {
-  auto packed = std::make_shared<StepWeights>();
-  const int64_t I = s.input, O = s.output, H = s.hidden, K = I + O;
-  require_weight("weight_ih", 0, w.weight_ih);
-  require_weight("weight_hh", 0, w.weight_hh);
-  if (s.gru()) {
-    packed->groups = {{0, 0, K, false}, {1, 0, K, false}, {2, 0, I, false}, {2, I, K, true}};
-  } else {
-    for (int64_t g = 0; g < s.gates; ++g) packed->groups.push_back({g, 0, K, false});
-  }
-  packed->blocks = (H + kPanel - 1) / kPanel;
-  int64_t offset = 0;
-  for (int64_t b = 0; b < packed->blocks; ++b)
-    for (const auto &group : packed->groups) {
-      packed->panel_offset.push_back(offset);
-      offset += (group.k_end - group.k_begin) * kPanel;
-    }
-  packed->panels.assign(offset, 0.0f);
-  for (int64_t b = 0; b < packed->blocks; ++b)
-    for (size_t gi = 0; gi < packed->groups.size(); ++gi) {
-      const auto &group = packed->groups[gi];
-      float *panel = packed->panels.data() + packed->panel_offset[b * packed->groups.size() + gi];
-      for (int lane = 0; lane < kPanel; ++lane) {
-        const int64_t unit = b * kPanel + lane;
-        if (unit >= H) break;
-        const int64_t row = group.gate * H + unit;
-        for (int64_t kk = group.k_begin; kk < group.k_end; ++kk) {
-          const float value = kk < I ? w.weight_ih[row * I + kk] : w.weight_hh[row * O + (kk - I)];
-          panel[(kk - group.k_begin) * kPanel + lane] = value;
-        }
-      }
-    }
-  if (s.projection()) {
-    require_weight("weight_hr", 0, w.weight_hr);
-    packed->projection_blocks = (O + kPanel - 1) / kPanel;
-    packed->projection.assign(packed->projection_blocks * H * kPanel, 0.0f);
-    for (int64_t b = 0; b < packed->projection_blocks; ++b)
-      for (int lane = 0; lane < kPanel && b * kPanel + lane < O; ++lane)
-        for (int64_t kk = 0; kk < H; ++kk)
-          packed->projection[(b * H + kk) * kPanel + lane] = w.weight_hr[(b * kPanel + lane) * H + kk];
-  }
-  if (s.bias) {
-    require_weight("bias_ih", 0, w.bias_ih);
-    require_weight("bias_hh", 0, w.bias_hh);
-    const int64_t GH = s.gates * H;
-    if (s.gru()) {
-      packed->bias.assign(w.bias_ih, w.bias_ih + GH);
-      packed->bias.insert(packed->bias.end(), w.bias_hh, w.bias_hh + GH);
-    } else {
-      packed->bias.resize(GH);
-      for (int64_t i = 0; i < GH; ++i) packed->bias[i] = w.bias_ih[i] + w.bias_hh[i];
-    }
-  }
-  if (s.peephole) {
-    require_weight("weight_ci", 0, w.weight_ci);
-    require_weight("weight_cf", 0, w.weight_cf);
-    require_weight("weight_co", 0, w.weight_co);
-    packed->peephole.assign(w.weight_ci, w.weight_ci + H);
-    packed->peephole.insert(packed->peephole.end(), w.weight_cf, w.weight_cf + H);
-    packed->peephole.insert(packed->peephole.end(), w.weight_co, w.weight_co + H);
-  }
-  return packed;
-}
-
-// Batches above this take the GEMM route of the full forward instead of the panels.
-constexpr int64_t kStepPanelMaxBatch = 8;
 
 class BlasStepper final : public RecurrentStepper {
  public:
@@ -619,93 +779,10 @@ class BlasStepper final : public RecurrentStepper {
       step_by_gemm(weights, h, c, input, n);
       return;
     }
-    std::shared_ptr<StepWeights> packed = packed_for(*weights, version);
-    const Sizes &s = s_;
-    const int64_t I = s.input, O = s.output, H = s.hidden, K = I + O, G = s.gates, GH = G * H;
-    BlasScratch &sc = blas_scratch();
-    // [x; h] of every sample, so the threads can overwrite h while others still read it.
-    float *xh = sc.slots[BlasScratch::kStepInput].floats(n * K);
-    for (int64_t i = 0; i < n; ++i) {
-      std::memcpy(xh + i * K, input + i * I, I * sizeof(float));
-      std::memcpy(xh + i * K + I, h + i * O, O * sizeof(float));
-    }
-    // Per sample: the gate products (G*H), then the GRU's recurrent products (3H, only n used).
-    float *gates = sc.slots[BlasScratch::kGates].floats(n * GH);
-    float *recurrent = s.gru() ? sc.slots[BlasScratch::kRecurrent].floats(n * GH) : nullptr;
-    float *recurrent_n = s.gru() ? sc.slots[BlasScratch::kRecurrentN].floats(n * H) : nullptr;
-    float *hidden = s.projection() ? sc.slots[BlasScratch::kHidden].floats(n * H) : nullptr;
-    float *c_prev = s.lstm() ? sc.slots[BlasScratch::kCell].floats(n * H) : nullptr;
-    if (s.lstm()) std::memcpy(c_prev, c, n * H * sizeof(float));
-    const CellKernels &k = kernels();
-    const StepWeights &pw = *packed;
-    const int64_t groups = static_cast<int64_t>(pw.groups.size());
-    const float *bias = pw.bias.empty() ? nullptr : pw.bias.data();
-    const float *peephole = pw.peephole.empty() ? nullptr : pw.peephole.data();
-    const bool relu = s.cell == SEQ4J_CELL_RNN_RELU;
-    // One thread for small layers: the fork costs more than it saves below ~64K weights.
-    const int threads = pw.panels.size() < (size_t{1} << 16) ? 1 : seq4j::threads();
-    float *out_buffer = sc.slots[BlasScratch::kStepOut].floats(threads * n * kPanel);
-    if (s.gru()) std::memset(recurrent, 0, n * GH * sizeof(float));
-
-#pragma omp parallel num_threads(threads)
-    {
-      const int parts = omp_get_num_threads(), part = omp_get_thread_num();
-      int64_t b0, b1;
-      split_blocks(pw.blocks, part, parts, &b0, &b1);
-      float *out = out_buffer + part * n * kPanel;
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t u0 = b * kPanel, u1 = std::min(H, u0 + kPanel);
-        for (int64_t gi = 0; gi < groups; ++gi) {
-          const auto &group = pw.groups[gi];
-          k.panel_product(out, pw.panels.data() + pw.panel_offset[b * groups + gi], xh + group.k_begin,
-                          K, group.k_end - group.k_begin, n);
-          float *target = group.recurrent_only ? recurrent : gates;
-          for (int64_t i = 0; i < n; ++i)
-            std::memcpy(target + i * GH + group.gate * H + u0, out + i * kPanel, (u1 - u0) * sizeof(float));
-        }
-        for (int64_t i = 0; i < n; ++i) {
-          float *g_row = gates + i * GH;
-          if (s.lstm()) {
-            float *dst = s.projection() ? hidden + i * H : h + i * O;
-            k.lstm_forward(g_row, c + i * H, dst, bias, peephole, c_prev + i * H, H, u0, u1);
-          } else if (s.gru()) {
-            k.gru_forward(g_row, recurrent_n + i * H, h + i * O, recurrent + i * GH, bias,
-                          bias == nullptr ? nullptr : bias + GH, xh + i * K + I, H, u0, u1);
-          } else {
-            k.rnn_forward(g_row, h + i * O, bias, relu, u0, u1);
-          }
-        }
-      }
-      if (s.projection()) {
-#pragma omp barrier
-        int64_t p0, p1;
-        split_blocks(pw.projection_blocks, part, parts, &p0, &p1);
-        for (int64_t b = p0; b < p1; ++b) {
-          const int64_t o0 = b * kPanel, o1 = std::min(O, o0 + kPanel);
-          k.panel_product(out, pw.projection.data() + b * H * kPanel, hidden, H, H, n);
-          for (int64_t i = 0; i < n; ++i)
-            std::memcpy(h + i * O + o0, out + i * kPanel, (o1 - o0) * sizeof(float));
-        }
-      }
-    }
+    step_packed(s_, *packed_.get(s_, *weights, 0, version), h, c, input, n);
   }
 
  private:
-  static void split_blocks(int64_t blocks, int part, int parts, int64_t *begin, int64_t *end) {
-    const int64_t per = blocks / parts, extra = blocks % parts;
-    *begin = part * per + std::min<int64_t>(part, extra);
-    *end = *begin + per + (part < extra ? 1 : 0);
-  }
-
-  std::shared_ptr<StepWeights> packed_for(const seq4j_rnn_weights &w, int64_t version) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (version < 0 || !packed_ || version != packed_version_) {
-      packed_ = pack_step(s_, w);
-      packed_version_ = version;
-    }
-    return packed_;
-  }
-
   // Larger batches: the full forward's GEMM route over one step, into scratch, then copied back.
   void step_by_gemm(const seq4j_rnn_weights *weights, float *h, float *c, const float *input,
                     int64_t n) {
@@ -721,9 +798,7 @@ class BlasStepper final : public RecurrentStepper {
 
   Sizes s_;
   BlasRecurrent full_;
-  std::mutex mutex_;
-  std::shared_ptr<StepWeights> packed_;
-  int64_t packed_version_ = -1;
+  PackedStepWeights packed_;
 };
 
 }  // namespace

@@ -194,6 +194,20 @@ abstract class RecurrentLayerTest {
       } else {
         assertNull(result.finalState().cell());
       }
+      // inference takes its own route on each backend (cached oneDNN weights; packed panels for
+      // small batches on BLAS): the same values
+      RecurrentResult inference = layer.forward(arena, input, initial, c.lengths(), Mode.INFERENCE);
+      double[] inferenceOutput = doubles(inference.output());
+      if (c.batchFirst()) {
+        inferenceOutput = swap(inferenceOutput, n, t, d * hout);
+      }
+      assertClose(expected.output(), inferenceOutput, FORWARD_TOLERANCE, "inference output");
+      assertClose(expected.hn(), doubles(inference.finalState().hidden()), FORWARD_TOLERANCE,
+          "inference h_n");
+      if (lstm) {
+        assertClose(expected.cn(), doubles(inference.finalState().cell()), FORWARD_TOLERANCE,
+            "inference c_n");
+      }
 
       // a weighted sum of every output as the loss: its gradients are the weights
       double[] gOut = randomArray(random, expected.output().length);
