@@ -150,11 +150,12 @@ SEQ4J_API int seq4j_rnn_layer_destroy(seq4j_rnn_layer *layer);
 
 /* Which backend runs a call: SEQ4J_BACKEND_ONEDNN (oneDNN's RNN primitives), SEQ4J_BACKEND_BLAS
  * (OpenBLAS sgemm for the products and seq4j's fused, vectorized cell kernels; rnn_blas.cpp) or
- * SEQ4J_BACKEND_AUTO, which picks one from (cell, sizes, t, n) by a fixed table measured in bench/.
- * A training forward and its backward must name the same backend (AUTO resolves the same way for
- * the same arguments). *chosen receives the backend a call with these arguments would use. */
+ * SEQ4J_BACKEND_AUTO, which picks one from (cell, sizes, t, n, training) by a fixed table measured
+ * in bench/ (rnn.cpp, choose_backend). A training forward (workspace not NULL) and its backward
+ * resolve AUTO the same way for the same arguments. *chosen receives the backend a call with these
+ * arguments would use; training is nonzero for a training forward or a backward. */
 SEQ4J_API int seq4j_rnn_layer_backend(seq4j_rnn_layer *layer, int32_t backend, int64_t t,
-                                      int64_t n, int32_t *chosen);
+                                      int64_t n, int32_t training, int32_t *chosen);
 
 /* Bytes of workspace a training forward on this backend needs (the backward reads it). */
 SEQ4J_API int seq4j_rnn_layer_workspace_size(seq4j_rnn_layer *layer, int32_t backend,

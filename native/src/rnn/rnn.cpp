@@ -805,19 +805,22 @@ LayerHandle *checked(seq4j_rnn_layer *handle) {
   return reinterpret_cast<LayerHandle *>(handle);
 }
 
-// AUTO's table, from bench/ (RecurrentBenchmark and StreamingBenchmark, both backends side by
-// side; see README "Recurrent backends"): seq4j's BLAS backend wins where oneDNN's fixed cost per
-// step dominates (small batches); oneDNN's fused primitive wins on large batches.
-int32_t choose_backend(const Sizes &s, int64_t t, int64_t n) {
+// AUTO's table, measured with bench/ (RecurrentBenchmark, StreamingBenchmark and the per-batch
+// table in README "Recurrent backends"): for inference on at most 8 samples, seq4j's BLAS backend
+// steps on weights packed for matrix-vector work and reads them once per step, where oneDNN's
+// primitive pays fixed costs per call; above that, and for every training pass (whose per-step
+// products on the BLAS backend re-pack the weights at every step), oneDNN's primitive is as fast or
+// faster.
+int32_t choose_backend(const Sizes &s, int64_t t, int64_t n, bool training) {
   (void)s;
   (void)t;
-  return n <= 8 ? SEQ4J_BACKEND_BLAS : SEQ4J_BACKEND_ONEDNN;
+  return !training && n <= 8 ? SEQ4J_BACKEND_BLAS : SEQ4J_BACKEND_ONEDNN;
 }
 
-int32_t resolve(const LayerHandle &h, int32_t backend, int64_t t, int64_t n) {
+int32_t resolve(const LayerHandle &h, int32_t backend, int64_t t, int64_t n, bool training) {
   switch (backend) {
     case SEQ4J_BACKEND_AUTO:
-      return choose_backend(h.sizes, t, n);
+      return choose_backend(h.sizes, t, n, training);
     case SEQ4J_BACKEND_ONEDNN:
     case SEQ4J_BACKEND_BLAS:
       return backend;
@@ -827,8 +830,9 @@ int32_t resolve(const LayerHandle &h, int32_t backend, int64_t t, int64_t n) {
   }
 }
 
-RecurrentBackend &implementation(LayerHandle &h, int32_t backend, int64_t t, int64_t n) {
-  return resolve(h, backend, t, n) == SEQ4J_BACKEND_BLAS ? *h.blas : *h.onednn;
+RecurrentBackend &implementation(LayerHandle &h, int32_t backend, int64_t t, int64_t n,
+                                 bool training) {
+  return resolve(h, backend, t, n, training) == SEQ4J_BACKEND_BLAS ? *h.blas : *h.onednn;
 }
 
 void check_sizes(int64_t t, int64_t n) {
@@ -908,12 +912,12 @@ int seq4j_rnn_layer_destroy(seq4j_rnn_layer *layer) {
 }
 
 int seq4j_rnn_layer_backend(seq4j_rnn_layer *layer, int32_t backend, int64_t t, int64_t n,
-                            int32_t *chosen) {
+                            int32_t training, int32_t *chosen) {
   return guarded(__func__, [&] {
     seq4j::LayerHandle *l = seq4j::checked(layer);
     seq4j::check_sizes(t, n);
     if (chosen == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "chosen is NULL");
-    *chosen = seq4j::resolve(*l, backend, t, n);
+    *chosen = seq4j::resolve(*l, backend, t, n, training != 0);
     return SEQ4J_OK;
   });
 }
@@ -925,7 +929,7 @@ int seq4j_rnn_layer_workspace_size(seq4j_rnn_layer *layer, int32_t backend,
     seq4j::check_sizes(t, n);
     if (bytes == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "bytes is NULL");
     seq4j::check_lengths(lengths, t, n);
-    *bytes = seq4j::implementation(*l, backend, t, n).workspace_bytes(lengths, t, n);
+    *bytes = seq4j::implementation(*l, backend, t, n, true).workspace_bytes(lengths, t, n);
     return SEQ4J_OK;
   });
 }
@@ -943,7 +947,7 @@ int seq4j_rnn_layer_forward(seq4j_rnn_layer *layer, int32_t backend,
     if (output == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "output is NULL");
     seq4j::check_lengths(lengths, t, n);
     seq4j::use_configured_threads();
-    seq4j::implementation(*l, backend, t, n)
+    seq4j::implementation(*l, backend, t, n, workspace != nullptr)
         .forward(weights, weights_version, output, h_n, c_n, workspace, workspace_bytes, input,
                  h0, c0, lengths, t, n);
     return SEQ4J_OK;
@@ -967,7 +971,7 @@ int seq4j_rnn_layer_backward(seq4j_rnn_layer *layer, int32_t backend,
       fail(SEQ4J_ERR_INVALID_ARGUMENT, "input, output and grad_output must not be NULL");
     seq4j::check_lengths(lengths, t, n);
     seq4j::use_configured_threads();
-    seq4j::implementation(*l, backend, t, n)
+    seq4j::implementation(*l, backend, t, n, true)
         .backward(weights, grads, grad_input, grad_h0, grad_c0, grad_output, grad_h_n, grad_c_n,
                   workspace, workspace_bytes, input, h0, c0, output, h_n, c_n, lengths, t, n);
     return SEQ4J_OK;

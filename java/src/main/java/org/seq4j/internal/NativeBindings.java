@@ -70,7 +70,7 @@ public final class NativeBindings {
           JAVA_LONG, JAVA_LONG, ADDRESS);
   public static final MethodHandle RNN_LAYER_BACKEND =
       bind("seq4j_rnn_layer_backend", false, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG, JAVA_LONG,
-          ADDRESS);
+          JAVA_INT, ADDRESS);
   // critical: the streaming step is short, allocation-free and never calls back into Java
   public static final MethodHandle RNN_STEP =
       bind("seq4j_rnn_step", true, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS,

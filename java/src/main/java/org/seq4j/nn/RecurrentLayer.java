@@ -280,17 +280,21 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
   }
 
   /**
-   * The backend a call on {@code steps} steps of {@code batch} samples runs on now: the pinned
-   * one, or {@link Backend#AUTO}'s choice for the shape.
+   * The backend a forward of {@code steps} steps of {@code batch} samples in this mode runs on
+   * now: the pinned one, or {@link Backend#AUTO}'s choice for the shape (README, "Recurrent
+   * backends"). A training forward's backward runs on the same one.
    */
-  public Backend resolvedBackend(long steps, long batch) {
+  public Backend resolvedBackend(long steps, long batch, Mode mode) {
     requireOpen();
     requirePositive("steps", steps);
     requirePositive("batch", batch);
+    if (mode == null) {
+      throw new NullPointerException("mode");
+    }
     try (Arena call = Arena.ofConfined()) {
       MemorySegment chosen = call.allocate(JAVA_INT);
       NativeBindings.check((int) NativeBindings.RNN_LAYER_BACKEND.invokeExact(handles[0],
-          requestedBackend().nativeCode(), steps, batch, chosen));
+          requestedBackend().nativeCode(), steps, batch, mode == Mode.TRAINING ? 1 : 0, chosen));
       return chosen.get(JAVA_INT, 0) == Backend.BLAS.nativeCode() ? Backend.BLAS : Backend.ONEDNN;
     } catch (Throwable t) {
       throw NativeBindings.rethrow(t);
@@ -598,7 +602,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     long callSeed = training ? mixSeed(config.seed(), trainingCalls.getAndIncrement()) : 0;
     long version = weightsVersion();
     // A training forward fixes its backend, so the backward runs on the same one.
-    int backend = training ? resolvedBackend(steps, batch).nativeCode()
+    int backend = training ? resolvedBackend(steps, batch, Mode.TRAINING).nativeCode()
         : requestedBackend().nativeCode();
     if (training) {
       context.backend = backend;

@@ -193,17 +193,19 @@ class RecurrentBackendsTest {
   }
 
   @Test
-  void autoPicksBlasForSmallBatchesAndOnednnForLargeOnesUnlessPinned() {
+  void autoPicksBlasForSmallInferenceBatchesAndOnednnElseUnlessPinned() {
     try (Lstm lstm = Lstm.builder(8, 8).build();
         Lstm pinned = Lstm.builder(8, 8).backend(Backend.ONEDNN).build()) {
       assertEquals(null, lstm.backend());
-      assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 1));
-      assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 8));
-      assertEquals(Backend.ONEDNN, lstm.resolvedBackend(50, 64));
-      assertEquals(Backend.ONEDNN, pinned.resolvedBackend(50, 1));
+      assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 1, Mode.INFERENCE));
+      assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 8, Mode.INFERENCE));
+      assertEquals(Backend.ONEDNN, lstm.resolvedBackend(50, 9, Mode.INFERENCE));
+      assertEquals(Backend.ONEDNN, lstm.resolvedBackend(50, 1, Mode.TRAINING));
+      assertEquals(Backend.ONEDNN, pinned.resolvedBackend(50, 1, Mode.INFERENCE));
       Seq4j.setRecurrentBackend(Backend.BLAS);
-      assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 64));
-      assertEquals(Backend.ONEDNN, pinned.resolvedBackend(50, 64), "the layer's pin wins");
+      assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 64, Mode.TRAINING));
+      assertEquals(Backend.ONEDNN, pinned.resolvedBackend(50, 64, Mode.INFERENCE),
+          "the layer's pin wins");
     }
   }
 
