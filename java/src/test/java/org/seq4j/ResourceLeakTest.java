@@ -60,4 +60,46 @@ class ResourceLeakTest {
     // 8 bytes per call leaked would be 8 MB; allow 4 MB of unrelated JVM activity.
     assertTrue(growth < 4L << 20, "native memory grew by " + growth + " bytes");
   }
+
+  /** Streaming steps, inference and training passes of small recurrent layers on both backends. */
+  private static float runRecurrent(int calls) {
+    float checksum = 0;
+    try (org.seq4j.nn.Lstm blas = org.seq4j.nn.Lstm.builder(4, 8).peepholes(true)
+            .backend(Backend.BLAS).build();
+        org.seq4j.nn.Gru onednn = org.seq4j.nn.Gru.builder(4, 8).backend(Backend.ONEDNN).build()) {
+      for (int block = 0; block < calls / 1000; block++) {
+        try (Arena arena = Arena.ofConfined()) {
+          Tensor x = Tensor.full(arena, 0.5f, 2, 4);
+          org.seq4j.nn.RecurrentState state = new org.seq4j.nn.RecurrentState(
+              Tensor.zeros(arena, 1, 2, 8), Tensor.zeros(arena, 1, 2, 8));
+          for (int i = 0; i < 990; i++) {
+            blas.step(x, state, null);
+          }
+          Tensor sequence = Tensor.full(arena, 0.5f, 3, 2, 4);
+          for (org.seq4j.nn.RecurrentLayer layer : new org.seq4j.nn.RecurrentLayer[] {blas, onednn}) {
+            for (int i = 0; i < 4; i++) {
+              org.seq4j.nn.RecurrentResult result = layer.forward(arena, sequence, null, null,
+                  i % 2 == 0 ? org.seq4j.nn.Mode.INFERENCE : org.seq4j.nn.Mode.TRAINING);
+              if (result.context() != null) {
+                layer.backward(arena, result.context(), Tensor.ones(arena, 3, 2, 8), null);
+              }
+            }
+          }
+          checksum += state.hidden().get(0, 0, 0);
+        }
+      }
+    }
+    return checksum;
+  }
+
+  @Test
+  void aMillionRecurrentCallsDoNotGrowNativeMemory() throws Throwable {
+    runRecurrent(20_000); // warm up: packed weights, primitives, thread-local buffers
+    long before = mallocInUse();
+    float checksum = runRecurrent(1_000_000);
+    long after = mallocInUse();
+    assertTrue(checksum != 0 && Float.isFinite(checksum), "the steps compute: " + checksum);
+    long growth = after - before;
+    assertTrue(growth < 4L << 20, "native memory grew by " + growth + " bytes");
+  }
 }
