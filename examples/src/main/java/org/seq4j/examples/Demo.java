@@ -81,43 +81,45 @@ public final class Demo {
     recurrent();
   }
 
-  /** An LSTM of DESIGN.md's shape S: a training step, then a stream of single steps. */
+  /** An LSTM of DESIGN.md's shape S on both backends: a training step, then a stream of steps. */
   private static void recurrent() {
     int steps = 35;
     int batch = 20;
     int size = 200;
-    try (Lstm lstm = Lstm.builder(size, size).peepholes(true).build();
-        Arena arena = Arena.ofConfined()) {
-      Tensor x = Tensor.randomNormal(arena, 3, steps, batch, size);
-      Tensor gradOutput = Tensor.randomNormal(arena, 4, steps, batch, size);
-      double flops = 3 * 2.0 * steps * batch * 4 * size * (2 * size);
-      long best = Long.MAX_VALUE;
-      for (int repeat = 0; repeat < 20; repeat++) {
-        try (Arena step = Arena.ofConfined()) {
-          long start = System.nanoTime();
-          RecurrentResult result = lstm.forward(step, x, null, null, Mode.TRAINING);
-          lstm.backward(step, result.context(), gradOutput, null);
-          best = Math.min(best, System.nanoTime() - start);
+    for (Backend backend : new Backend[] {Backend.ONEDNN, Backend.BLAS}) {
+      try (Lstm lstm = Lstm.builder(size, size).peepholes(true).backend(backend).build();
+          Arena arena = Arena.ofConfined()) {
+        Tensor x = Tensor.randomNormal(arena, 3, steps, batch, size);
+        Tensor gradOutput = Tensor.randomNormal(arena, 4, steps, batch, size);
+        double flops = 3 * 2.0 * steps * batch * 4 * size * (2 * size);
+        long best = Long.MAX_VALUE;
+        for (int repeat = 0; repeat < 20; repeat++) {
+          lstm.zeroGrad();
+          try (Arena step = Arena.ofConfined()) {
+            long start = System.nanoTime();
+            RecurrentResult result = lstm.forward(step, x, null, null, Mode.TRAINING);
+            lstm.backward(step, result.context(), gradOutput, null);
+            best = Math.min(best, System.nanoTime() - start);
+          }
         }
-      }
-      System.out.printf("%s, T=%d N=%d: forward+backward through time %.2f ms (%.1f GFLOP/s)%n",
-          lstm, steps, batch, best / 1e6, flops / best);
-      System.out.printf("  gradient of weight_ci_l0 (peephole), first values: %.5f %.5f%n",
-          lstm.parameter("weight_ci_l0").grad().get(0), lstm.parameter("weight_ci_l0").grad().get(1));
+        System.out.printf("%s on %s, T=%d N=%d: forward+backward through time %.2f ms"
+            + " (%.1f GFLOP/s)%n", lstm, backend, steps, batch, best / 1e6, flops / best);
+        System.out.printf("  gradient of weight_ci_l0 (peephole), first values: %.5f %.5f%n",
+            lstm.parameter("weight_ci_l0").grad().get(0),
+            lstm.parameter("weight_ci_l0").grad().get(1));
 
-      Tensor event = Tensor.randomNormal(arena, 5, 1, 1, size);
-      Tensor output = Tensor.zeros(arena, 1, 1, size);
-      RecurrentState[] states = {
-        new RecurrentState(Tensor.zeros(arena, 1, 1, size), Tensor.zeros(arena, 1, 1, size)),
-        new RecurrentState(Tensor.zeros(arena, 1, 1, size), Tensor.zeros(arena, 1, 1, size))
-      };
-      int events = 20_000;
-      long start = System.nanoTime();
-      for (int i = 0; i < events; i++) {
-        lstm.forward(event, states[i & 1], output, states[(i + 1) & 1]);
+        Tensor event = Tensor.randomNormal(arena, 5, 1, size);
+        Tensor output = Tensor.zeros(arena, 1, size);
+        RecurrentState state =
+            new RecurrentState(Tensor.zeros(arena, 1, 1, size), Tensor.zeros(arena, 1, 1, size));
+        int events = 20_000;
+        long start = System.nanoTime();
+        for (int i = 0; i < events; i++) {
+          lstm.step(event, state, output);
+        }
+        System.out.printf("  streaming, one event per step(): %.1f us per step (N=1, H=%d)%n",
+            (System.nanoTime() - start) / 1e3 / events, size);
       }
-      System.out.printf("streaming, one event per call: %.1f us per step (N=1, H=%d)%n",
-          (System.nanoTime() - start) / 1e3 / events, size);
     }
   }
 }
