@@ -5,11 +5,17 @@ package org.seq4j;
  * documented tolerance; {@link #AUTO} picks the faster one for the shape.
  */
 public enum Backend {
-  /** Let seq4j choose (currently oneDNN for {@code matmul}). */
+  /**
+   * Let seq4j choose: oneDNN for {@code matmul}; for the recurrent layers, a table measured per
+   * shape (BLAS for inference on at most 8 samples, oneDNN otherwise).
+   */
   AUTO(0),
   /** oneDNN's primitives and GEMM. */
   ONEDNN(1),
-  /** OpenBLAS's GEMM and seq4j's own kernels, split across seq4j's thread pool. */
+  /**
+   * OpenBLAS's GEMM and seq4j's own vectorized kernels (AVX-512, AVX2 or baseline, chosen for the
+   * CPU), split across seq4j's thread pool.
+   */
   BLAS(2);
 
   private final int nativeCode;

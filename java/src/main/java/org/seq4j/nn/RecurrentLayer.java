@@ -25,8 +25,11 @@ import org.seq4j.internal.NativeMemory;
 import org.seq4j.train.Tape;
 
 /**
- * A multi-layer, optionally bidirectional recurrent network on oneDNN's RNN primitives: the common
- * machinery of {@link SimpleRnn}, {@link Lstm} and {@link Gru}.
+ * A multi-layer, optionally bidirectional recurrent network: the common machinery of {@link
+ * SimpleRnn}, {@link Lstm} and {@link Gru}. Each call runs on oneDNN's RNN primitives or on
+ * seq4j's own BLAS backend ({@link Backend}): pinned by the builder's {@code backend}, else by
+ * {@link Seq4j#setRecurrentBackend}, else chosen per call by {@link Backend#AUTO}; see {@link
+ * #resolvedBackend}. {@link #step} is the streaming path for one event at a time.
  *
  * <p>Shapes: input {@code (T, N, inputSize)} (or {@code (N, T, inputSize)} when batch-first),
  * output {@code (T, N, D * Hout)} with {@code D} = 2 when bidirectional and {@code Hout} the
