@@ -134,13 +134,61 @@ struct WorkspaceLayout {
   }
 };
 
+// A weight matrix packed for products with few rows: out (n, cols) = x (n, k) * B, where B is
+// W^T (transposed: W is (cols, k) row-major, as PyTorch stores weight_hh) or W itself ((k, cols)).
+// Columns come in blocks of kPanel, each stored k-major (panel[kk * kPanel + lane]), so a product
+// streams the weights once, which is all a small batch needs; sgemm would pack them at every call.
+struct PanelMatrix {
+  int64_t k = 0, cols = 0;
+  std::vector<float> panels;
+
+  void pack(const float *w, int64_t k_size, int64_t col_count, bool transposed) {
+    k = k_size;
+    cols = col_count;
+    const int64_t blocks = (cols + kPanel - 1) / kPanel;
+    panels.resize(blocks * k * kPanel);
+    float *data = panels.data();
+#pragma omp parallel for schedule(static) if (blocks * k * kPanel > (1 << 16))
+    for (int64_t b = 0; b < blocks; ++b) {
+      float *panel = data + b * k * kPanel;
+      for (int64_t kk = 0; kk < k; ++kk)
+        for (int lane = 0; lane < kPanel; ++lane) {
+          const int64_t c = b * kPanel + lane;
+          panel[kk * kPanel + lane] =
+              c >= cols ? 0.0f : transposed ? w[c * k + kk] : w[kk * cols + c];
+        }
+    }
+  }
+
+  // out[i * ldo + c] (+)= (x B)[i][c] for the columns [c0, c1), c0 a multiple of kPanel. scratch
+  // holds n * kPanel floats.
+  void product(const CellKernels &kernels, float *out, int64_t ldo, const float *x, int64_t ldx,
+               int64_t n, int64_t c0, int64_t c1, bool accumulate, float *scratch) const {
+    for (int64_t b = c0 / kPanel; c0 < c1 && b * kPanel < c1; ++b) {
+      kernels.panel_product(scratch, panels.data() + b * k * kPanel, x, ldx, k, n);
+      const int64_t first = std::max(c0, b * kPanel), last = std::min(c1, b * kPanel + kPanel);
+      for (int64_t i = 0; i < n; ++i) {
+        float *row = out + i * ldo;
+        const float *value = scratch + i * kPanel - b * kPanel;
+        if (accumulate)
+          for (int64_t c = first; c < last; ++c) row[c] += value[c];
+        else
+          for (int64_t c = first; c < last; ++c) row[c] = value[c];
+      }
+    }
+  }
+};
+
 // Per-thread scratch of the BLAS backend, so concurrent inference calls never share buffers.
 struct BlasScratch {
   enum Slot {
     kGates, kState, kCell, kHidden, kRecurrent, kRecurrentN, kBias, kDGates, kDGatesRecurrent,
-    kDState, kDCell, kDHidden, kDDirect, kDProjected, kStepInput, kStepOut, kZeros, kSlotCount
+    kDState, kDCell, kDHidden, kDDirect, kDProjected, kStepInput, kStepOut, kZeros, kPanelOut,
+    kSlotCount
   };
   AlignedBuffer slots[kSlotCount];
+  // Small batches' weights: W_hh per gate (forward), W_hr^T (forward), W_hh and W_hr (backward).
+  PanelMatrix gate_panels[4], projection_panels, recurrent_back_panels, projection_back_panels;
 };
 
 BlasScratch &blas_scratch() {
@@ -503,6 +551,13 @@ class BlasRecurrent final : public RecurrentBackend {
     const CellKernels &k = kernels();
     const bool relu = s.cell == SEQ4J_CELL_RNN_RELU;
     const int threads = seq4j::threads();
+    // Few samples: the per-step products stream packed weights instead of calling sgemm.
+    const bool panels = n <= kStepPanelMaxBatch;
+    if (panels) {
+      for (int64_t g = 0; g < G; ++g) sc.gate_panels[g].pack(w.weight_hh + g * H * O, O, H, true);
+      if (s.projection()) sc.projection_panels.pack(w.weight_hr, H, O, true);
+    }
+    float *panel_out = panels ? sc.slots[BlasScratch::kPanelOut].floats(threads * n * kPanel) : nullptr;
 
 #pragma omp parallel num_threads(threads)
     {
@@ -510,6 +565,7 @@ class BlasRecurrent final : public RecurrentBackend {
       int64_t j0, j1, o0, o1;
       split(H, part, parts, &j0, &j1);
       split(O, part, parts, &o0, &o1);
+      float *my_panel_out = panels ? panel_out + part * n * kPanel : nullptr;
       for (int64_t p = 0; p < t; ++p) {
         const int64_t step = d == 0 ? p : t - 1 - p;
         float *h_cur = state + (p & 1) * n * O, *h_next = state + ((p + 1) & 1) * n * O;
@@ -532,7 +588,10 @@ class BlasRecurrent final : public RecurrentBackend {
         // The recurrent products of this thread's units, one sgemm per gate.
         for (int64_t g = 0; g < G; ++g) {
           const float *w_rows = w.weight_hh + (g * H + j0) * O;
-          if (s.gru())
+          if (panels)
+            sc.gate_panels[g].product(k, (s.gru() ? recurrent : g_step) + g * H, GH, h_cur, O, n,
+                                      j0, j1, !s.gru(), my_panel_out);
+          else if (s.gru())
             sgemm_block(recurrent + g * H + j0, h_cur, w_rows, n, j1 - j0, O, O, O, GH, false, true,
                         1.0f, 0.0f);
           else
@@ -563,8 +622,11 @@ class BlasRecurrent final : public RecurrentBackend {
         }
         if (s.projection()) {
 #pragma omp barrier
-          sgemm_block(h_next + o0, hidden, w.weight_hr + o0 * H, n, o1 - o0, H, H, H, O, false,
-                      true, 1.0f, 0.0f);
+          if (panels)
+            sc.projection_panels.product(k, h_next, O, hidden, H, n, o0, o1, false, my_panel_out);
+          else
+            sgemm_block(h_next + o0, hidden, w.weight_hr + o0 * H, n, o1 - o0, H, H, H, O, false,
+                        true, 1.0f, 0.0f);
           for (int64_t i = 0; i < n; ++i)
             if (!active(lengths, i, step))
               std::memcpy(h_next + i * O + o0, h_cur + i * O + o0, (o1 - o0) * sizeof(float));
@@ -644,6 +706,12 @@ class BlasRecurrent final : public RecurrentBackend {
     const CellKernels &k = kernels();
     const bool relu = s.cell == SEQ4J_CELL_RNN_RELU;
     const int threads = seq4j::threads();
+    const bool panels = n <= kStepPanelMaxBatch;
+    if (panels) {
+      sc.recurrent_back_panels.pack(w.weight_hh, GH, O, false);
+      if (s.projection()) sc.projection_back_panels.pack(w.weight_hr, P, H, false);
+    }
+    float *panel_out = panels ? sc.slots[BlasScratch::kPanelOut].floats(threads * n * kPanel) : nullptr;
 
 #pragma omp parallel num_threads(threads)
     {
@@ -651,6 +719,7 @@ class BlasRecurrent final : public RecurrentBackend {
       int64_t j0, j1, o0, o1;
       split(H, part, parts, &j0, &j1);
       split(O, part, parts, &o0, &o1);
+      float *my_panel_out = panels ? panel_out + part * n * kPanel : nullptr;
       for (int64_t p = t - 1; p >= 0; --p) {
         const int64_t step = d == 0 ? p : t - 1 - p;
         // dh of this step's output: from later steps (d_cur) plus from the layer's output.
@@ -671,8 +740,11 @@ class BlasRecurrent final : public RecurrentBackend {
               std::memset(dp + i * P + o0, 0, (o1 - o0) * sizeof(float));
           }
 #pragma omp barrier
-          sgemm_block(d_hidden + j0, dp, w.weight_hr + j0, n, j1 - j0, P, P, H, H, false, false,
-                      1.0f, 0.0f);
+          if (panels)
+            sc.projection_back_panels.product(k, d_hidden, H, dp, P, n, j0, j1, false, my_panel_out);
+          else
+            sgemm_block(d_hidden + j0, dp, w.weight_hr + j0, n, j1 - j0, P, P, H, H, false, false,
+                        1.0f, 0.0f);
           d_out = d_hidden;
         }
         const int64_t d_width = s.projection() ? H : O;
@@ -699,8 +771,12 @@ class BlasRecurrent final : public RecurrentBackend {
         }
 #pragma omp barrier
         // dh(t-1) on this thread's columns: through W_hh, plus the carried or direct parts.
-        sgemm_block(d_next + o0, d_gates_recurrent + step * n * GH, w.weight_hh + o0, n, o1 - o0,
-                    GH, GH, O, O, false, false, 1.0f, 0.0f);
+        if (panels)
+          sc.recurrent_back_panels.product(k, d_next, O, d_gates_recurrent + step * n * GH, GH, n,
+                                           o0, o1, false, my_panel_out);
+        else
+          sgemm_block(d_next + o0, d_gates_recurrent + step * n * GH, w.weight_hh + o0, n, o1 - o0,
+                      GH, GH, O, O, false, false, 1.0f, 0.0f);
         for (int64_t i = 0; i < n; ++i) {
           float *dn = d_next + i * O;
           const float *dc = d_cur + i * O;
