@@ -21,6 +21,12 @@ namespace {
 
 constexpr int64_t kQueryBlock = 64;
 constexpr int64_t kKeyBlock = 128;
+// The forward's AVX2 path: its own micro-kernels on keys packed once per call (OpenBLAS re-packed
+// both operands of every small tile product, a third of the forward's time), in blocks of
+// kForwardQueryBlock queries (a multiple of the kernels' kKernelRows) by kKeyBlock keys.
+constexpr int64_t kPanel = 16;
+constexpr int64_t kKernelRows = 6;
+constexpr int64_t kForwardQueryBlock = 96;
 constexpr float kMinusInfinity = -std::numeric_limits<float>::infinity();
 
 // Dropout's keep decision for score (n, h, i, j), counter-based so the backward recomputes it.
@@ -85,9 +91,201 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n
   return sum + exp_shifted_scalar(row + c, n - c, shift);
 }
 
-float exp_shifted(float *row, int64_t n, float shift) {
+bool has_avx2() {
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return avx2 ? exp_shifted_avx2(row, n, shift) : exp_shifted_scalar(row, n, shift);
+  return avx2;
+}
+
+float exp_shifted(float *row, int64_t n, float shift) {
+  return has_avx2() ? exp_shifted_avx2(row, n, shift) : exp_shifted_scalar(row, n, shift);
+}
+
+// GCC keeps a float max reduction scalar (it may not reorder it), one score per cycle or worse.
+float row_max_scalar(const float *row, int64_t n) {
+  float max = kMinusInfinity;
+  for (int64_t c = 0; c < n; ++c) max = std::max(max, row[c]);
+  return max;
+}
+
+__attribute__((target("avx2,fma"))) float row_max_avx2(const float *row, int64_t n) {
+  __m256 max8 = _mm256_set1_ps(kMinusInfinity);
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) max8 = _mm256_max_ps(max8, _mm256_loadu_ps(row + c));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, max8);
+  float max = row_max_scalar(row + c, n - c);
+  for (float lane : lanes) max = std::max(max, lane);
+  return max;
+}
+
+float row_max(const float *row, int64_t n) {
+  return has_avx2() ? row_max_avx2(row, n) : row_max_scalar(row, n);
+}
+
+// The forward's keys, packed once per call for score_tile_avx2: per (sample, key/value head) and
+// run of kPanel keys, head_dim rows of kPanel floats, zero past kv_length. The kernel then reads
+// one dimension of kPanel keys with two aligned-width loads instead of a strided gather.
+struct PackedKeys {
+  std::vector<float> data;
+  int64_t panels = 0, head_dim = 0;
+
+  void pack(const float *k, int64_t heads, int64_t length, int64_t dim) {
+    panels = (length + kPanel - 1) / kPanel;
+    head_dim = dim;
+    data.assign(heads * panels * dim * kPanel, 0.0f);
+#pragma omp parallel for schedule(static)
+    for (int64_t hp = 0; hp < heads * panels; ++hp) {
+      const int64_t head = hp / panels, j0 = hp % panels * kPanel;
+      float *panel = data.data() + hp * dim * kPanel;
+      for (int64_t c = 0; c < kPanel && j0 + c < length; ++c) {
+        const float *key = k + (head * length + j0 + c) * dim;
+        for (int64_t e = 0; e < dim; ++e) panel[e * kPanel + c] = key[e];
+      }
+    }
+  }
+  const float *panel(int64_t head, int64_t j0) const {
+    return data.data() + (head * panels + j0 / kPanel) * head_dim * kPanel;
+  }
+};
+
+// GCC keeps an array of __m256 accumulators in memory (it scalarises aggregates before it unrolls
+// the loops over them), storing each one on every step, so the kernels name their accumulators
+// and let `if constexpr` drop the rows past R.
+#define SEQ4J_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+// s (R × kPanel, row stride lds) = scale · q (R × depth, row stride ldq) · panelᵀ, R <= 6. R rows
+// by two vectors keep 2R accumulators in registers (12 of the 16 at R = 6), each q value
+// broadcast once per pair of FMAs.
+template <int R>
+__attribute__((target("avx2,fma"))) void score_tile_avx2(float *s, int64_t lds, const float *q,
+                                                         int64_t ldq, const float *panel,
+                                                         int64_t depth, float scale) {
+  static_assert(R >= 1 && R <= 6, "score_tile_avx2 holds at most 6 rows");
+#define SEQ4J_DECLARE(r) __m256 lo##r = _mm256_setzero_ps(), hi##r = _mm256_setzero_ps();
+  SEQ4J_ROWS(SEQ4J_DECLARE)
+#undef SEQ4J_DECLARE
+  for (int64_t e = 0; e < depth; ++e) {
+    const __m256 b0 = _mm256_loadu_ps(panel + e * kPanel);
+    const __m256 b1 = _mm256_loadu_ps(panel + e * kPanel + 8);
+#define SEQ4J_STEP(r)                                      \
+  if constexpr (r < R) {                                   \
+    const __m256 a = _mm256_broadcast_ss(q + r * ldq + e); \
+    lo##r = _mm256_fmadd_ps(a, b0, lo##r);                 \
+    hi##r = _mm256_fmadd_ps(a, b1, hi##r);                 \
+  }
+    SEQ4J_ROWS(SEQ4J_STEP)
+#undef SEQ4J_STEP
+  }
+  const __m256 scale8 = _mm256_set1_ps(scale);
+#define SEQ4J_STORE(r)                                                 \
+  if constexpr (r < R) {                                               \
+    _mm256_storeu_ps(s + r * lds, _mm256_mul_ps(lo##r, scale8));     \
+    _mm256_storeu_ps(s + r * lds + 8, _mm256_mul_ps(hi##r, scale8)); \
+  }
+  SEQ4J_ROWS(SEQ4J_STORE)
+#undef SEQ4J_STORE
+}
+
+// o (R × 8W, row stride ldo) += p (R × depth, row stride ldp) · v (depth × 8W, row stride ldv),
+// W = 1 or 2: the same register blocking, v's rows read in place (they are already contiguous).
+template <int R, int W>
+__attribute__((target("avx2,fma"))) void value_tile_avx2(float *o, int64_t ldo, const float *p,
+                                                         int64_t ldp, const float *v, int64_t ldv,
+                                                         int64_t depth) {
+  static_assert(R >= 1 && R <= 6 && (W == 1 || W == 2), "value_tile_avx2 holds at most 6 × 16");
+#define SEQ4J_LOAD(r)                                                        \
+  __m256 lo##r = _mm256_setzero_ps(), hi##r = _mm256_setzero_ps();         \
+  if constexpr (r < R) {                                                     \
+    lo##r = _mm256_loadu_ps(o + r * ldo);                                    \
+    if constexpr (W == 2) hi##r = _mm256_loadu_ps(o + r * ldo + 8);          \
+  }
+  SEQ4J_ROWS(SEQ4J_LOAD)
+#undef SEQ4J_LOAD
+  for (int64_t j = 0; j < depth; ++j) {
+    const __m256 b0 = _mm256_loadu_ps(v + j * ldv);
+    const __m256 b1 = W == 2 ? _mm256_loadu_ps(v + j * ldv + 8) : b0;
+#define SEQ4J_STEP(r)                                      \
+  if constexpr (r < R) {                                   \
+    const __m256 a = _mm256_broadcast_ss(p + r * ldp + j); \
+    lo##r = _mm256_fmadd_ps(a, b0, lo##r);                 \
+    if constexpr (W == 2) hi##r = _mm256_fmadd_ps(a, b1, hi##r); \
+  }
+    SEQ4J_ROWS(SEQ4J_STEP)
+#undef SEQ4J_STEP
+  }
+#define SEQ4J_STORE(r)                                                  \
+  if constexpr (r < R) {                                                \
+    _mm256_storeu_ps(o + r * ldo, lo##r);                               \
+    if constexpr (W == 2) _mm256_storeu_ps(o + r * ldo + 8, hi##r);     \
+  }
+  SEQ4J_ROWS(SEQ4J_STORE)
+#undef SEQ4J_STORE
+}
+#undef SEQ4J_ROWS
+
+// s (rows × lds, lds a multiple of kPanel) = scale · q kᵀ for keys j0 .. j0 + lds of one head.
+template <int R>
+__attribute__((target("avx2,fma"))) void score_rows_avx2(float *s, int64_t lds, const float *q,
+                                                         int64_t ldq, const PackedKeys &keys,
+                                                         int64_t head, int64_t j0, float scale) {
+  for (int64_t c = 0; c < lds; c += kPanel)
+    score_tile_avx2<R>(s + c, lds, q, ldq, keys.panel(head, j0 + c), keys.head_dim, scale);
+}
+
+__attribute__((target("avx2,fma"))) void scores_avx2(float *s, int64_t lds, const float *q,
+                                                     int64_t ldq, int64_t rows,
+                                                     const PackedKeys &keys, int64_t head,
+                                                     int64_t j0, float scale) {
+  int64_t r = 0;
+  for (; r + kKernelRows <= rows; r += kKernelRows)
+    score_rows_avx2<kKernelRows>(s + r * lds, lds, q + r * ldq, ldq, keys, head, j0, scale);
+  float *sr = s + r * lds;
+  const float *qr = q + r * ldq;
+  switch (rows - r) {
+    case 5: score_rows_avx2<5>(sr, lds, qr, ldq, keys, head, j0, scale); break;
+    case 4: score_rows_avx2<4>(sr, lds, qr, ldq, keys, head, j0, scale); break;
+    case 3: score_rows_avx2<3>(sr, lds, qr, ldq, keys, head, j0, scale); break;
+    case 2: score_rows_avx2<2>(sr, lds, qr, ldq, keys, head, j0, scale); break;
+    case 1: score_rows_avx2<1>(sr, lds, qr, ldq, keys, head, j0, scale); break;
+    default: break;
+  }
+}
+
+template <int R>
+__attribute__((target("avx2,fma"))) void value_rows_avx2(float *o, int64_t ldo, const float *p,
+                                                         int64_t ldp, const float *v, int64_t ldv,
+                                                         int64_t depth, int64_t width) {
+  int64_t e = 0;
+  for (; e + 16 <= width; e += 16) value_tile_avx2<R, 2>(o + e, ldo, p, ldp, v + e, ldv, depth);
+  if (e + 8 <= width) {
+    value_tile_avx2<R, 1>(o + e, ldo, p, ldp, v + e, ldv, depth);
+    e += 8;
+  }
+  for (; e < width; ++e)  // value sizes that are not a multiple of 8: the last columns one by one
+    for (int r = 0; r < R; ++r) {
+      float sum = 0;
+      for (int64_t j = 0; j < depth; ++j) sum += p[r * ldp + j] * v[j * ldv + e];
+      o[r * ldo + e] += sum;
+    }
+}
+
+// o (rows × width) += p (rows × depth) · v (depth × width).
+__attribute__((target("avx2,fma"))) void values_avx2(float *o, int64_t ldo, const float *p,
+                                                     int64_t ldp, int64_t rows, const float *v,
+                                                     int64_t ldv, int64_t depth, int64_t width) {
+  int64_t r = 0;
+  for (; r + kKernelRows <= rows; r += kKernelRows)
+    value_rows_avx2<kKernelRows>(o + r * ldo, ldo, p + r * ldp, ldp, v, ldv, depth, width);
+  float *orow = o + r * ldo;
+  const float *prow = p + r * ldp;
+  switch (rows - r) {
+    case 5: value_rows_avx2<5>(orow, ldo, prow, ldp, v, ldv, depth, width); break;
+    case 4: value_rows_avx2<4>(orow, ldo, prow, ldp, v, ldv, depth, width); break;
+    case 3: value_rows_avx2<3>(orow, ldo, prow, ldp, v, ldv, depth, width); break;
+    case 2: value_rows_avx2<2>(orow, ldo, prow, ldp, v, ldv, depth, width); break;
+    case 1: value_rows_avx2<1>(orow, ldo, prow, ldp, v, ldv, depth, width); break;
+    default: break;
+  }
 }
 
 struct Problem {
@@ -124,12 +322,19 @@ struct Problem {
                 static_cast<blasint>(cols), static_cast<blasint>(d.head_dim), d.scale,
                 q_rows(q, n, h, i0), static_cast<blasint>(d.head_dim), k_rows(k, n, h, j0),
                 static_cast<blasint>(d.head_dim), 0.0f, s, static_cast<blasint>(cols));
+    apply_mask(s, cols, n, h, i0, rows, j0, cols);
+  }
+
+  // The scores of a tile (rows × cols, row stride lds) with the masks applied: -inf where masked.
+  // Returns whether anything may have been masked.
+  bool apply_mask(float *s, int64_t lds, int64_t n, int64_t h, int64_t i0, int64_t rows, int64_t j0,
+                  int64_t cols) const {
     // most tiles have nothing masked: skip the per-score checks for them
     const bool causal_cut = d.causal && j0 + cols - 1 > i0;
-    if (mask == nullptr && key_padding == nullptr && !causal_cut) return;
+    if (mask == nullptr && key_padding == nullptr && !causal_cut) return false;
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
-      float *row = s + r * cols;
+      float *row = s + r * lds;
       for (int64_t c = 0; c < cols; ++c) {
         const int64_t j = j0 + c;
         bool masked = (d.causal && j > i) || (key_padding != nullptr && key_padding[n * d.kv_length + j] != 0.0f);
@@ -144,6 +349,7 @@ struct Problem {
         if (masked) row[c] = kMinusInfinity;
       }
     }
+    return true;
   }
 };
 
@@ -159,39 +365,56 @@ Buffers &buffers() {
 void forward(float *out, float *lse, const float *q, const float *k, const float *v,
              const Problem &p) {
   const auto &d = p.d;
-  const int64_t q_blocks = (d.query_length + kQueryBlock - 1) / kQueryBlock;
+  const bool packed = has_avx2();
+  PackedKeys keys;
+  if (packed) keys.pack(k, d.batch * d.kv_heads, d.kv_length, d.head_dim);
+  const int64_t query_block = packed ? kForwardQueryBlock : kQueryBlock;
+  const int64_t q_blocks = (d.query_length + query_block - 1) / query_block;
   const int64_t tasks = d.batch * d.query_heads * q_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t task = 0; task < tasks; ++task) {
-    const int64_t qb = task % q_blocks, nh = task / q_blocks;
+    // causal: the last query blocks see the most keys; starting with them leaves short ones last
+    const int64_t qb = d.causal ? q_blocks - 1 - task % q_blocks : task % q_blocks;
+    const int64_t nh = task / q_blocks;
     const int64_t n = nh / d.query_heads, h = nh % d.query_heads;
-    const int64_t i0 = qb * kQueryBlock, rows = std::min(kQueryBlock, d.query_length - i0);
+    const int64_t i0 = qb * query_block, rows = std::min(query_block, d.query_length - i0);
     Buffers &b = buffers();
-    b.scores.resize(kQueryBlock * kKeyBlock);
+    b.scores.resize(query_block * (kKeyBlock + kPanel));
     b.accumulator.assign(rows * d.value_dim, 0.0f);
     b.row_max.assign(rows, kMinusInfinity);
     b.row_sum.assign(rows, 0.0f);
     // causal: keys after the block's last query are masked for every row, so skip them
     const int64_t key_end = d.causal ? std::min(d.kv_length, i0 + rows) : d.kv_length;
     for (int64_t j0 = 0; j0 < key_end; j0 += kKeyBlock) {
-      const int64_t cols = std::min(kKeyBlock, d.kv_length - j0);
+      const int64_t cols = std::min(kKeyBlock, key_end - j0);
       float *s = b.scores.data();
-      p.scores(s, q, k, n, h, i0, rows, j0, cols);
+      int64_t lds = cols;
+      if (packed) {
+        lds = (cols + kPanel - 1) / kPanel * kPanel;  // the padded keys' scores are not used
+        scores_avx2(s, lds, p.q_rows(q, n, h, i0), d.head_dim, rows, keys,
+                    n * d.kv_heads + p.kv_head(h), j0, d.scale);
+        p.apply_mask(s, lds, n, h, i0, rows, j0, cols);
+      } else {
+        p.scores(s, q, k, n, h, i0, rows, j0, cols);
+      }
       for (int64_t r = 0; r < rows; ++r) {
-        float *row = s + r * cols;
-        float block_max = kMinusInfinity;
-        for (int64_t c = 0; c < cols; ++c) block_max = std::max(block_max, row[c]);
+        float *row = s + r * lds;
+        const float block_max = row_max(row, cols);
         if (block_max == kMinusInfinity) {  // every key of this block is masked for this row
           std::fill(row, row + cols, 0.0f);
           continue;
         }
-        const float new_max = std::max(b.row_max[r], block_max);
-        const float rescale = b.row_max[r] == kMinusInfinity ? 0.0f : std::exp(b.row_max[r] - new_max);
+        const float old_max = b.row_max[r];
+        const float new_max = std::max(old_max, block_max);
         const float sum = exp_shifted(row, cols, new_max);  // exp(-inf) = 0 for masked keys
-        b.row_sum[r] = b.row_sum[r] * rescale + sum;
-        b.row_max[r] = new_max;
-        float *acc = b.accumulator.data() + r * d.value_dim;
-        for (int64_t e = 0; e < d.value_dim; ++e) acc[e] *= rescale;
+        if (new_max != old_max) {  // after the first blocks the running max rarely moves
+          const float rescale = old_max == kMinusInfinity ? 0.0f : std::exp(old_max - new_max);
+          b.row_sum[r] *= rescale;
+          float *acc = b.accumulator.data() + r * d.value_dim;
+          for (int64_t e = 0; e < d.value_dim; ++e) acc[e] *= rescale;
+          b.row_max[r] = new_max;
+        }
+        b.row_sum[r] += sum;
         if (d.dropout > 0) {
           for (int64_t c = 0; c < cols; ++c)
             row[c] = keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
@@ -199,11 +422,16 @@ void forward(float *out, float *lse, const float *q, const float *k, const float
                          : 0.0f;
         }
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
-                  static_cast<blasint>(d.value_dim), static_cast<blasint>(cols), 1.0f, s,
-                  static_cast<blasint>(cols), p.v_rows(v, n, h, j0),
-                  static_cast<blasint>(d.value_dim), 1.0f, b.accumulator.data(),
-                  static_cast<blasint>(d.value_dim));
+      if (packed) {
+        values_avx2(b.accumulator.data(), d.value_dim, s, lds, rows, p.v_rows(v, n, h, j0),
+                    d.value_dim, cols, d.value_dim);
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
+                    static_cast<blasint>(d.value_dim), static_cast<blasint>(cols), 1.0f, s,
+                    static_cast<blasint>(lds), p.v_rows(v, n, h, j0),
+                    static_cast<blasint>(d.value_dim), 1.0f, b.accumulator.data(),
+                    static_cast<blasint>(d.value_dim));
+      }
     }
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
