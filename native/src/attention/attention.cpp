@@ -148,6 +148,32 @@ struct PackedKeys {
   }
 };
 
+// The forward's values, packed once per call for value_tile_avx2: per (sample, key/value head)
+// and run of kPanel value columns, the keys' kPanel floats back to back. Read in place, one such
+// run of a key block is a cache line every value_dim floats, all in 16 of L1's 64 sets at
+// value_dim = 64, and the block's lines evicted one another before the next row group came.
+// Columns past the last full run (value_dim % kPanel) stay in v.
+struct PackedValues {
+  std::vector<float> data;
+  int64_t runs = 0, length = 0;
+
+  void pack(const float *v, int64_t heads, int64_t kv_length, int64_t dim) {
+    runs = dim / kPanel;
+    length = kv_length;
+    data.resize(heads * runs * length * kPanel);
+#pragma omp parallel for schedule(static)
+    for (int64_t hr = 0; hr < heads * runs; ++hr) {
+      const int64_t head = hr / runs, e0 = hr % runs * kPanel;
+      float *run = data.data() + hr * length * kPanel;
+      for (int64_t j = 0; j < length; ++j)
+        std::memcpy(run + j * kPanel, v + (head * length + j) * dim + e0, kPanel * sizeof(float));
+    }
+  }
+  const float *run(int64_t head, int64_t e0, int64_t j0) const {
+    return data.data() + ((head * runs + e0 / kPanel) * length + j0) * kPanel;
+  }
+};
+
 // GCC keeps an array of __m256 accumulators in memory (it scalarises aggregates before it unrolls
 // the loops over them), storing each one on every step, so the kernels name their accumulators
 // and let `if constexpr` drop the rows past R.
@@ -251,41 +277,48 @@ __attribute__((target("avx2,fma"))) void scores_avx2(float *s, int64_t lds, cons
   }
 }
 
-template <int R>
-__attribute__((target("avx2,fma"))) void value_rows_avx2(float *o, int64_t ldo, const float *p,
-                                                         int64_t ldp, const float *v, int64_t ldv,
-                                                         int64_t depth, int64_t width) {
-  int64_t e = 0;
-  for (; e + 16 <= width; e += 16) value_tile_avx2<R, 2>(o + e, ldo, p, ldp, v + e, ldv, depth);
-  if (e + 8 <= width) {
-    value_tile_avx2<R, 1>(o + e, ldo, p, ldp, v + e, ldv, depth);
-    e += 8;
-  }
-  for (; e < width; ++e)  // value sizes that are not a multiple of 8: the last columns one by one
-    for (int r = 0; r < R; ++r) {
-      float sum = 0;
-      for (int64_t j = 0; j < depth; ++j) sum += p[r * ldp + j] * v[j * ldv + e];
-      o[r * ldo + e] += sum;
-    }
-}
-
-// o (rows × width) += p (rows × depth) · v (depth × width).
-__attribute__((target("avx2,fma"))) void values_avx2(float *o, int64_t ldo, const float *p,
-                                                     int64_t ldp, int64_t rows, const float *v,
-                                                     int64_t ldv, int64_t depth, int64_t width) {
+// o (rows × 8W) += p (rows × depth) · v (depth × 8W): these columns of v (depth cache lines at
+// W = 2) stay in L1 while every row group of p passes over them.
+template <int W>
+__attribute__((target("avx2,fma"))) void value_columns_avx2(float *o, int64_t ldo, const float *p,
+                                                            int64_t ldp, int64_t rows,
+                                                            const float *v, int64_t ldv,
+                                                            int64_t depth) {
   int64_t r = 0;
   for (; r + kKernelRows <= rows; r += kKernelRows)
-    value_rows_avx2<kKernelRows>(o + r * ldo, ldo, p + r * ldp, ldp, v, ldv, depth, width);
+    value_tile_avx2<kKernelRows, W>(o + r * ldo, ldo, p + r * ldp, ldp, v, ldv, depth);
   float *orow = o + r * ldo;
   const float *prow = p + r * ldp;
   switch (rows - r) {
-    case 5: value_rows_avx2<5>(orow, ldo, prow, ldp, v, ldv, depth, width); break;
-    case 4: value_rows_avx2<4>(orow, ldo, prow, ldp, v, ldv, depth, width); break;
-    case 3: value_rows_avx2<3>(orow, ldo, prow, ldp, v, ldv, depth, width); break;
-    case 2: value_rows_avx2<2>(orow, ldo, prow, ldp, v, ldv, depth, width); break;
-    case 1: value_rows_avx2<1>(orow, ldo, prow, ldp, v, ldv, depth, width); break;
+    case 5: value_tile_avx2<5, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 4: value_tile_avx2<4, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 3: value_tile_avx2<3, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 2: value_tile_avx2<2, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 1: value_tile_avx2<1, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
     default: break;
   }
+}
+
+// o (rows × width) += p (rows × depth) · v (depth × width) for keys j0 .. j0 + depth of one head:
+// the packed runs of values, then any last columns of v (row stride width) in place.
+__attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, int64_t ldp,
+                                                     int64_t rows, const PackedValues &values,
+                                                     const float *v, int64_t head, int64_t j0,
+                                                     int64_t depth, int64_t width) {
+  const int64_t ldo = width;
+  int64_t e = 0;
+  for (; e + kPanel <= width; e += kPanel)
+    value_columns_avx2<2>(o + e, ldo, p, ldp, rows, values.run(head, e, j0), kPanel, depth);
+  if (e + 8 <= width) {
+    value_columns_avx2<1>(o + e, ldo, p, ldp, rows, v + e, width, depth);
+    e += 8;
+  }
+  for (; e < width; ++e)  // value sizes that are not a multiple of 8: the last columns one by one
+    for (int64_t r = 0; r < rows; ++r) {
+      float sum = 0;
+      for (int64_t j = 0; j < depth; ++j) sum += p[r * ldp + j] * v[j * width + e];
+      o[r * ldo + e] += sum;
+    }
 }
 
 struct Problem {
@@ -367,7 +400,11 @@ void forward(float *out, float *lse, const float *q, const float *k, const float
   const auto &d = p.d;
   const bool packed = has_avx2();
   PackedKeys keys;
-  if (packed) keys.pack(k, d.batch * d.kv_heads, d.kv_length, d.head_dim);
+  PackedValues values;
+  if (packed) {
+    keys.pack(k, d.batch * d.kv_heads, d.kv_length, d.head_dim);
+    values.pack(v, d.batch * d.kv_heads, d.kv_length, d.value_dim);
+  }
   const int64_t query_block = packed ? kForwardQueryBlock : kQueryBlock;
   const int64_t q_blocks = (d.query_length + query_block - 1) / query_block;
   const int64_t tasks = d.batch * d.query_heads * q_blocks;
@@ -423,8 +460,8 @@ void forward(float *out, float *lse, const float *q, const float *k, const float
         }
       }
       if (packed) {
-        values_avx2(b.accumulator.data(), d.value_dim, s, lds, rows, p.v_rows(v, n, h, j0),
-                    d.value_dim, cols, d.value_dim);
+        values_avx2(b.accumulator.data(), s, lds, rows, values, p.v_rows(v, n, h, j0),
+                    n * d.kv_heads + p.kv_head(h), j0, cols, d.value_dim);
       } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
                     static_cast<blasint>(d.value_dim), static_cast<blasint>(cols), 1.0f, s,
