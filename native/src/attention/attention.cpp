@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -125,61 +126,52 @@ float row_max(const float *row, int64_t n) {
   return has_avx2() ? row_max_avx2(row, n) : row_max_scalar(row, n);
 }
 
-// The forward's keys, packed once per call for score_tile_avx2: per (sample, key/value head) and
-// run of kPanel keys, head_dim rows of kPanel floats, zero past kv_length. The kernel then reads
-// one dimension of kPanel keys with two aligned-width loads instead of a strided gather.
-// Both packings allocate without zeroing: a serial zero fill of the buffers (16 MiB at T = 4096,
-// 8 heads of 64) cost about as much again as packing them in parallel.
-struct PackedKeys {
+// The forward's keys and values, packed once per call. Keys, for score_tile_avx2: per (sample,
+// key/value head) and run of kPanel keys, head_dim rows of kPanel floats, zero past kv_length, so
+// the kernel reads one dimension of kPanel keys with two loads instead of a strided gather.
+// Values, for value_tile_avx2: per (sample, key/value head) and run of kPanel value columns, the
+// keys' kPanel floats back to back. Read in place, one such run of a key block is a cache line
+// every value_dim floats, all in 16 of L1's 64 sets at value_dim = 64, and the block's lines
+// evicted one another before the next row group came. Columns past the last full run
+// (value_dim % kPanel) stay in v.
+// One allocation, not zeroed (pack writes every float): a serial zero fill cost as much again as
+// packing, and two buffers of half the size were handed back to the system and faulted in again
+// on every call (a sixth of a 128-query forward against 4096 keys), which malloc does not do to
+// one.
+struct PackedHeads {
+  int64_t heads, length, head_dim, value_dim, panels, runs;
   std::unique_ptr<float[]> data;
-  int64_t panels = 0, head_dim = 0;
 
-  void pack(const float *k, int64_t heads, int64_t length, int64_t dim) {
-    panels = (length + kPanel - 1) / kPanel;
-    head_dim = dim;
-    data.reset(new float[heads * panels * dim * kPanel]);
-#pragma omp parallel for schedule(static)
-    for (int64_t hp = 0; hp < heads * panels; ++hp) {
-      const int64_t head = hp / panels, j0 = hp % panels * kPanel;
-      float *panel = data.get() + hp * dim * kPanel;
+  PackedHeads(int64_t heads_, const seq4j_attention_desc &d)
+      : heads(heads_), length(d.kv_length), head_dim(d.head_dim), value_dim(d.value_dim),
+        panels((d.kv_length + kPanel - 1) / kPanel), runs(d.value_dim / kPanel),
+        data(new float[heads * (panels * head_dim + runs * length) * kPanel]) {}
+
+  float *key_panel(int64_t head, int64_t j0) const {
+    return data.get() + (head * panels + j0 / kPanel) * head_dim * kPanel;
+  }
+  float *value_run(int64_t head, int64_t e0, int64_t j0) const {
+    return data.get() + heads * panels * head_dim * kPanel +
+           ((head * runs + e0 / kPanel) * length + j0) * kPanel;
+  }
+
+  void pack(const float *k, const float *v, int64_t head) {
+    for (int64_t j0 = 0; j0 < length; j0 += kPanel) {
+      float *panel = key_panel(head, j0);
       for (int64_t c = 0; c < kPanel; ++c) {
         if (j0 + c < length) {
-          const float *key = k + (head * length + j0 + c) * dim;
-          for (int64_t e = 0; e < dim; ++e) panel[e * kPanel + c] = key[e];
+          const float *key = k + (head * length + j0 + c) * head_dim;
+          for (int64_t e = 0; e < head_dim; ++e) panel[e * kPanel + c] = key[e];
         } else {
-          for (int64_t e = 0; e < dim; ++e) panel[e * kPanel + c] = 0.0f;
+          for (int64_t e = 0; e < head_dim; ++e) panel[e * kPanel + c] = 0.0f;
         }
       }
     }
-  }
-  const float *panel(int64_t head, int64_t j0) const {
-    return data.get() + (head * panels + j0 / kPanel) * head_dim * kPanel;
-  }
-};
-
-// The forward's values, packed once per call for value_tile_avx2: per (sample, key/value head)
-// and run of kPanel value columns, the keys' kPanel floats back to back. Read in place, one such
-// run of a key block is a cache line every value_dim floats, all in 16 of L1's 64 sets at
-// value_dim = 64, and the block's lines evicted one another before the next row group came.
-// Columns past the last full run (value_dim % kPanel) stay in v.
-struct PackedValues {
-  std::unique_ptr<float[]> data;
-  int64_t runs = 0, length = 0;
-
-  void pack(const float *v, int64_t heads, int64_t kv_length, int64_t dim) {
-    runs = dim / kPanel;
-    length = kv_length;
-    data.reset(new float[heads * runs * length * kPanel]);
-#pragma omp parallel for schedule(static)
-    for (int64_t hr = 0; hr < heads * runs; ++hr) {
-      const int64_t head = hr / runs, e0 = hr % runs * kPanel;
-      float *run = data.get() + hr * length * kPanel;
-      for (int64_t j = 0; j < length; ++j)
-        std::memcpy(run + j * kPanel, v + (head * length + j) * dim + e0, kPanel * sizeof(float));
+    for (int64_t e0 = 0; e0 < runs * kPanel; e0 += kPanel) {
+      float *run = value_run(head, e0, 0);
+      for (int64_t j = 0; j < length; ++j, run += kPanel)
+        for (int64_t e = 0; e < kPanel; ++e) run[e] = v[(head * length + j) * value_dim + e0 + e];
     }
-  }
-  const float *run(int64_t head, int64_t e0, int64_t j0) const {
-    return data.get() + ((head * runs + e0 / kPanel) * length + j0) * kPanel;
   }
 };
 
@@ -261,27 +253,28 @@ __attribute__((target("avx2,fma"))) void value_tile_avx2(float *o, int64_t ldo, 
 // s (rows × lds, lds a multiple of kPanel) = scale · q kᵀ for keys j0 .. j0 + lds of one head.
 template <int R>
 __attribute__((target("avx2,fma"))) void score_rows_avx2(float *s, int64_t lds, const float *q,
-                                                         int64_t ldq, const PackedKeys &keys,
+                                                         int64_t ldq, const PackedHeads &packed,
                                                          int64_t head, int64_t j0, float scale) {
   for (int64_t c = 0; c < lds; c += kPanel)
-    score_tile_avx2<R>(s + c, lds, q, ldq, keys.panel(head, j0 + c), keys.head_dim, scale);
+    score_tile_avx2<R>(s + c, lds, q, ldq, packed.key_panel(head, j0 + c), packed.head_dim,
+                       scale);
 }
 
 __attribute__((target("avx2,fma"))) void scores_avx2(float *s, int64_t lds, const float *q,
                                                      int64_t ldq, int64_t rows,
-                                                     const PackedKeys &keys, int64_t head,
+                                                     const PackedHeads &packed, int64_t head,
                                                      int64_t j0, float scale) {
   int64_t r = 0;
   for (; r + kKernelRows <= rows; r += kKernelRows)
-    score_rows_avx2<kKernelRows>(s + r * lds, lds, q + r * ldq, ldq, keys, head, j0, scale);
+    score_rows_avx2<kKernelRows>(s + r * lds, lds, q + r * ldq, ldq, packed, head, j0, scale);
   float *sr = s + r * lds;
   const float *qr = q + r * ldq;
   switch (rows - r) {
-    case 5: score_rows_avx2<5>(sr, lds, qr, ldq, keys, head, j0, scale); break;
-    case 4: score_rows_avx2<4>(sr, lds, qr, ldq, keys, head, j0, scale); break;
-    case 3: score_rows_avx2<3>(sr, lds, qr, ldq, keys, head, j0, scale); break;
-    case 2: score_rows_avx2<2>(sr, lds, qr, ldq, keys, head, j0, scale); break;
-    case 1: score_rows_avx2<1>(sr, lds, qr, ldq, keys, head, j0, scale); break;
+    case 5: score_rows_avx2<5>(sr, lds, qr, ldq, packed, head, j0, scale); break;
+    case 4: score_rows_avx2<4>(sr, lds, qr, ldq, packed, head, j0, scale); break;
+    case 3: score_rows_avx2<3>(sr, lds, qr, ldq, packed, head, j0, scale); break;
+    case 2: score_rows_avx2<2>(sr, lds, qr, ldq, packed, head, j0, scale); break;
+    case 1: score_rows_avx2<1>(sr, lds, qr, ldq, packed, head, j0, scale); break;
     default: break;
   }
 }
@@ -311,13 +304,13 @@ __attribute__((target("avx2,fma"))) void value_columns_avx2(float *o, int64_t ld
 // o (rows × width) += p (rows × depth) · v (depth × width) for keys j0 .. j0 + depth of one head:
 // the packed runs of values, then any last columns of v (row stride width) in place.
 __attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, int64_t ldp,
-                                                     int64_t rows, const PackedValues &values,
+                                                     int64_t rows, const PackedHeads &packed,
                                                      const float *v, int64_t head, int64_t j0,
                                                      int64_t depth, int64_t width) {
   const int64_t ldo = width;
   int64_t e = 0;
   for (; e + kPanel <= width; e += kPanel)
-    value_columns_avx2<2>(o + e, ldo, p, ldp, rows, values.run(head, e, j0), kPanel, depth);
+    value_columns_avx2<2>(o + e, ldo, p, ldp, rows, packed.value_run(head, e, j0), kPanel, depth);
   if (e + 8 <= width) {
     value_columns_avx2<1>(o + e, ldo, p, ldp, rows, v + e, width, depth);
     e += 8;
@@ -411,91 +404,128 @@ Buffers &buffers() {
   return b;
 }
 
+// One block of queries against every key it sees: online softmax over blocks of kKeyBlock keys.
+// With packed keys and values the products are the AVX2 kernels, without them OpenBLAS's sgemm.
+void forward_block(float *out, float *lse, const float *q, const float *k, const float *v,
+                   const Problem &p, const PackedHeads *packed,
+                   int64_t n, int64_t h, int64_t i0, int64_t rows, int64_t query_block) {
+  const auto &d = p.d;
+  Buffers &b = buffers();
+  b.scores.resize(query_block * kKeyBlock);
+  b.accumulator.assign(rows * d.value_dim, 0.0f);
+  b.row_max.assign(rows, kMinusInfinity);
+  b.row_sum.assign(rows, 0.0f);
+  // causal: keys after the block's last query are masked for every row, so skip them
+  const int64_t key_end = d.causal ? std::min(d.kv_length, i0 + rows) : d.kv_length;
+  for (int64_t j0 = 0; j0 < key_end; j0 += kKeyBlock) {
+    const int64_t cols = std::min(kKeyBlock, key_end - j0);
+    float *s = b.scores.data();
+    int64_t lds = cols;
+    if (packed != nullptr) {
+      lds = (cols + kPanel - 1) / kPanel * kPanel;  // the padded keys' scores are not used
+      scores_avx2(s, lds, p.q_rows(q, n, h, i0), d.head_dim, rows, *packed,
+                  n * d.kv_heads + p.kv_head(h), j0, d.scale);
+      p.apply_mask(s, lds, n, h, i0, rows, j0, cols);
+    } else {
+      p.scores(s, q, k, n, h, i0, rows, j0, cols);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      float *row = s + r * lds;
+      const float block_max = row_max(row, cols);
+      if (block_max == kMinusInfinity) {  // every key of this block is masked for this row
+        std::fill(row, row + cols, 0.0f);
+        continue;
+      }
+      const float old_max = b.row_max[r];
+      const float new_max = std::max(old_max, block_max);
+      const float sum = exp_shifted(row, cols, new_max);  // exp(-inf) = 0 for masked keys
+      if (new_max != old_max) {  // after the first blocks the running max rarely moves
+        const float rescale = old_max == kMinusInfinity ? 0.0f : std::exp(old_max - new_max);
+        b.row_sum[r] *= rescale;
+        float *acc = b.accumulator.data() + r * d.value_dim;
+        for (int64_t e = 0; e < d.value_dim; ++e) acc[e] *= rescale;
+        b.row_max[r] = new_max;
+      }
+      b.row_sum[r] += sum;
+      if (d.dropout > 0) {
+        for (int64_t c = 0; c < cols; ++c)
+          row[c] = keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
+                       ? row[c] * p.dropout_scale
+                       : 0.0f;
+      }
+    }
+    if (packed != nullptr) {
+      values_avx2(b.accumulator.data(), s, lds, rows, *packed, p.v_rows(v, n, h, j0),
+                  n * d.kv_heads + p.kv_head(h), j0, cols, d.value_dim);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
+                  static_cast<blasint>(d.value_dim), static_cast<blasint>(cols), 1.0f, s,
+                  static_cast<blasint>(lds), p.v_rows(v, n, h, j0),
+                  static_cast<blasint>(d.value_dim), 1.0f, b.accumulator.data(),
+                  static_cast<blasint>(d.value_dim));
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = i0 + r;
+    float *o = out + ((n * d.query_heads + h) * d.query_length + i) * d.value_dim;
+    const float l = b.row_sum[r];
+    const float inverse = l > 0 ? 1.0f / l : 0.0f;
+    for (int64_t e = 0; e < d.value_dim; ++e) o[e] = b.accumulator[r * d.value_dim + e] * inverse;
+    if (lse != nullptr)
+      lse[(n * d.query_heads + h) * d.query_length + i] =
+          l > 0 ? b.row_max[r] + std::log(l) : std::numeric_limits<float>::infinity();
+  }
+}
+
 void forward(float *out, float *lse, const float *q, const float *k, const float *v,
              const Problem &p) {
   const auto &d = p.d;
   const bool packed = has_avx2();
-  PackedKeys keys;
-  PackedValues values;
+  const int64_t kv = packed ? d.batch * d.kv_heads : 0;  // no packed buffers without AVX2
+  PackedHeads heads(kv, d);
+  int64_t query_block = kQueryBlock;
+  int64_t q_blocks = (d.query_length + query_block - 1) / query_block;
   if (packed) {
-    keys.pack(k, d.batch * d.kv_heads, d.kv_length, d.head_dim);
-    values.pack(v, d.batch * d.kv_heads, d.kv_length, d.value_dim);
+    // blocks of at most kForwardQueryBlock queries, of even sizes (128 queries as 66 + 62, not
+    // 96 + 32) in multiples of the kernels' rows
+    q_blocks = (d.query_length + kForwardQueryBlock - 1) / kForwardQueryBlock;
+    query_block = ((d.query_length + q_blocks - 1) / q_blocks + kKernelRows - 1) / kKernelRows *
+                  kKernelRows;
+    q_blocks = (d.query_length + query_block - 1) / query_block;
   }
-  const int64_t query_block = packed ? kForwardQueryBlock : kQueryBlock;
-  const int64_t q_blocks = (d.query_length + query_block - 1) / query_block;
-  const int64_t tasks = d.batch * d.query_heads * q_blocks;
+  if (!packed) {
+    const int64_t tasks = d.batch * d.query_heads * q_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < tasks; ++task) {
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t qb = task % q_blocks, nh = task / q_blocks, i0 = qb * query_block;
+      forward_block(out, lse, q, k, v, p, nullptr, nh / d.query_heads,
+                    nh % d.query_heads, i0, std::min(query_block, d.query_length - i0),
+                    query_block);
+    }
+    return;
+  }
+  // First one task per key/value head packing its keys and values, then the tasks of the query
+  // blocks, each waiting for its head's packing. Handed out in order (monotonic), that packing
+  // has always been taken by then and, its packer never waiting, gets done; there is no barrier,
+  // whose wake-up of the pool a loaded machine made cost more than a small forward.
+  const int64_t group = d.query_heads / d.kv_heads, blocks = group * q_blocks;
+  std::unique_ptr<std::atomic<bool>[]> packed_heads(new std::atomic<bool>[kv]);
+  for (int64_t g = 0; g < kv; ++g) packed_heads[g].store(false, std::memory_order_relaxed);
+#pragma omp parallel for schedule(monotonic : dynamic, 1)
+  for (int64_t task = 0; task < kv * (1 + blocks); ++task) {
+    if (task < kv) {
+      heads.pack(k, v, task);
+      packed_heads[task].store(true, std::memory_order_release);
+      continue;
+    }
+    const int64_t ng = (task - kv) / blocks, index = (task - kv) % blocks;
+    while (!packed_heads[ng].load(std::memory_order_acquire)) _mm_pause();
     // causal: the last query blocks see the most keys; starting with them leaves short ones last
-    const int64_t qb = d.causal ? q_blocks - 1 - task % q_blocks : task % q_blocks;
-    const int64_t nh = task / q_blocks;
-    const int64_t n = nh / d.query_heads, h = nh % d.query_heads;
-    const int64_t i0 = qb * query_block, rows = std::min(query_block, d.query_length - i0);
-    Buffers &b = buffers();
-    b.scores.resize(query_block * (kKeyBlock + kPanel));
-    b.accumulator.assign(rows * d.value_dim, 0.0f);
-    b.row_max.assign(rows, kMinusInfinity);
-    b.row_sum.assign(rows, 0.0f);
-    // causal: keys after the block's last query are masked for every row, so skip them
-    const int64_t key_end = d.causal ? std::min(d.kv_length, i0 + rows) : d.kv_length;
-    for (int64_t j0 = 0; j0 < key_end; j0 += kKeyBlock) {
-      const int64_t cols = std::min(kKeyBlock, key_end - j0);
-      float *s = b.scores.data();
-      int64_t lds = cols;
-      if (packed) {
-        lds = (cols + kPanel - 1) / kPanel * kPanel;  // the padded keys' scores are not used
-        scores_avx2(s, lds, p.q_rows(q, n, h, i0), d.head_dim, rows, keys,
-                    n * d.kv_heads + p.kv_head(h), j0, d.scale);
-        p.apply_mask(s, lds, n, h, i0, rows, j0, cols);
-      } else {
-        p.scores(s, q, k, n, h, i0, rows, j0, cols);
-      }
-      for (int64_t r = 0; r < rows; ++r) {
-        float *row = s + r * lds;
-        const float block_max = row_max(row, cols);
-        if (block_max == kMinusInfinity) {  // every key of this block is masked for this row
-          std::fill(row, row + cols, 0.0f);
-          continue;
-        }
-        const float old_max = b.row_max[r];
-        const float new_max = std::max(old_max, block_max);
-        const float sum = exp_shifted(row, cols, new_max);  // exp(-inf) = 0 for masked keys
-        if (new_max != old_max) {  // after the first blocks the running max rarely moves
-          const float rescale = old_max == kMinusInfinity ? 0.0f : std::exp(old_max - new_max);
-          b.row_sum[r] *= rescale;
-          float *acc = b.accumulator.data() + r * d.value_dim;
-          for (int64_t e = 0; e < d.value_dim; ++e) acc[e] *= rescale;
-          b.row_max[r] = new_max;
-        }
-        b.row_sum[r] += sum;
-        if (d.dropout > 0) {
-          for (int64_t c = 0; c < cols; ++c)
-            row[c] = keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
-                         ? row[c] * p.dropout_scale
-                         : 0.0f;
-        }
-      }
-      if (packed) {
-        values_avx2(b.accumulator.data(), s, lds, rows, values, p.v_rows(v, n, h, j0),
-                    n * d.kv_heads + p.kv_head(h), j0, cols, d.value_dim);
-      } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
-                    static_cast<blasint>(d.value_dim), static_cast<blasint>(cols), 1.0f, s,
-                    static_cast<blasint>(lds), p.v_rows(v, n, h, j0),
-                    static_cast<blasint>(d.value_dim), 1.0f, b.accumulator.data(),
-                    static_cast<blasint>(d.value_dim));
-      }
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t i = i0 + r;
-      float *o = out + ((n * d.query_heads + h) * d.query_length + i) * d.value_dim;
-      const float l = b.row_sum[r];
-      const float inverse = l > 0 ? 1.0f / l : 0.0f;
-      for (int64_t e = 0; e < d.value_dim; ++e) o[e] = b.accumulator[r * d.value_dim + e] * inverse;
-      if (lse != nullptr)
-        lse[(n * d.query_heads + h) * d.query_length + i] =
-            l > 0 ? b.row_max[r] + std::log(l) : std::numeric_limits<float>::infinity();
-    }
+    const int64_t qb = d.causal ? q_blocks - 1 - index % q_blocks : index % q_blocks;
+    const int64_t n = ng / d.kv_heads, h = ng % d.kv_heads * group + index / q_blocks;
+    const int64_t i0 = qb * query_block;
+    forward_block(out, lse, q, k, v, p, &heads, n, h, i0,
+                  std::min(query_block, d.query_length - i0), query_block);
   }
 }
 
