@@ -135,9 +135,9 @@ float row_max(const float *row, int64_t n) {
 // evicted one another before the next row group came. Columns past the last full run
 // (value_dim % kPanel) stay in v.
 // One allocation, not zeroed (pack writes every float): a serial zero fill cost as much again as
-// packing, and two buffers of half the size were handed back to the system and faulted in again
-// on every call (a sixth of a 128-query forward against 4096 keys), which malloc does not do to
-// one.
+// packing; and glibc's malloc handed two buffers of half the size back to the system after each
+// call, to be faulted in again on the next (a sixth of a 128-query forward against 4096 keys),
+// while one it keeps (its trim threshold follows the largest block freed).
 struct PackedHeads {
   int64_t heads, length, head_dim, value_dim, panels, runs;
   std::unique_ptr<float[]> data;
@@ -214,7 +214,8 @@ __attribute__((target("avx2,fma"))) void score_tile_avx2(float *s, int64_t lds, 
 }
 
 // o (R × 8W, row stride ldo) += p (R × depth, row stride ldp) · v (depth × 8W, row stride ldv),
-// W = 1 or 2: the same register blocking, v's rows read in place (they are already contiguous).
+// W = 1 or 2: the same register blocking, v a packed run of values (ldv = kPanel) or, for the
+// last 8 columns, v itself.
 template <int R, int W>
 __attribute__((target("avx2,fma"))) void value_tile_avx2(float *o, int64_t ldo, const float *p,
                                                          int64_t ldp, const float *v, int64_t ldv,
@@ -480,46 +481,49 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
 void forward(float *out, float *lse, const float *q, const float *k, const float *v,
              const Problem &p) {
   const auto &d = p.d;
-  const bool packed = has_avx2();
-  const int64_t kv = packed ? d.batch * d.kv_heads : 0;  // no packed buffers without AVX2
-  PackedHeads heads(kv, d);
-  int64_t query_block = kQueryBlock;
-  int64_t q_blocks = (d.query_length + query_block - 1) / query_block;
-  if (packed) {
-    // blocks of at most kForwardQueryBlock queries, of even sizes (128 queries as 66 + 62, not
-    // 96 + 32) in multiples of the kernels' rows
-    q_blocks = (d.query_length + kForwardQueryBlock - 1) / kForwardQueryBlock;
-    query_block = ((d.query_length + q_blocks - 1) / q_blocks + kKernelRows - 1) / kKernelRows *
-                  kKernelRows;
-    q_blocks = (d.query_length + query_block - 1) / query_block;
-  }
-  if (!packed) {
+  if (!has_avx2()) {
+    const int64_t q_blocks = (d.query_length + kQueryBlock - 1) / kQueryBlock;
     const int64_t tasks = d.batch * d.query_heads * q_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t qb = task % q_blocks, nh = task / q_blocks, i0 = qb * query_block;
-      forward_block(out, lse, q, k, v, p, nullptr, nh / d.query_heads,
-                    nh % d.query_heads, i0, std::min(query_block, d.query_length - i0),
-                    query_block);
+      const int64_t qb = task % q_blocks, nh = task / q_blocks, i0 = qb * kQueryBlock;
+      forward_block(out, lse, q, k, v, p, nullptr, nh / d.query_heads, nh % d.query_heads, i0,
+                    std::min(kQueryBlock, d.query_length - i0), kQueryBlock);
     }
     return;
   }
-  // First one task per key/value head packing its keys and values, then the tasks of the query
-  // blocks, each waiting for its head's packing. Handed out in order (monotonic), that packing
-  // has always been taken by then and, its packer never waiting, gets done; there is no barrier,
-  // whose wake-up of the pool a loaded machine made cost more than a small forward.
-  const int64_t group = d.query_heads / d.kv_heads, blocks = group * q_blocks;
-  std::unique_ptr<std::atomic<bool>[]> packed_heads(new std::atomic<bool>[kv]);
-  for (int64_t g = 0; g < kv; ++g) packed_heads[g].store(false, std::memory_order_relaxed);
-#pragma omp parallel for schedule(monotonic : dynamic, 1)
+  // blocks of at most kForwardQueryBlock queries, of even sizes (128 queries as 66 + 62, not
+  // 96 + 32) in multiples of the kernels' rows
+  int64_t q_blocks = (d.query_length + kForwardQueryBlock - 1) / kForwardQueryBlock;
+  const int64_t query_block =
+      ((d.query_length + q_blocks - 1) / q_blocks + kKernelRows - 1) / kKernelRows * kKernelRows;
+  q_blocks = (d.query_length + query_block - 1) / query_block;
+  const int64_t kv = d.batch * d.kv_heads, group = d.query_heads / d.kv_heads;
+  const int64_t blocks = group * q_blocks;  // per key/value head
+  PackedHeads heads(kv, d);
+  // First one task per key/value head packing it, then the query blocks. A block whose head is
+  // not packed yet packs it itself, or waits for the thread packing it (which never waits), so
+  // no barrier is needed: the pool's wake-up after one cost more than a small forward on a loaded
+  // machine.
+  std::unique_ptr<std::atomic<int>[]> state(new std::atomic<int>[kv]);  // 0 new, 1 packing, 2 packed
+  for (int64_t g = 0; g < kv; ++g) state[g].store(0, std::memory_order_relaxed);
+  auto ensure_packed = [&](int64_t g) {
+    int expected = 0;
+    if (state[g].compare_exchange_strong(expected, 1, std::memory_order_acquire)) {
+      heads.pack(k, v, g);
+      state[g].store(2, std::memory_order_release);
+    } else {
+      while (state[g].load(std::memory_order_acquire) != 2) _mm_pause();
+    }
+  };
+#pragma omp parallel for schedule(dynamic, 1)
   for (int64_t task = 0; task < kv * (1 + blocks); ++task) {
     if (task < kv) {
-      heads.pack(k, v, task);
-      packed_heads[task].store(true, std::memory_order_release);
+      ensure_packed(task);
       continue;
     }
     const int64_t ng = (task - kv) / blocks, index = (task - kv) % blocks;
-    while (!packed_heads[ng].load(std::memory_order_acquire)) _mm_pause();
+    ensure_packed(ng);
     // causal: the last query blocks see the most keys; starting with them leaves short ones last
     const int64_t qb = d.causal ? q_blocks - 1 - index % q_blocks : index % q_blocks;
     const int64_t n = ng / d.kv_heads, h = ng % d.kv_heads * group + index / q_blocks;
