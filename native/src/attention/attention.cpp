@@ -1,8 +1,9 @@
 // Scaled dot-product attention, forward and backward, memory-efficient (FlashAttention's scheme
 // on the CPU): the scores of one block of queries against one block of keys at a time, an online
 // softmax across key blocks, and each row's log-sum-exp kept for the backward, which recomputes
-// the score blocks instead of storing them. Each block product is a single-threaded OpenBLAS
-// sgemm; the blocks are spread over the OpenMP pool.
+// the score blocks instead of storing them. The blocks are spread over the OpenMP pool. The
+// forward's block products are AVX2 micro-kernels on keys and values packed once per call (with a
+// single-threaded OpenBLAS sgemm as the fallback); the backward's are OpenBLAS sgemms.
 #include <immintrin.h>
 #include <omp.h>
 
@@ -23,9 +24,10 @@ namespace {
 
 constexpr int64_t kQueryBlock = 64;
 constexpr int64_t kKeyBlock = 128;
-// The forward's AVX2 path: its own micro-kernels on keys packed once per call (OpenBLAS re-packed
-// both operands of every small tile product, a third of the forward's time), in blocks of
-// kForwardQueryBlock queries (a multiple of the kernels' kKernelRows) by kKeyBlock keys.
+// The forward's AVX2 path: its own micro-kernels on keys and values packed once per call
+// (OpenBLAS re-packed both operands of every small tile product, a third of the forward's time),
+// in blocks of at most kForwardQueryBlock queries by kKeyBlock keys (96 × 256, 48 × 128 and
+// 192 × 64 were no better within noise).
 constexpr int64_t kPanel = 16;
 constexpr int64_t kKernelRows = 6;
 constexpr int64_t kForwardQueryBlock = 96;
