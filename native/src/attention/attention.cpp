@@ -1,15 +1,18 @@
 // Scaled dot-product attention, forward and backward, memory-efficient (FlashAttention's scheme
 // on the CPU): the scores of one block of queries against one block of keys at a time, an online
 // softmax across key blocks, and each row's log-sum-exp kept for the backward, which recomputes
-// the score blocks instead of storing them. Each block product is a single-threaded OpenBLAS
-// sgemm; the blocks are spread over the OpenMP pool.
+// the score blocks instead of storing them. The blocks are spread over the OpenMP pool. The
+// forward's block products are AVX2 micro-kernels on keys and values packed once per call (with a
+// single-threaded OpenBLAS sgemm as the fallback); the backward's are OpenBLAS sgemms.
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "cblas.h"
@@ -21,6 +24,13 @@ namespace {
 
 constexpr int64_t kQueryBlock = 64;
 constexpr int64_t kKeyBlock = 128;
+// The forward's AVX2 path: its own micro-kernels on keys and values packed once per call
+// (OpenBLAS re-packed both operands of every small tile product, a third of the forward's time),
+// in blocks of at most kForwardQueryBlock queries by kKeyBlock keys (96 × 256, 48 × 128 and
+// 192 × 64 were no better within noise).
+constexpr int64_t kPanel = 16;
+constexpr int64_t kKernelRows = 6;
+constexpr int64_t kForwardQueryBlock = 96;
 constexpr float kMinusInfinity = -std::numeric_limits<float>::infinity();
 
 // Dropout's keep decision for score (n, h, i, j), counter-based so the backward recomputes it.
@@ -55,14 +65,17 @@ float exp_shifted_scalar(float *row, int64_t n, float shift) {
 __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n, float shift) {
   const __m256 shift8 = _mm256_set1_ps(shift);
   const __m256 low = _mm256_set1_ps(-87.3f), high = _mm256_set1_ps(88.0f);
+  // x·log2(e) + 1.5·2²³ rounds to an integer k in the low mantissa bits; with 127 added there too
+  // they are k's exponent field already: no round and convert instructions
+  const __m256 magic = _mm256_set1_ps(12582912.0f + 127.0f);
   __m256 sum8 = _mm256_setzero_ps();
   int64_t c = 0;
   for (; c + 8 <= n; c += 8) {
     const __m256 x = _mm256_sub_ps(_mm256_loadu_ps(row + c), shift8);
     const __m256 underflow = _mm256_cmp_ps(x, low, _CMP_LT_OQ);
     const __m256 clamped = _mm256_min_ps(_mm256_max_ps(x, low), high);
-    const __m256 k = _mm256_round_ps(_mm256_mul_ps(clamped, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 biased = _mm256_fmadd_ps(clamped, _mm256_set1_ps(1.44269504088896341f), magic);
+    const __m256 k = _mm256_sub_ps(biased, magic);
     __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), clamped);
     r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
     __m256 p = _mm256_set1_ps(1.9875691500e-4f);
@@ -72,8 +85,7 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
     p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i exponent = _mm256_slli_epi32(
-        _mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    const __m256i exponent = _mm256_slli_epi32(_mm256_castps_si256(biased), 23);
     const __m256 e = _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(exponent)));
     _mm256_storeu_ps(row + c, e);
     sum8 = _mm256_add_ps(sum8, e);
@@ -85,9 +97,233 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n
   return sum + exp_shifted_scalar(row + c, n - c, shift);
 }
 
-float exp_shifted(float *row, int64_t n, float shift) {
+bool has_avx2() {
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return avx2 ? exp_shifted_avx2(row, n, shift) : exp_shifted_scalar(row, n, shift);
+  return avx2;
+}
+
+float exp_shifted(float *row, int64_t n, float shift) {
+  return has_avx2() ? exp_shifted_avx2(row, n, shift) : exp_shifted_scalar(row, n, shift);
+}
+
+// GCC keeps a float max reduction scalar (it may not reorder it), one score per cycle or worse.
+float row_max_scalar(const float *row, int64_t n) {
+  float max = kMinusInfinity;
+  for (int64_t c = 0; c < n; ++c) max = std::max(max, row[c]);
+  return max;
+}
+
+__attribute__((target("avx2,fma"))) float row_max_avx2(const float *row, int64_t n) {
+  __m256 max8 = _mm256_set1_ps(kMinusInfinity);
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) max8 = _mm256_max_ps(max8, _mm256_loadu_ps(row + c));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, max8);
+  float max = row_max_scalar(row + c, n - c);
+  for (float lane : lanes) max = std::max(max, lane);
+  return max;
+}
+
+float row_max(const float *row, int64_t n) {
+  return has_avx2() ? row_max_avx2(row, n) : row_max_scalar(row, n);
+}
+
+// The forward's keys and values, packed once per call. Keys, for score_tile_avx2: per (sample,
+// key/value head) and run of kPanel keys, head_dim rows of kPanel floats, zero past kv_length, so
+// the kernel reads one dimension of kPanel keys with two loads instead of a strided gather.
+// Values, for value_tile_avx2: per (sample, key/value head) and run of kPanel value columns, the
+// keys' kPanel floats back to back. Read in place, one such run of a key block is a cache line
+// every value_dim floats, all in 16 of L1's 64 sets at value_dim = 64, and the block's lines
+// evicted one another before the next row group came. Columns past the last full run
+// (value_dim % kPanel) stay in v.
+// One allocation, not zeroed (pack writes every float): a serial zero fill cost as much again as
+// packing; and glibc's malloc handed two buffers of half the size back to the system after each
+// call, to be faulted in again on the next (a sixth of a 128-query forward against 4096 keys),
+// while one it keeps (its trim threshold follows the largest block freed).
+struct PackedHeads {
+  int64_t heads, length, head_dim, value_dim, panels, runs;
+  std::unique_ptr<float[]> data;
+
+  PackedHeads(int64_t heads_, const seq4j_attention_desc &d)
+      : heads(heads_), length(d.kv_length), head_dim(d.head_dim), value_dim(d.value_dim),
+        panels((d.kv_length + kPanel - 1) / kPanel), runs(d.value_dim / kPanel),
+        data(new float[heads * (panels * head_dim + runs * length) * kPanel]) {}
+
+  float *key_panel(int64_t head, int64_t j0) const {
+    return data.get() + (head * panels + j0 / kPanel) * head_dim * kPanel;
+  }
+  float *value_run(int64_t head, int64_t e0, int64_t j0) const {
+    return data.get() + heads * panels * head_dim * kPanel +
+           ((head * runs + e0 / kPanel) * length + j0) * kPanel;
+  }
+
+  void pack(const float *k, const float *v, int64_t head) {
+    for (int64_t j0 = 0; j0 < length; j0 += kPanel) {
+      float *panel = key_panel(head, j0);
+      for (int64_t c = 0; c < kPanel; ++c) {
+        if (j0 + c < length) {
+          const float *key = k + (head * length + j0 + c) * head_dim;
+          for (int64_t e = 0; e < head_dim; ++e) panel[e * kPanel + c] = key[e];
+        } else {
+          for (int64_t e = 0; e < head_dim; ++e) panel[e * kPanel + c] = 0.0f;
+        }
+      }
+    }
+    for (int64_t e0 = 0; e0 < runs * kPanel; e0 += kPanel) {
+      float *run = value_run(head, e0, 0);
+      for (int64_t j = 0; j < length; ++j, run += kPanel)
+        for (int64_t e = 0; e < kPanel; ++e) run[e] = v[(head * length + j) * value_dim + e0 + e];
+    }
+  }
+};
+
+// GCC keeps an array of __m256 accumulators in memory (it scalarises aggregates before it unrolls
+// the loops over them), storing each one on every step, so the kernels name their accumulators
+// and let `if constexpr` drop the rows past R.
+#define SEQ4J_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+// s (R × kPanel, row stride lds) = scale · q (R × depth, row stride ldq) · panelᵀ, R <= 6. R rows
+// by two vectors keep 2R accumulators in registers (12 of the 16 at R = 6), each q value
+// broadcast once per pair of FMAs.
+template <int R>
+__attribute__((target("avx2,fma"))) void score_tile_avx2(float *s, int64_t lds, const float *q,
+                                                         int64_t ldq, const float *panel,
+                                                         int64_t depth, float scale) {
+  static_assert(R >= 1 && R <= 6, "score_tile_avx2 holds at most 6 rows");
+#define SEQ4J_DECLARE(r) __m256 lo##r = _mm256_setzero_ps(), hi##r = _mm256_setzero_ps();
+  SEQ4J_ROWS(SEQ4J_DECLARE)
+#undef SEQ4J_DECLARE
+  for (int64_t e = 0; e < depth; ++e) {
+    const __m256 b0 = _mm256_loadu_ps(panel + e * kPanel);
+    const __m256 b1 = _mm256_loadu_ps(panel + e * kPanel + 8);
+#define SEQ4J_STEP(r)                                      \
+  if constexpr (r < R) {                                   \
+    const __m256 a = _mm256_broadcast_ss(q + r * ldq + e); \
+    lo##r = _mm256_fmadd_ps(a, b0, lo##r);                 \
+    hi##r = _mm256_fmadd_ps(a, b1, hi##r);                 \
+  }
+    SEQ4J_ROWS(SEQ4J_STEP)
+#undef SEQ4J_STEP
+  }
+  const __m256 scale8 = _mm256_set1_ps(scale);
+#define SEQ4J_STORE(r)                                                 \
+  if constexpr (r < R) {                                               \
+    _mm256_storeu_ps(s + r * lds, _mm256_mul_ps(lo##r, scale8));     \
+    _mm256_storeu_ps(s + r * lds + 8, _mm256_mul_ps(hi##r, scale8)); \
+  }
+  SEQ4J_ROWS(SEQ4J_STORE)
+#undef SEQ4J_STORE
+}
+
+// o (R × 8W, row stride ldo) += p (R × depth, row stride ldp) · v (depth × 8W, row stride ldv),
+// W = 1 or 2: the same register blocking, v a packed run of values (ldv = kPanel) or, for the
+// last 8 columns, v itself.
+template <int R, int W>
+__attribute__((target("avx2,fma"))) void value_tile_avx2(float *o, int64_t ldo, const float *p,
+                                                         int64_t ldp, const float *v, int64_t ldv,
+                                                         int64_t depth) {
+  static_assert(R >= 1 && R <= 6 && (W == 1 || W == 2), "value_tile_avx2 holds at most 6 × 16");
+#define SEQ4J_LOAD(r)                                                        \
+  __m256 lo##r = _mm256_setzero_ps(), hi##r = _mm256_setzero_ps();         \
+  if constexpr (r < R) {                                                     \
+    lo##r = _mm256_loadu_ps(o + r * ldo);                                    \
+    if constexpr (W == 2) hi##r = _mm256_loadu_ps(o + r * ldo + 8);          \
+  }
+  SEQ4J_ROWS(SEQ4J_LOAD)
+#undef SEQ4J_LOAD
+  for (int64_t j = 0; j < depth; ++j) {
+    const __m256 b0 = _mm256_loadu_ps(v + j * ldv);
+    const __m256 b1 = W == 2 ? _mm256_loadu_ps(v + j * ldv + 8) : b0;
+#define SEQ4J_STEP(r)                                      \
+  if constexpr (r < R) {                                   \
+    const __m256 a = _mm256_broadcast_ss(p + r * ldp + j); \
+    lo##r = _mm256_fmadd_ps(a, b0, lo##r);                 \
+    if constexpr (W == 2) hi##r = _mm256_fmadd_ps(a, b1, hi##r); \
+  }
+    SEQ4J_ROWS(SEQ4J_STEP)
+#undef SEQ4J_STEP
+  }
+#define SEQ4J_STORE(r)                                                  \
+  if constexpr (r < R) {                                                \
+    _mm256_storeu_ps(o + r * ldo, lo##r);                               \
+    if constexpr (W == 2) _mm256_storeu_ps(o + r * ldo + 8, hi##r);     \
+  }
+  SEQ4J_ROWS(SEQ4J_STORE)
+#undef SEQ4J_STORE
+}
+#undef SEQ4J_ROWS
+
+// s (rows × lds, lds a multiple of kPanel) = scale · q kᵀ for keys j0 .. j0 + lds of one head.
+template <int R>
+__attribute__((target("avx2,fma"))) void score_rows_avx2(float *s, int64_t lds, const float *q,
+                                                         int64_t ldq, const PackedHeads &packed,
+                                                         int64_t head, int64_t j0, float scale) {
+  for (int64_t c = 0; c < lds; c += kPanel)
+    score_tile_avx2<R>(s + c, lds, q, ldq, packed.key_panel(head, j0 + c), packed.head_dim,
+                       scale);
+}
+
+__attribute__((target("avx2,fma"))) void scores_avx2(float *s, int64_t lds, const float *q,
+                                                     int64_t ldq, int64_t rows,
+                                                     const PackedHeads &packed, int64_t head,
+                                                     int64_t j0, float scale) {
+  int64_t r = 0;
+  for (; r + kKernelRows <= rows; r += kKernelRows)
+    score_rows_avx2<kKernelRows>(s + r * lds, lds, q + r * ldq, ldq, packed, head, j0, scale);
+  float *sr = s + r * lds;
+  const float *qr = q + r * ldq;
+  switch (rows - r) {
+    case 5: score_rows_avx2<5>(sr, lds, qr, ldq, packed, head, j0, scale); break;
+    case 4: score_rows_avx2<4>(sr, lds, qr, ldq, packed, head, j0, scale); break;
+    case 3: score_rows_avx2<3>(sr, lds, qr, ldq, packed, head, j0, scale); break;
+    case 2: score_rows_avx2<2>(sr, lds, qr, ldq, packed, head, j0, scale); break;
+    case 1: score_rows_avx2<1>(sr, lds, qr, ldq, packed, head, j0, scale); break;
+    default: break;
+  }
+}
+
+// o (rows × 8W) += p (rows × depth) · v (depth × 8W): these columns of v (depth cache lines at
+// W = 2) stay in L1 while every row group of p passes over them.
+template <int W>
+__attribute__((target("avx2,fma"))) void value_columns_avx2(float *o, int64_t ldo, const float *p,
+                                                            int64_t ldp, int64_t rows,
+                                                            const float *v, int64_t ldv,
+                                                            int64_t depth) {
+  int64_t r = 0;
+  for (; r + kKernelRows <= rows; r += kKernelRows)
+    value_tile_avx2<kKernelRows, W>(o + r * ldo, ldo, p + r * ldp, ldp, v, ldv, depth);
+  float *orow = o + r * ldo;
+  const float *prow = p + r * ldp;
+  switch (rows - r) {
+    case 5: value_tile_avx2<5, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 4: value_tile_avx2<4, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 3: value_tile_avx2<3, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 2: value_tile_avx2<2, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 1: value_tile_avx2<1, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    default: break;
+  }
+}
+
+// o (rows × width) += p (rows × depth) · v (depth × width) for keys j0 .. j0 + depth of one head:
+// the packed runs of values, then any last columns of v (row stride width) in place.
+__attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, int64_t ldp,
+                                                     int64_t rows, const PackedHeads &packed,
+                                                     const float *v, int64_t head, int64_t j0,
+                                                     int64_t depth, int64_t width) {
+  const int64_t ldo = width;
+  int64_t e = 0;
+  for (; e + kPanel <= width; e += kPanel)
+    value_columns_avx2<2>(o + e, ldo, p, ldp, rows, packed.value_run(head, e, j0), kPanel, depth);
+  if (e + 8 <= width) {
+    value_columns_avx2<1>(o + e, ldo, p, ldp, rows, v + e, width, depth);
+    e += 8;
+  }
+  for (; e < width; ++e)  // value sizes that are not a multiple of 8: the last columns one by one
+    for (int64_t r = 0; r < rows; ++r) {
+      float sum = 0;
+      for (int64_t j = 0; j < depth; ++j) sum += p[r * ldp + j] * v[j * width + e];
+      o[r * ldo + e] += sum;
+    }
 }
 
 struct Problem {
@@ -124,12 +360,27 @@ struct Problem {
                 static_cast<blasint>(cols), static_cast<blasint>(d.head_dim), d.scale,
                 q_rows(q, n, h, i0), static_cast<blasint>(d.head_dim), k_rows(k, n, h, j0),
                 static_cast<blasint>(d.head_dim), 0.0f, s, static_cast<blasint>(cols));
+    apply_mask(s, cols, n, h, i0, rows, j0, cols);
+  }
+
+  // The scores of a tile (rows × cols, row stride lds) with the masks applied: -inf where masked.
+  void apply_mask(float *s, int64_t lds, int64_t n, int64_t h, int64_t i0, int64_t rows, int64_t j0,
+                  int64_t cols) const {
     // most tiles have nothing masked: skip the per-score checks for them
     const bool causal_cut = d.causal && j0 + cols - 1 > i0;
     if (mask == nullptr && key_padding == nullptr && !causal_cut) return;
+    if (mask == nullptr && key_padding == nullptr) {
+      // causal only: each row's masked keys are its tail; the per-score checks cost about as much
+      // as a diagonal tile's scores
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t visible = std::clamp<int64_t>(i0 + r - j0 + 1, 0, cols);
+        std::fill(s + r * lds + visible, s + r * lds + cols, kMinusInfinity);
+      }
+      return;
+    }
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
-      float *row = s + r * cols;
+      float *row = s + r * lds;
       for (int64_t c = 0; c < cols; ++c) {
         const int64_t j = j0 + c;
         bool masked = (d.causal && j > i) || (key_padding != nullptr && key_padding[n * d.kv_length + j] != 0.0f);
@@ -156,65 +407,131 @@ Buffers &buffers() {
   return b;
 }
 
-void forward(float *out, float *lse, const float *q, const float *k, const float *v,
-             const Problem &p) {
+// One block of queries against every key it sees: online softmax over blocks of kKeyBlock keys.
+// With packed keys and values the products are the AVX2 kernels, without them OpenBLAS's sgemm.
+void forward_block(float *out, float *lse, const float *q, const float *k, const float *v,
+                   const Problem &p, const PackedHeads *packed,
+                   int64_t n, int64_t h, int64_t i0, int64_t rows, int64_t query_block) {
   const auto &d = p.d;
-  const int64_t q_blocks = (d.query_length + kQueryBlock - 1) / kQueryBlock;
-  const int64_t tasks = d.batch * d.query_heads * q_blocks;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t task = 0; task < tasks; ++task) {
-    const int64_t qb = task % q_blocks, nh = task / q_blocks;
-    const int64_t n = nh / d.query_heads, h = nh % d.query_heads;
-    const int64_t i0 = qb * kQueryBlock, rows = std::min(kQueryBlock, d.query_length - i0);
-    Buffers &b = buffers();
-    b.scores.resize(kQueryBlock * kKeyBlock);
-    b.accumulator.assign(rows * d.value_dim, 0.0f);
-    b.row_max.assign(rows, kMinusInfinity);
-    b.row_sum.assign(rows, 0.0f);
-    // causal: keys after the block's last query are masked for every row, so skip them
-    const int64_t key_end = d.causal ? std::min(d.kv_length, i0 + rows) : d.kv_length;
-    for (int64_t j0 = 0; j0 < key_end; j0 += kKeyBlock) {
-      const int64_t cols = std::min(kKeyBlock, d.kv_length - j0);
-      float *s = b.scores.data();
+  Buffers &b = buffers();
+  b.scores.resize(query_block * kKeyBlock);
+  b.accumulator.assign(rows * d.value_dim, 0.0f);
+  b.row_max.assign(rows, kMinusInfinity);
+  b.row_sum.assign(rows, 0.0f);
+  // causal: keys after the block's last query are masked for every row, so skip them
+  const int64_t key_end = d.causal ? std::min(d.kv_length, i0 + rows) : d.kv_length;
+  for (int64_t j0 = 0; j0 < key_end; j0 += kKeyBlock) {
+    const int64_t cols = std::min(kKeyBlock, key_end - j0);
+    float *s = b.scores.data();
+    int64_t lds = cols;
+    if (packed != nullptr) {
+      lds = (cols + kPanel - 1) / kPanel * kPanel;  // the padded keys' scores are not used
+      scores_avx2(s, lds, p.q_rows(q, n, h, i0), d.head_dim, rows, *packed,
+                  n * d.kv_heads + p.kv_head(h), j0, d.scale);
+      p.apply_mask(s, lds, n, h, i0, rows, j0, cols);
+    } else {
       p.scores(s, q, k, n, h, i0, rows, j0, cols);
-      for (int64_t r = 0; r < rows; ++r) {
-        float *row = s + r * cols;
-        float block_max = kMinusInfinity;
-        for (int64_t c = 0; c < cols; ++c) block_max = std::max(block_max, row[c]);
-        if (block_max == kMinusInfinity) {  // every key of this block is masked for this row
-          std::fill(row, row + cols, 0.0f);
-          continue;
-        }
-        const float new_max = std::max(b.row_max[r], block_max);
-        const float rescale = b.row_max[r] == kMinusInfinity ? 0.0f : std::exp(b.row_max[r] - new_max);
-        const float sum = exp_shifted(row, cols, new_max);  // exp(-inf) = 0 for masked keys
-        b.row_sum[r] = b.row_sum[r] * rescale + sum;
-        b.row_max[r] = new_max;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      float *row = s + r * lds;
+      const float block_max = row_max(row, cols);
+      if (block_max == kMinusInfinity) {  // every key of this block is masked for this row
+        std::fill(row, row + cols, 0.0f);
+        continue;
+      }
+      const float old_max = b.row_max[r];
+      const float new_max = std::max(old_max, block_max);
+      const float sum = exp_shifted(row, cols, new_max);  // exp(-inf) = 0 for masked keys
+      if (new_max != old_max) {  // after the first blocks the running max rarely moves
+        const float rescale = old_max == kMinusInfinity ? 0.0f : std::exp(old_max - new_max);
+        b.row_sum[r] *= rescale;
         float *acc = b.accumulator.data() + r * d.value_dim;
         for (int64_t e = 0; e < d.value_dim; ++e) acc[e] *= rescale;
-        if (d.dropout > 0) {
-          for (int64_t c = 0; c < cols; ++c)
-            row[c] = keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
-                         ? row[c] * p.dropout_scale
-                         : 0.0f;
-        }
+        b.row_max[r] = new_max;
       }
+      b.row_sum[r] += sum;
+      if (d.dropout > 0) {
+        for (int64_t c = 0; c < cols; ++c)
+          row[c] = keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
+                       ? row[c] * p.dropout_scale
+                       : 0.0f;
+      }
+    }
+    if (packed != nullptr) {
+      values_avx2(b.accumulator.data(), s, lds, rows, *packed, p.v_rows(v, n, h, j0),
+                  n * d.kv_heads + p.kv_head(h), j0, cols, d.value_dim);
+    } else {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
                   static_cast<blasint>(d.value_dim), static_cast<blasint>(cols), 1.0f, s,
-                  static_cast<blasint>(cols), p.v_rows(v, n, h, j0),
+                  static_cast<blasint>(lds), p.v_rows(v, n, h, j0),
                   static_cast<blasint>(d.value_dim), 1.0f, b.accumulator.data(),
                   static_cast<blasint>(d.value_dim));
     }
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t i = i0 + r;
-      float *o = out + ((n * d.query_heads + h) * d.query_length + i) * d.value_dim;
-      const float l = b.row_sum[r];
-      const float inverse = l > 0 ? 1.0f / l : 0.0f;
-      for (int64_t e = 0; e < d.value_dim; ++e) o[e] = b.accumulator[r * d.value_dim + e] * inverse;
-      if (lse != nullptr)
-        lse[(n * d.query_heads + h) * d.query_length + i] =
-            l > 0 ? b.row_max[r] + std::log(l) : std::numeric_limits<float>::infinity();
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = i0 + r;
+    float *o = out + ((n * d.query_heads + h) * d.query_length + i) * d.value_dim;
+    const float l = b.row_sum[r];
+    const float inverse = l > 0 ? 1.0f / l : 0.0f;
+    for (int64_t e = 0; e < d.value_dim; ++e) o[e] = b.accumulator[r * d.value_dim + e] * inverse;
+    if (lse != nullptr)
+      lse[(n * d.query_heads + h) * d.query_length + i] =
+          l > 0 ? b.row_max[r] + std::log(l) : std::numeric_limits<float>::infinity();
+  }
+}
+
+void forward(float *out, float *lse, const float *q, const float *k, const float *v,
+             const Problem &p) {
+  const auto &d = p.d;
+  if (!has_avx2()) {
+    const int64_t q_blocks = (d.query_length + kQueryBlock - 1) / kQueryBlock;
+    const int64_t tasks = d.batch * d.query_heads * q_blocks;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t task = 0; task < tasks; ++task) {
+      const int64_t qb = task % q_blocks, nh = task / q_blocks, i0 = qb * kQueryBlock;
+      forward_block(out, lse, q, k, v, p, nullptr, nh / d.query_heads, nh % d.query_heads, i0,
+                    std::min(kQueryBlock, d.query_length - i0), kQueryBlock);
     }
+    return;
+  }
+  // blocks of at most kForwardQueryBlock queries, of even sizes (128 queries as 66 + 62, not
+  // 96 + 32) in multiples of the kernels' rows
+  int64_t q_blocks = (d.query_length + kForwardQueryBlock - 1) / kForwardQueryBlock;
+  const int64_t query_block =
+      ((d.query_length + q_blocks - 1) / q_blocks + kKernelRows - 1) / kKernelRows * kKernelRows;
+  q_blocks = (d.query_length + query_block - 1) / query_block;
+  const int64_t kv = d.batch * d.kv_heads, group = d.query_heads / d.kv_heads;
+  const int64_t blocks = group * q_blocks;  // per key/value head
+  PackedHeads heads(kv, d);
+  // First one task per key/value head packing it, then the query blocks. A block whose head is
+  // not packed yet packs it itself, or waits for the thread packing it (which never waits), so
+  // no barrier is needed: the pool's wake-up after one cost more than a small forward on a loaded
+  // machine.
+  std::unique_ptr<std::atomic<int>[]> state(new std::atomic<int>[kv]);  // 0 new, 1 packing, 2 packed
+  for (int64_t g = 0; g < kv; ++g) state[g].store(0, std::memory_order_relaxed);
+  auto ensure_packed = [&](int64_t g) {
+    int expected = 0;
+    if (state[g].compare_exchange_strong(expected, 1, std::memory_order_acquire)) {
+      heads.pack(k, v, g);
+      state[g].store(2, std::memory_order_release);
+    } else {
+      while (state[g].load(std::memory_order_acquire) != 2) _mm_pause();
+    }
+  };
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t task = 0; task < kv * (1 + blocks); ++task) {
+    if (task < kv) {
+      ensure_packed(task);
+      continue;
+    }
+    const int64_t ng = (task - kv) / blocks, index = (task - kv) % blocks;
+    ensure_packed(ng);
+    // causal: the last query blocks see the most keys; starting with them leaves short ones last
+    const int64_t qb = d.causal ? q_blocks - 1 - index % q_blocks : index % q_blocks;
+    const int64_t n = ng / d.kv_heads, h = ng % d.kv_heads * group + index / q_blocks;
+    const int64_t i0 = qb * query_block;
+    forward_block(out, lse, q, k, v, p, &heads, n, h, i0,
+                  std::min(query_block, d.query_length - i0), query_block);
   }
 }
 
