@@ -5,18 +5,21 @@
 // The story of a forward, per direction:
 //  1. The input projections of every step in one GEMM: gates (T*N, G*H) = x (T*N, I) W_ih^T.
 //     Parameters stay in PyTorch's layout; sgemm reads W_ih transposed, so nothing is converted.
-//  2. The recurrence, in one OpenMP parallel region for the whole sequence. Each thread owns a
-//     slice of the hidden units; per step it multiplies h(t-1) by its rows of W_hh (one sgemm per
-//     gate), then runs the fused cell kernel (cell_kernels.inc) on its units while they are still
-//     in cache, and the threads meet at one barrier before the next step reads the new h.
+//  2. The recurrence, in one OpenMP parallel region for the whole sequence. W_hh is packed once per
+//     call into panels of 16 units (PanelMatrix), so no step re-packs it as an sgemm call would
+//     (that re-packing was 17% of the forward). Each thread owns a slice of the hidden units; per
+//     step it multiplies h(t-1) by its panels (6 samples x 16 units per register tile), then runs
+//     the fused cell kernel (cell_kernels.inc) on its units while they are still in cache, and the
+//     threads meet at one barrier before the next step reads the new h.
 //  3. Samples past their length are carried: their state stays, their output is 0, so both
 //     directions start and end at each sample's own ends without gathering anything.
 //  4. A training forward keeps in the workspace what the backward reads: the gate activations, the
 //     state entering each step, the cells (LSTM), the hidden before projection, W_hn h + b_hn (GRU).
 // The backward runs the steps in reverse in one parallel region (kernel on own units, barrier,
-// dh(t-1) = dgates W_hh on own columns, barrier), keeping the gradients of the gate
-// pre-activations of every step; the weight gradients are then one GEMM each over all steps
-// (dW_ih = dgates^T x, dW_hh = dgates^T h_prev, dW_hr = dh^T m) and the input gradient one GEMM.
+// dh(t-1) = dgates W_hh on own columns, with W_hh packed the other way, barrier). It keeps the
+// gradients of the gate pre-activations of every step; the weight gradients are then one GEMM each
+// over all steps (dW_ih = dgates^T x, dW_hh = dgates^T h_prev, dW_hr = dh^T m) and the input
+// gradient one GEMM.
 #include <omp.h>
 
 #include <algorithm>
@@ -134,10 +137,10 @@ struct WorkspaceLayout {
   }
 };
 
-// A weight matrix packed for products with few rows: out (n, cols) = x (n, k) * B, where B is
-// W^T (transposed: W is (cols, k) row-major, as PyTorch stores weight_hh) or W itself ((k, cols)).
-// Columns come in blocks of kPanel, each stored k-major (panel[kk * kPanel + lane]), so a product
-// streams the weights once, which is all a small batch needs; sgemm would pack them at every call.
+// A weight matrix packed once for the many products of a recurrence: out (n, cols) = x (n, k) * B,
+// where B is W^T (transposed: W is (cols, k) row-major, as PyTorch stores weight_hh) or W itself
+// ((k, cols)). Columns come in blocks of kPanel, each stored k-major (panel[kk * kPanel + lane]),
+// the layout of the register-tiled panel_product; sgemm would re-pack W at every step.
 struct PanelMatrix {
   int64_t k = 0, cols = 0;
   std::vector<float> panels;
@@ -160,8 +163,7 @@ struct PanelMatrix {
     }
   }
 
-  // out[i * ldo + c] (+)= (x B)[i][c] for the columns [c0, c1), c0 a multiple of kPanel. scratch
-  // holds n * kPanel floats.
+  // out[i * ldo + c] (+)= (x B)[i][c] for the columns [c0, c1). scratch holds n * kPanel floats.
   void product(const CellKernels &kernels, float *out, int64_t ldo, const float *x, int64_t ldx,
                int64_t n, int64_t c0, int64_t c1, bool accumulate, float *scratch) const {
     for (int64_t b = c0 / kPanel; c0 < c1 && b * kPanel < c1; ++b) {
@@ -551,13 +553,10 @@ class BlasRecurrent final : public RecurrentBackend {
     const CellKernels &k = kernels();
     const bool relu = s.cell == SEQ4J_CELL_RNN_RELU;
     const int threads = seq4j::threads();
-    // Few samples: the per-step products stream packed weights instead of calling sgemm.
-    const bool panels = n <= kStepPanelMaxBatch;
-    if (panels) {
-      for (int64_t g = 0; g < G; ++g) sc.gate_panels[g].pack(w.weight_hh + g * H * O, O, H, true);
-      if (s.projection()) sc.projection_panels.pack(w.weight_hr, H, O, true);
-    }
-    float *panel_out = panels ? sc.slots[BlasScratch::kPanelOut].floats(threads * n * kPanel) : nullptr;
+    // The per-step products stream weights packed once per call (see PanelMatrix).
+    for (int64_t g = 0; g < G; ++g) sc.gate_panels[g].pack(w.weight_hh + g * H * O, O, H, true);
+    if (s.projection()) sc.projection_panels.pack(w.weight_hr, H, O, true);
+    float *panel_out = sc.slots[BlasScratch::kPanelOut].floats(threads * n * kPanel);
 
 #pragma omp parallel num_threads(threads)
     {
@@ -565,7 +564,7 @@ class BlasRecurrent final : public RecurrentBackend {
       int64_t j0, j1, o0, o1;
       split(H, part, parts, &j0, &j1);
       split(O, part, parts, &o0, &o1);
-      float *my_panel_out = panels ? panel_out + part * n * kPanel : nullptr;
+      float *my_panel_out = panel_out + part * n * kPanel;
       for (int64_t p = 0; p < t; ++p) {
         const int64_t step = d == 0 ? p : t - 1 - p;
         float *h_cur = state + (p & 1) * n * O, *h_next = state + ((p + 1) & 1) * n * O;
@@ -585,19 +584,10 @@ class BlasRecurrent final : public RecurrentBackend {
                           (j1 - j0) * sizeof(float));
           }
         }
-        // The recurrent products of this thread's units, one sgemm per gate.
-        for (int64_t g = 0; g < G; ++g) {
-          const float *w_rows = w.weight_hh + (g * H + j0) * O;
-          if (panels)
-            sc.gate_panels[g].product(k, (s.gru() ? recurrent : g_step) + g * H, GH, h_cur, O, n,
-                                      j0, j1, !s.gru(), my_panel_out);
-          else if (s.gru())
-            sgemm_block(recurrent + g * H + j0, h_cur, w_rows, n, j1 - j0, O, O, O, GH, false, true,
-                        1.0f, 0.0f);
-          else
-            sgemm_block(g_step + g * H + j0, h_cur, w_rows, n, j1 - j0, O, O, O, GH, false, true,
-                        1.0f, 1.0f);
-        }
+        // The recurrent products of this thread's units, gate by gate.
+        for (int64_t g = 0; g < G; ++g)
+          sc.gate_panels[g].product(k, (s.gru() ? recurrent : g_step) + g * H, GH, h_cur, O, n, j0,
+                                    j1, !s.gru(), my_panel_out);
         // The cell on this thread's units, sample by sample.
         for (int64_t i = 0; i < n; ++i) {
           float *g_row = g_step + i * GH;
@@ -622,11 +612,7 @@ class BlasRecurrent final : public RecurrentBackend {
         }
         if (s.projection()) {
 #pragma omp barrier
-          if (panels)
-            sc.projection_panels.product(k, h_next, O, hidden, H, n, o0, o1, false, my_panel_out);
-          else
-            sgemm_block(h_next + o0, hidden, w.weight_hr + o0 * H, n, o1 - o0, H, H, H, O, false,
-                        true, 1.0f, 0.0f);
+          sc.projection_panels.product(k, h_next, O, hidden, H, n, o0, o1, false, my_panel_out);
           for (int64_t i = 0; i < n; ++i)
             if (!active(lengths, i, step))
               std::memcpy(h_next + i * O + o0, h_cur + i * O + o0, (o1 - o0) * sizeof(float));
@@ -706,12 +692,9 @@ class BlasRecurrent final : public RecurrentBackend {
     const CellKernels &k = kernels();
     const bool relu = s.cell == SEQ4J_CELL_RNN_RELU;
     const int threads = seq4j::threads();
-    const bool panels = n <= kStepPanelMaxBatch;
-    if (panels) {
-      sc.recurrent_back_panels.pack(w.weight_hh, GH, O, false);
-      if (s.projection()) sc.projection_back_panels.pack(w.weight_hr, P, H, false);
-    }
-    float *panel_out = panels ? sc.slots[BlasScratch::kPanelOut].floats(threads * n * kPanel) : nullptr;
+    sc.recurrent_back_panels.pack(w.weight_hh, GH, O, false);
+    if (s.projection()) sc.projection_back_panels.pack(w.weight_hr, P, H, false);
+    float *panel_out = sc.slots[BlasScratch::kPanelOut].floats(threads * n * kPanel);
 
 #pragma omp parallel num_threads(threads)
     {
@@ -719,7 +702,7 @@ class BlasRecurrent final : public RecurrentBackend {
       int64_t j0, j1, o0, o1;
       split(H, part, parts, &j0, &j1);
       split(O, part, parts, &o0, &o1);
-      float *my_panel_out = panels ? panel_out + part * n * kPanel : nullptr;
+      float *my_panel_out = panel_out + part * n * kPanel;
       for (int64_t p = t - 1; p >= 0; --p) {
         const int64_t step = d == 0 ? p : t - 1 - p;
         // dh of this step's output: from later steps (d_cur) plus from the layer's output.
@@ -740,11 +723,7 @@ class BlasRecurrent final : public RecurrentBackend {
               std::memset(dp + i * P + o0, 0, (o1 - o0) * sizeof(float));
           }
 #pragma omp barrier
-          if (panels)
-            sc.projection_back_panels.product(k, d_hidden, H, dp, P, n, j0, j1, false, my_panel_out);
-          else
-            sgemm_block(d_hidden + j0, dp, w.weight_hr + j0, n, j1 - j0, P, P, H, H, false, false,
-                        1.0f, 0.0f);
+          sc.projection_back_panels.product(k, d_hidden, H, dp, P, n, j0, j1, false, my_panel_out);
           d_out = d_hidden;
         }
         const int64_t d_width = s.projection() ? H : O;
@@ -771,12 +750,8 @@ class BlasRecurrent final : public RecurrentBackend {
         }
 #pragma omp barrier
         // dh(t-1) on this thread's columns: through W_hh, plus the carried or direct parts.
-        if (panels)
-          sc.recurrent_back_panels.product(k, d_next, O, d_gates_recurrent + step * n * GH, GH, n,
-                                           o0, o1, false, my_panel_out);
-        else
-          sgemm_block(d_next + o0, d_gates_recurrent + step * n * GH, w.weight_hh + o0, n, o1 - o0,
-                      GH, GH, O, O, false, false, 1.0f, 0.0f);
+        sc.recurrent_back_panels.product(k, d_next, O, d_gates_recurrent + step * n * GH, GH, n,
+                                         o0, o1, false, my_panel_out);
         for (int64_t i = 0; i < n; ++i) {
           float *dn = d_next + i * O;
           const float *dc = d_cur + i * O;

@@ -119,6 +119,36 @@ class AttentionTest {
     }
   }
 
+  /**
+   * The forward's vector kernels at the head and value sizes of real models, across query blocks
+   * (96) and key blocks (128) and their ragged ends: 16-, 8- and single-column value paths.
+   */
+  @ParameterizedTest(name = "d={0} dv={1} causal={2}")
+  @org.junit.jupiter.params.provider.CsvSource({
+    "64, 64, false", "64, 72, true", "64, 20, false", "33, 8, true", "80, 9, false", "7, 24, true"})
+  void wideHeadsMatchTheReferenceAcrossBlocks(int d, int dv, boolean causal) {
+    Random random = new Random(31L * d + dv);
+    int batch = 2, heads = 2, kvHeads = 1, tq = 101, tk = 261;
+    try (Arena arena = Arena.ofConfined()) {
+      double[] q = random(random, batch * heads * tq * d);
+      double[] k = random(random, batch * kvHeads * tk * d);
+      double[] v = random(random, batch * kvHeads * tk * dv);
+      double[] padding = new double[batch * tk];
+      for (int j = tk - 5; j < tk; j++) {
+        padding[tk + j] = 1; // sample 1 ignores its last five keys
+      }
+      ScaledDotProductAttention.Options options = ScaledDotProductAttention.Options.DEFAULT
+          .causal(causal).keyPaddingMask(tensor(arena, padding, batch, tk));
+      AttentionReference.Problem problem = new AttentionReference.Problem(batch, heads, kvHeads,
+          tq, tk, d, dv, 1 / Math.sqrt(d), causal, null, null, padding, 0f, 0);
+      var result = ScaledDotProductAttention.forward(arena,
+          tensor(arena, q, batch, heads, tq, d), tensor(arena, k, batch, kvHeads, tk, d),
+          tensor(arena, v, batch, kvHeads, tk, dv), options, Mode.INFERENCE);
+      assertClose(AttentionReference.forward(problem, q, k, v), doubles(result.output()), 2e-5,
+          "output");
+    }
+  }
+
   @Test
   void inferenceAppliesNoDropoutAndSavesNothing() {
     try (Arena arena = Arena.ofConfined()) {
