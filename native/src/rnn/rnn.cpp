@@ -805,16 +805,20 @@ LayerHandle *checked(seq4j_rnn_layer *handle) {
   return reinterpret_cast<LayerHandle *>(handle);
 }
 
-// AUTO's table, measured with bench/ (RecurrentBenchmark, StreamingBenchmark and the per-batch
-// table in README "Recurrent backends"): for inference on at most 8 samples, seq4j's BLAS backend
-// steps on weights packed for matrix-vector work and reads them once per step, where oneDNN's
-// primitive pays fixed costs per call; above that, and for every training pass (whose per-step
-// products on the BLAS backend re-pack the weights at every step), oneDNN's primitive is as fast or
-// faster.
+// AUTO's table, measured with bench/ (RecurrentBenchmark for DESIGN.md's shapes, both backends in
+// one run; README "Recurrent backends" has the figures and the per-batch table):
+//  - inference on at most 8 samples: BLAS steps on weights packed for matrix-vector work, where
+//    oneDNN's primitive pays fixed costs per call (the streaming step: about 2x faster);
+//  - training on at most 32 samples: BLAS, whose per-step products stream weights packed once per
+//    call (1.2-1.8x faster than oneDNN at N = 1..32, H = 256 and 512);
+//  - LSTMs with peepholes: BLAS, whose peepholes are fused into the cell kernels (oneDNN loses
+//    5-15% to them, BLAS nothing measurable);
+//  - everything else (large batches): oneDNN, as fast or up to 10% faster.
 int32_t choose_backend(const Sizes &s, int64_t t, int64_t n, bool training) {
-  (void)s;
   (void)t;
-  return !training && n <= 8 ? SEQ4J_BACKEND_BLAS : SEQ4J_BACKEND_ONEDNN;
+  if (s.peephole) return SEQ4J_BACKEND_BLAS;
+  if (n <= (training ? 32 : 8)) return SEQ4J_BACKEND_BLAS;
+  return SEQ4J_BACKEND_ONEDNN;
 }
 
 int32_t resolve(const LayerHandle &h, int32_t backend, int64_t t, int64_t n, bool training) {

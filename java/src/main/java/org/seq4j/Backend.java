@@ -7,7 +7,8 @@ package org.seq4j;
 public enum Backend {
   /**
    * Let seq4j choose: oneDNN for {@code matmul}; for the recurrent layers, a table measured per
-   * shape (BLAS for inference on at most 8 samples, oneDNN otherwise).
+   * shape (BLAS for inference on at most 8 samples, training on at most 32, and LSTMs with
+   * peepholes; oneDNN otherwise).
    */
   AUTO(0),
   /** oneDNN's primitives and GEMM. */

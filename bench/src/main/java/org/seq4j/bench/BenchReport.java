@@ -269,6 +269,13 @@ public final class BenchReport {
     if (benchmark.startsWith("RecurrentBenchmark.")) {
       return RecurrentBenchmark.flops(parameters.get("shape"), method.equals("forwardBackward"));
     }
+    if (benchmark.startsWith("AttentionBenchmark.")) {
+      return AttentionBenchmark.flops(Integer.parseInt(parameters.get("length")),
+          Boolean.parseBoolean(parameters.get("causal")), method.equals("forwardBackward"));
+    }
+    if (benchmark.startsWith("TransformerBenchmark.")) {
+      return TransformerBenchmark.flops(method.equals("forwardBackward"));
+    }
     return Double.NaN;
   }
 

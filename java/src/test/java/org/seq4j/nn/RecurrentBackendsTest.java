@@ -193,14 +193,17 @@ class RecurrentBackendsTest {
   }
 
   @Test
-  void autoPicksBlasForSmallInferenceBatchesAndOnednnElseUnlessPinned() {
+  void autoFollowsItsMeasuredTableUnlessPinned() {
     try (Lstm lstm = Lstm.builder(8, 8).build();
+        Lstm peepholes = Lstm.builder(8, 8).peepholes(true).build();
         Lstm pinned = Lstm.builder(8, 8).backend(Backend.ONEDNN).build()) {
       assertEquals(null, lstm.backend());
       assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 1, Mode.INFERENCE));
       assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 8, Mode.INFERENCE));
       assertEquals(Backend.ONEDNN, lstm.resolvedBackend(50, 9, Mode.INFERENCE));
-      assertEquals(Backend.ONEDNN, lstm.resolvedBackend(50, 1, Mode.TRAINING));
+      assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 32, Mode.TRAINING));
+      assertEquals(Backend.ONEDNN, lstm.resolvedBackend(50, 33, Mode.TRAINING));
+      assertEquals(Backend.BLAS, peepholes.resolvedBackend(50, 64, Mode.TRAINING));
       assertEquals(Backend.ONEDNN, pinned.resolvedBackend(50, 1, Mode.INFERENCE));
       Seq4j.setRecurrentBackend(Backend.BLAS);
       assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 64, Mode.TRAINING));
