@@ -181,6 +181,16 @@ struct PanelMatrix {
   }
 };
 
+// The forward recurrence's packed weights of one direction: W_hh per gate, W_hr^T.
+struct ForwardPanels {
+  PanelMatrix gates[4], projection;
+  void pack(const Sizes &s, const seq4j_rnn_weights &w) {
+    const int64_t H = s.hidden, O = s.output;
+    for (int64_t g = 0; g < s.gates; ++g) gates[g].pack(w.weight_hh + g * H * O, O, H, true);
+    if (s.projection()) projection.pack(w.weight_hr, H, O, true);
+  }
+};
+
 // Per-thread scratch of the BLAS backend, so concurrent inference calls never share buffers.
 struct BlasScratch {
   enum Slot {
@@ -189,14 +199,41 @@ struct BlasScratch {
     kSlotCount
   };
   AlignedBuffer slots[kSlotCount];
-  // Small batches' weights: W_hh per gate (forward), W_hr^T (forward), W_hh and W_hr (backward).
-  PanelMatrix gate_panels[4], projection_panels, recurrent_back_panels, projection_back_panels;
+  // Training's packed weights, re-packed at every call: the forward's, then W_hh and W_hr for the
+  // backward.
+  ForwardPanels forward_panels;
+  PanelMatrix recurrent_back_panels, projection_back_panels;
 };
 
 BlasScratch &blas_scratch() {
   thread_local BlasScratch instance;
   return instance;
 }
+
+// Inference keeps each direction's ForwardPanels while the caller's weights_version stays the same.
+class CachedForwardPanels {
+ public:
+  std::shared_ptr<const ForwardPanels> get(const Sizes &s, const seq4j_rnn_weights &w,
+                                           int64_t direction, int64_t version) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Entry &entry = entries_[direction];
+    if (!entry.panels || version != entry.version) {
+      auto panels = std::make_shared<ForwardPanels>();
+      panels->pack(s, w);
+      entry.panels = panels;
+      entry.version = version;
+    }
+    return entry.panels;
+  }
+
+ private:
+  struct Entry {
+    std::shared_ptr<const ForwardPanels> panels;
+    int64_t version = -1;
+  };
+  std::mutex mutex_;
+  Entry entries_[2];
+};
 
 // The summed bias of the LSTM and the simple RNN (b_ih + b_hh), or NULL without bias.
 const float *summed_bias(const Sizes &s, const seq4j_rnn_weights &w, int64_t direction,
@@ -441,7 +478,8 @@ class BlasRecurrent final : public RecurrentBackend {
     for (int64_t d = 0; d < s_.directions; ++d) {
       float *ws = workspace == nullptr ? nullptr
                                        : static_cast<float *>(workspace) + d * layout.per_direction;
-      forward_direction(d, weights[d], output, h_n, c_n, ws, layout, input, h0, c0, lengths, t, n);
+      forward_direction(d, weights[d], version, output, h_n, c_n, ws, layout, input, h0, c0,
+                        lengths, t, n);
     }
   }
 
@@ -510,7 +548,8 @@ class BlasRecurrent final : public RecurrentBackend {
     if (s.lstm() && c_n != nullptr) std::memcpy(c_n + d * n * H, c, n * H * sizeof(float));
   }
 
-  void forward_direction(int64_t d, const seq4j_rnn_weights &w, float *output, float *h_n,
+  void forward_direction(int64_t d, const seq4j_rnn_weights &w, int64_t version, float *output,
+                         float *h_n,
                          float *c_n, float *ws, const WorkspaceLayout &layout, const float *input,
                          const float *h0, const float *c0, const int64_t *lengths, int64_t t,
                          int64_t n) {
@@ -553,9 +592,16 @@ class BlasRecurrent final : public RecurrentBackend {
     const CellKernels &k = kernels();
     const bool relu = s.cell == SEQ4J_CELL_RNN_RELU;
     const int threads = seq4j::threads();
-    // The per-step products stream weights packed once per call (see PanelMatrix).
-    for (int64_t g = 0; g < G; ++g) sc.gate_panels[g].pack(w.weight_hh + g * H * O, O, H, true);
-    if (s.projection()) sc.projection_panels.pack(w.weight_hr, H, O, true);
+    // The per-step products stream weights packed once per call (see PanelMatrix), or kept from an
+    // earlier inference call with the same weights_version.
+    std::shared_ptr<const ForwardPanels> cached;
+    const ForwardPanels *panels = &sc.forward_panels;
+    if (!training && version >= 0) {
+      cached = forward_panels_.get(s, w, d, version);
+      panels = cached.get();
+    } else {
+      sc.forward_panels.pack(s, w);
+    }
     float *panel_out = sc.slots[BlasScratch::kPanelOut].floats(threads * n * kPanel);
 
 #pragma omp parallel num_threads(threads)
@@ -586,7 +632,7 @@ class BlasRecurrent final : public RecurrentBackend {
         }
         // The recurrent products of this thread's units, gate by gate.
         for (int64_t g = 0; g < G; ++g)
-          sc.gate_panels[g].product(k, (s.gru() ? recurrent : g_step) + g * H, GH, h_cur, O, n, j0,
+          panels->gates[g].product(k, (s.gru() ? recurrent : g_step) + g * H, GH, h_cur, O, n, j0,
                                     j1, !s.gru(), my_panel_out);
         // The cell on this thread's units, sample by sample.
         for (int64_t i = 0; i < n; ++i) {
@@ -612,7 +658,7 @@ class BlasRecurrent final : public RecurrentBackend {
         }
         if (s.projection()) {
 #pragma omp barrier
-          sc.projection_panels.product(k, h_next, O, hidden, H, n, o0, o1, false, my_panel_out);
+          panels->projection.product(k, h_next, O, hidden, H, n, o0, o1, false, my_panel_out);
           for (int64_t i = 0; i < n; ++i)
             if (!active(lengths, i, step))
               std::memcpy(h_next + i * O + o0, h_cur + i * O + o0, (o1 - o0) * sizeof(float));
@@ -818,6 +864,7 @@ class BlasRecurrent final : public RecurrentBackend {
 
   Sizes s_;
   PackedStepWeights packed_;
+  CachedForwardPanels forward_panels_;
 };
 
 class BlasStepper final : public RecurrentStepper {

@@ -168,6 +168,24 @@ class RecurrentBackendsTest {
   }
 
   @Test
+  void blasInferenceRepacksItsWeightsWhenTheyChange() {
+    try (Lstm blas = Lstm.builder(5, 20).projSize(7).backend(Backend.BLAS).seed(3).build();
+        Lstm onednn = Lstm.builder(5, 20).projSize(7).backend(Backend.ONEDNN).seed(3).build();
+        Arena arena = Arena.ofConfined()) {
+      Tensor x = Tensor.randomNormal(arena, 4, 6, 12, 5);  // 12 samples: the GEMM-sized route
+      assertClose(onednn.forward(arena, x).output(), blas.forward(arena, x).output(),
+          FORWARD_AGREEMENT, "before the change");
+      for (Lstm layer : List.of(blas, onednn)) {
+        layer.parameter("weight_hh_l0").data().fill(0.05f);
+        layer.parameter("weight_hr_l0").data().fill(-0.1f);
+        layer.parametersChanged();
+      }
+      assertClose(onednn.forward(arena, x).output(), blas.forward(arena, x).output(),
+          FORWARD_AGREEMENT, "after markChanged");
+    }
+  }
+
+  @Test
   void theStreamingStepAllocatesNothingOnTheHeap() {
     com.sun.management.ThreadMXBean threads =
         (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
