@@ -277,9 +277,10 @@ struct StepWeights {
     bool recurrent_only;  // GRU n's recurrent product (goes to `recurrent`, not `gates`)
   };
   std::vector<Group> groups;
-  int64_t blocks = 0, projection_blocks = 0;
+  int64_t blocks = 0;
   std::vector<int64_t> panel_offset;  // per (block, group)
-  std::vector<float> panels, projection;
+  std::vector<float> panels;
+  PanelMatrix projection;  // W_hr^T
   std::vector<float> bias, peephole;
 };
 
@@ -318,12 +319,7 @@ std::shared_ptr<StepWeights> pack_step(const Sizes &s, const seq4j_rnn_weights &
     }
   if (s.projection()) {
     require_weight("weight_hr", direction, w.weight_hr);
-    packed->projection_blocks = (O + kPanel - 1) / kPanel;
-    packed->projection.assign(packed->projection_blocks * H * kPanel, 0.0f);
-    for (int64_t b = 0; b < packed->projection_blocks; ++b)
-      for (int lane = 0; lane < kPanel && b * kPanel + lane < O; ++lane)
-        for (int64_t kk = 0; kk < H; ++kk)
-          packed->projection[(b * H + kk) * kPanel + lane] = w.weight_hr[(b * kPanel + lane) * H + kk];
+    packed->projection.pack(w.weight_hr, H, O, true);
   }
   if (s.bias) {
     require_weight("bias_ih", direction, w.bias_ih);
@@ -439,14 +435,9 @@ void step_packed(const Sizes &s, const StepWeights &pw, float *h, float *c, cons
     }
     if (s.projection()) {
 #pragma omp barrier
-      int64_t p0, p1;
-      split_blocks(pw.projection_blocks, part, parts, &p0, &p1);
-      for (int64_t b = p0; b < p1; ++b) {
-        const int64_t o0 = b * kPanel, o1 = std::min(O, o0 + kPanel);
-        k.panel_product(out, pw.projection.data() + b * H * kPanel, hidden, H, H, n);
-        for (int64_t i = 0; i < n; ++i)
-          std::memcpy(h + i * O + o0, out + i * kPanel, (o1 - o0) * sizeof(float));
-      }
+      int64_t o0, o1;
+      split(O, part, parts, &o0, &o1);
+      pw.projection.product(k, h, O, hidden, H, n, o0, o1, false, out);
     }
   }
 }
