@@ -116,6 +116,15 @@ bool active(const int64_t *lengths, int64_t sample, int64_t t) {
   return lengths == nullptr || t < lengths[sample];
 }
 
+// dst[0, count) = src[offset, offset + count), or zeros when src is NULL (an initial state or a
+// gradient the caller did not give).
+void copy_or_zero(float *dst, const float *src, int64_t offset, int64_t count) {
+  if (src != nullptr)
+    std::memcpy(dst, src + offset, count * sizeof(float));
+  else
+    std::memset(dst, 0, count * sizeof(float));
+}
+
 // What a training forward keeps for one direction, in floats, each block (T, N, width).
 struct WorkspaceLayout {
   int64_t gates, h_prev, c_prev, cell, hidden, recurrent_n, per_direction;
@@ -505,16 +514,8 @@ class BlasRecurrent final : public RecurrentBackend {
     float *c = s.lstm() ? sc.slots[BlasScratch::kDCell].floats(n * H) : nullptr;
     float *saved_h = sc.slots[BlasScratch::kDDirect].floats(n * O);
     float *saved_c = s.lstm() ? sc.slots[BlasScratch::kDGatesRecurrent].floats(n * H) : nullptr;
-    if (h0 != nullptr)
-      std::memcpy(h, h0 + d * n * O, n * O * sizeof(float));
-    else
-      std::memset(h, 0, n * O * sizeof(float));
-    if (s.lstm()) {
-      if (c0 != nullptr)
-        std::memcpy(c, c0 + d * n * H, n * H * sizeof(float));
-      else
-        std::memset(c, 0, n * H * sizeof(float));
-    }
+    copy_or_zero(h, h0, d * n * O, n * O);
+    if (s.lstm()) copy_or_zero(c, c0, d * n * H, n * H);
     for (int64_t p = 0; p < t; ++p) {
       const int64_t step = d == 0 ? p : t - 1 - p;
       bool any_inactive = false;
@@ -566,16 +567,8 @@ class BlasRecurrent final : public RecurrentBackend {
     // State ping-pong buffers: [0] and [1] of (N, O) hidden and (N, H) cells.
     float *state = sc.slots[BlasScratch::kState].floats(2 * n * O);
     float *cells = s.lstm() ? sc.slots[BlasScratch::kCell].floats(2 * n * H) : nullptr;
-    if (h0 != nullptr)
-      std::memcpy(state, h0 + d * n * O, n * O * sizeof(float));
-    else
-      std::memset(state, 0, n * O * sizeof(float));
-    if (s.lstm()) {
-      if (c0 != nullptr)
-        std::memcpy(cells, c0 + d * n * H, n * H * sizeof(float));
-      else
-        std::memset(cells, 0, n * H * sizeof(float));
-    }
+    copy_or_zero(state, h0, d * n * O, n * O);
+    if (s.lstm()) copy_or_zero(cells, c0, d * n * H, n * H);
     // Per step: the hidden before projection (LSTM with projection), W_hh h (GRU), W_hn h + b_hn.
     float *hidden_scratch = s.projection() && !training ? sc.slots[BlasScratch::kHidden].floats(n * H) : nullptr;
     float *recurrent = s.gru() ? sc.slots[BlasScratch::kRecurrent].floats(n * GH) : nullptr;
@@ -716,16 +709,8 @@ class BlasRecurrent final : public RecurrentBackend {
     float *d_direct = s.gru() ? sc.slots[BlasScratch::kDDirect].floats(n * H) : nullptr;
     // The step processed first (p = t - 1) reads buffer (t - 1) & 1; p = 0 leaves dh0 in [1].
     float *d_first = d_state + ((t - 1) & 1) * n * O;
-    if (grad_h_n != nullptr)
-      std::memcpy(d_first, grad_h_n + d * n * O, n * O * sizeof(float));
-    else
-      std::memset(d_first, 0, n * O * sizeof(float));
-    if (s.lstm()) {
-      if (grad_c_n != nullptr)
-        std::memcpy(d_cell, grad_c_n + d * n * H, n * H * sizeof(float));
-      else
-        std::memset(d_cell, 0, n * H * sizeof(float));
-    }
+    copy_or_zero(d_first, grad_h_n, d * n * O, n * O);
+    if (s.lstm()) copy_or_zero(d_cell, grad_c_n, d * n * H, n * H);
     const CellKernels &k = kernels();
     const bool relu = s.cell == SEQ4J_CELL_RNN_RELU;
     const int threads = seq4j::threads();
