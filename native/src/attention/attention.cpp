@@ -2,8 +2,9 @@
 // on the CPU): the scores of one block of queries against one block of keys at a time, an online
 // softmax across key blocks, and each row's log-sum-exp kept for the backward, which recomputes
 // the score blocks instead of storing them. The blocks are spread over the OpenMP pool. The
-// forward's block products are AVX2 micro-kernels on keys and values packed once per call (with a
-// single-threaded OpenBLAS sgemm as the fallback); the backward's are OpenBLAS sgemms.
+// forward's block products are AVX2 micro-kernels on keys and values packed once per call, the
+// backward's the same kernels on keys and values packed once per task (with single-threaded
+// OpenBLAS sgemms as the fallback for both).
 #include <immintrin.h>
 #include <omp.h>
 
@@ -399,6 +400,25 @@ __attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, i
     }
 }
 
+// ds = scale · prob ⊙ (dp − row_dot), one row of a tile without dropout: the loop with dropout's
+// per-score check is not vectorised, and at head size 64 it cost as much as a tile product.
+void d_scores_scalar(float *ds, const float *prob, const float *dp, int64_t n, float row_dot,
+                     float scale) {
+  for (int64_t c = 0; c < n; ++c) ds[c] = prob[c] * (dp[c] - row_dot) * scale;
+}
+
+__attribute__((target("avx2,fma"))) void d_scores_avx2(float *ds, const float *prob,
+                                                       const float *dp, int64_t n, float row_dot,
+                                                       float scale) {
+  const __m256 dot8 = _mm256_set1_ps(row_dot), scale8 = _mm256_set1_ps(scale);
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const __m256 g = _mm256_sub_ps(_mm256_loadu_ps(dp + c), dot8);
+    _mm256_storeu_ps(ds + c, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(prob + c), g), scale8));
+  }
+  d_scores_scalar(ds + c, prob + c, dp + c, n - c, row_dot, scale);
+}
+
 struct Problem {
   const seq4j_attention_desc &d;
   const float *mask;
@@ -620,6 +640,7 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
   const bool avx2 = has_avx2();
   const int64_t padded = (d.kv_length + kPanel - 1) / kPanel * kPanel;
   const int64_t key_runs = d.head_dim / kPanel;
+  const int64_t query_block = kQueryBlock;
   // One task per (sample, key/value head): it owns dk, dv of that head and dq of its query heads.
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t task = 0; task < tasks; ++task) {
@@ -654,9 +675,9 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
       pack_panels(value_panels, head_v, d.kv_length, d.value_dim);
       pack_runs(key_columns, head_k, d.kv_length, d.head_dim);
     }
-    b.scores.resize(kQueryBlock * kKeyBlock);
-    b.d_probs.resize(kQueryBlock * kKeyBlock);
-    b.d_scores.resize(kQueryBlock * kKeyBlock);
+    b.scores.resize(query_block * kKeyBlock);
+    b.d_probs.resize(query_block * kKeyBlock);
+    b.d_scores.resize(query_block * kKeyBlock);
     for (int64_t j0 = 0; j0 < d.kv_length; j0 += kKeyBlock) {
       const int64_t cols = std::min(kKeyBlock, d.kv_length - j0);
       // the tiles' row stride: padded to whole panels for the kernels (the padding is not used)
@@ -666,9 +687,9 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
       for (int64_t hh = 0; hh < group; ++hh) {
         const int64_t h = g * group + hh;
         // causal: query blocks that end before this key block see none of it
-        const int64_t first_query = d.causal ? j0 / kQueryBlock * kQueryBlock : 0;
-        for (int64_t i0 = first_query; i0 < d.query_length; i0 += kQueryBlock) {
-          const int64_t rows = std::min(kQueryBlock, d.query_length - i0);
+        const int64_t first_query = d.causal ? j0 / query_block * query_block : 0;
+        for (int64_t i0 = first_query; i0 < d.query_length; i0 += query_block) {
+          const int64_t rows = std::min(query_block, d.query_length - i0);
           const float *q_block = p.q_rows(q, n, h, i0);
           float *dq_block = dq + ((n * d.query_heads + h) * d.query_length + i0) * d.head_dim;
           float *prob = b.scores.data();
@@ -680,21 +701,24 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
             p.scores(prob, q, k, n, h, i0, rows, j0, cols);
           }
           const float *lse_rows = lse + (n * d.query_heads + h) * d.query_length + i0;
-          float *dropped = b.d_scores.data();  // the dropped-out probabilities, then dS
           for (int64_t r = 0; r < rows; ++r) {
             if (std::isinf(lse_rows[r]))  // a fully masked row: no probability anywhere
               std::fill(prob + r * lds, prob + r * lds + cols, 0.0f);
             else
               exp_shifted(prob + r * lds, cols, lse_rows[r]);
           }
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t c = 0; c < cols; ++c) {
-              const float x = prob[r * lds + c];
-              dropped[r * lds + c] =
-                  d.dropout > 0 && !keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
-                      ? 0.0f
-                      : x * p.dropout_scale;
-            }
+          // the dropped-out probabilities (without dropout, the probabilities), then dS
+          float *dropped = d.dropout > 0 ? b.d_scores.data() : prob;
+          if (d.dropout > 0) {
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t c = 0; c < cols; ++c) {
+                const float x = prob[r * lds + c];
+                dropped[r * lds + c] =
+                    !keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
+                        ? 0.0f
+                        : x * p.dropout_scale;
+              }
+          }
           const float *go = d_out + ((n * d.query_heads + h) * d.query_length + i0) * d.value_dim;
           float *dp = b.d_probs.data();
           if (avx2) {
@@ -714,9 +738,14 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
           }
           // scale · dS = scale · P ⊙ (dP − D), with dP = dP_dropped ⊙ keep / (1 − p): the scale
           // of both products below, applied once here
-          float *ds = dropped;
+          float *ds = b.d_scores.data();
           for (int64_t r = 0; r < rows; ++r) {
             const float row_dot = b.row_dot[hh * d.query_length + i0 + r];
+            if (d.dropout == 0) {
+              (avx2 ? d_scores_avx2 : d_scores_scalar)(ds + r * lds, prob + r * lds, dp + r * lds,
+                                                       cols, row_dot, d.scale);
+              continue;
+            }
             for (int64_t c = 0; c < cols; ++c) {
               float grad_prob = dp[r * lds + c];
               if (d.dropout > 0)
