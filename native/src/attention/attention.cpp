@@ -2,8 +2,9 @@
 // on the CPU): the scores of one block of queries against one block of keys at a time, an online
 // softmax across key blocks, and each row's log-sum-exp kept for the backward, which recomputes
 // the score blocks instead of storing them. The blocks are spread over the OpenMP pool. The
-// forward's block products are AVX2 micro-kernels on keys and values packed once per call (with a
-// single-threaded OpenBLAS sgemm as the fallback); the backward's are OpenBLAS sgemms.
+// forward's block products are AVX2 micro-kernels on keys and values packed once per call, the
+// backward's the same kernels on keys and values packed once per task (with single-threaded
+// OpenBLAS sgemms as the fallback for both).
 #include <immintrin.h>
 #include <omp.h>
 
@@ -217,8 +218,9 @@ __attribute__((target("avx2,fma"))) void score_tile_avx2(float *s, int64_t lds, 
 
 // o (R × 8W, row stride ldo) += p (R × depth, row stride ldp) · v (depth × 8W, row stride ldv),
 // W = 1 or 2: the same register blocking, v a packed run of values (ldv = kPanel) or, for the
-// last 8 columns, v itself.
-template <int R, int W>
+// last 8 columns, v itself. Transposed: p's element (r, j) is p[j · ldp + r], so the backward
+// multiplies by a probability tile's transpose (dV += Pᵀ dO, dK += dSᵀ Q) without writing it out.
+template <int R, int W, bool Transposed = false>
 __attribute__((target("avx2,fma"))) void value_tile_avx2(float *o, int64_t ldo, const float *p,
                                                          int64_t ldp, const float *v, int64_t ldv,
                                                          int64_t depth) {
@@ -236,7 +238,7 @@ __attribute__((target("avx2,fma"))) void value_tile_avx2(float *o, int64_t ldo, 
     const __m256 b1 = W == 2 ? _mm256_loadu_ps(v + j * ldv + 8) : b0;
 #define SEQ4J_STEP(r)                                      \
   if constexpr (r < R) {                                   \
-    const __m256 a = _mm256_broadcast_ss(p + r * ldp + j); \
+    const __m256 a = _mm256_broadcast_ss(Transposed ? p + j * ldp + r : p + r * ldp + j); \
     lo##r = _mm256_fmadd_ps(a, b0, lo##r);                 \
     if constexpr (W == 2) hi##r = _mm256_fmadd_ps(a, b1, hi##r); \
   }
@@ -284,24 +286,96 @@ __attribute__((target("avx2,fma"))) void scores_avx2(float *s, int64_t lds, cons
 
 // o (rows × 8W) += p (rows × depth) · v (depth × 8W): these columns of v (depth cache lines at
 // W = 2) stay in L1 while every row group of p passes over them.
-template <int W>
+template <int W, bool Transposed = false>
 __attribute__((target("avx2,fma"))) void value_columns_avx2(float *o, int64_t ldo, const float *p,
                                                             int64_t ldp, int64_t rows,
                                                             const float *v, int64_t ldv,
                                                             int64_t depth) {
+  // the next row group of p: rows further down, or columns further right when transposed
+  const int64_t step = Transposed ? 1 : ldp;
   int64_t r = 0;
   for (; r + kKernelRows <= rows; r += kKernelRows)
-    value_tile_avx2<kKernelRows, W>(o + r * ldo, ldo, p + r * ldp, ldp, v, ldv, depth);
+    value_tile_avx2<kKernelRows, W, Transposed>(o + r * ldo, ldo, p + r * step, ldp, v, ldv,
+                                                depth);
   float *orow = o + r * ldo;
-  const float *prow = p + r * ldp;
+  const float *prow = p + r * step;
   switch (rows - r) {
-    case 5: value_tile_avx2<5, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
-    case 4: value_tile_avx2<4, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
-    case 3: value_tile_avx2<3, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
-    case 2: value_tile_avx2<2, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
-    case 1: value_tile_avx2<1, W>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 5: value_tile_avx2<5, W, Transposed>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 4: value_tile_avx2<4, W, Transposed>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 3: value_tile_avx2<3, W, Transposed>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 2: value_tile_avx2<2, W, Transposed>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 1: value_tile_avx2<1, W, Transposed>(orow, ldo, prow, ldp, v, ldv, depth); break;
     default: break;
   }
+}
+
+// The backward's products, on operands packed once per task. Panels: keys (or values) in
+// panels of kPanel as score_tile_avx2 reads them, depth rows each, zero past length. Runs: the
+// first width / kPanel runs of kPanel columns, rows back to back, as value_tile_avx2 reads them.
+void pack_panels(float *dst, const float *src, int64_t length, int64_t depth) {
+  for (int64_t j0 = 0; j0 < length; j0 += kPanel, dst += depth * kPanel)
+    for (int64_t c = 0; c < kPanel; ++c)
+      for (int64_t e = 0; e < depth; ++e)
+        dst[e * kPanel + c] = j0 + c < length ? src[(j0 + c) * depth + e] : 0.0f;
+}
+
+void pack_runs(float *dst, const float *src, int64_t length, int64_t width) {
+  for (int64_t e0 = 0; e0 + kPanel <= width; e0 += kPanel)
+    for (int64_t j = 0; j < length; ++j, dst += kPanel)
+      std::memcpy(dst, src + j * width + e0, kPanel * sizeof(float));
+}
+
+// s (rows × lds, lds a multiple of kPanel) = scale · a bᵀ, b's rows given as packed panels.
+__attribute__((target("avx2,fma"))) void panel_products_avx2(float *s, int64_t lds, const float *a,
+                                                             int64_t lda, int64_t rows,
+                                                             const float *panels, int64_t depth,
+                                                             float scale) {
+  for (int64_t c = 0; c < lds; c += kPanel) {
+    const float *panel = panels + c * depth;
+    float *sc = s + c;
+    int64_t r = 0;
+    for (; r + kKernelRows <= rows; r += kKernelRows)
+      score_tile_avx2<kKernelRows>(sc + r * lds, lds, a + r * lda, lda, panel, depth, scale);
+    float *sr = sc + r * lds;
+    const float *ar = a + r * lda;
+    switch (rows - r) {
+      case 5: score_tile_avx2<5>(sr, lds, ar, lda, panel, depth, scale); break;
+      case 4: score_tile_avx2<4>(sr, lds, ar, lda, panel, depth, scale); break;
+      case 3: score_tile_avx2<3>(sr, lds, ar, lda, panel, depth, scale); break;
+      case 2: score_tile_avx2<2>(sr, lds, ar, lda, panel, depth, scale); break;
+      case 1: score_tile_avx2<1>(sr, lds, ar, lda, panel, depth, scale); break;
+      default: break;
+    }
+  }
+}
+
+// o (rows × width) += a (rows × depth, or its transpose when Transposed) · b (depth × width, row
+// stride width): b's packed runs (runs, row stride kPanel, each run_length rows apart) where
+// given, else b itself, then b's last columns in place.
+template <bool Transposed>
+__attribute__((target("avx2,fma"))) void accumulate_avx2(float *o, const float *a, int64_t lda,
+                                                         int64_t rows, const float *b,
+                                                         const float *runs, int64_t run_length,
+                                                         int64_t depth, int64_t width) {
+  int64_t e = 0;
+  for (; e + kPanel <= width; e += kPanel) {
+    if (runs != nullptr)
+      value_columns_avx2<2, Transposed>(o + e, width, a, lda, rows,
+                                        runs + e / kPanel * run_length * kPanel, kPanel, depth);
+    else
+      value_columns_avx2<2, Transposed>(o + e, width, a, lda, rows, b + e, width, depth);
+  }
+  if (e + 8 <= width) {
+    value_columns_avx2<1, Transposed>(o + e, width, a, lda, rows, b + e, width, depth);
+    e += 8;
+  }
+  for (; e < width; ++e)
+    for (int64_t r = 0; r < rows; ++r) {
+      float sum = 0;
+      for (int64_t j = 0; j < depth; ++j)
+        sum += (Transposed ? a[j * lda + r] : a[r * lda + j]) * b[j * width + e];
+      o[r * width + e] += sum;
+    }
 }
 
 // o (rows × width) += p (rows × depth) · v (depth × width) for keys j0 .. j0 + depth of one head:
@@ -324,6 +398,25 @@ __attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, i
       for (int64_t j = 0; j < depth; ++j) sum += p[r * ldp + j] * v[j * width + e];
       o[r * ldo + e] += sum;
     }
+}
+
+// ds = scale · prob ⊙ (dp − row_dot), one row of a tile without dropout: the loop with dropout's
+// per-score check is not vectorised, and at head size 64 it cost as much as a tile product.
+void d_scores_scalar(float *ds, const float *prob, const float *dp, int64_t n, float row_dot,
+                     float scale) {
+  for (int64_t c = 0; c < n; ++c) ds[c] = prob[c] * (dp[c] - row_dot) * scale;
+}
+
+__attribute__((target("avx2,fma"))) void d_scores_avx2(float *ds, const float *prob,
+                                                       const float *dp, int64_t n, float row_dot,
+                                                       float scale) {
+  const __m256 dot8 = _mm256_set1_ps(row_dot), scale8 = _mm256_set1_ps(scale);
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const __m256 g = _mm256_sub_ps(_mm256_loadu_ps(dp + c), dot8);
+    _mm256_storeu_ps(ds + c, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(prob + c), g), scale8));
+  }
+  d_scores_scalar(ds + c, prob + c, dp + c, n - c, row_dot, scale);
 }
 
 struct Problem {
@@ -399,7 +492,7 @@ struct Problem {
 };
 
 struct Buffers {
-  std::vector<float> scores, accumulator, row_max, row_sum, d_scores, d_probs, row_dot;
+  std::vector<float> scores, accumulator, row_max, row_sum, d_scores, d_probs, row_dot, packed;
 };
 
 Buffers &buffers() {
@@ -540,6 +633,17 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
   const auto &d = p.d;
   const int64_t group = d.query_heads / d.kv_heads;
   const int64_t tasks = d.batch * d.kv_heads;
+  // With AVX2 the tile products are the forward's micro-kernels (OpenBLAS's sgemm re-packed both
+  // operands of each small tile product), on the task's keys and values packed once: keys and
+  // values as panels for S = Q Kᵀ and dP = dO Vᵀ, keys as runs of columns for dQ += dS K. dV and
+  // dK read the probability tiles transposed in place, and dO and Q as they are.
+  const bool avx2 = has_avx2();
+  const int64_t padded = (d.kv_length + kPanel - 1) / kPanel * kPanel;
+  const int64_t key_runs = d.head_dim / kPanel;
+  // 96 queries a tile, as in the forward: the dK and dV products run over the tile's queries,
+  // so longer tiles load and store their accumulators less often (forward+backward
+  // at T = 4096 1087 -> 858 ms, one paired run)
+  const int64_t query_block = avx2 ? kForwardQueryBlock : kQueryBlock;
   // One task per (sample, key/value head): it owns dk, dv of that head and dq of its query heads.
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t task = 0; task < tasks; ++task) {
@@ -562,74 +666,114 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
         b.row_dot[hh * d.query_length + i] = dot;
       }
     }
-    b.scores.resize(kQueryBlock * kKeyBlock);
-    b.d_probs.resize(kQueryBlock * kKeyBlock);
-    b.d_scores.resize(kQueryBlock * kKeyBlock);
+    const float *head_k = k + (n * d.kv_heads + g) * d.kv_length * d.head_dim;
+    const float *head_v = v + (n * d.kv_heads + g) * d.kv_length * d.value_dim;
+    float *key_panels = nullptr, *value_panels = nullptr, *key_columns = nullptr;
+    if (avx2) {
+      b.packed.resize(padded * (d.head_dim + d.value_dim) + key_runs * kPanel * d.kv_length);
+      key_panels = b.packed.data();
+      value_panels = key_panels + padded * d.head_dim;
+      key_columns = value_panels + padded * d.value_dim;
+      pack_panels(key_panels, head_k, d.kv_length, d.head_dim);
+      pack_panels(value_panels, head_v, d.kv_length, d.value_dim);
+      pack_runs(key_columns, head_k, d.kv_length, d.head_dim);
+    }
+    b.scores.resize(query_block * kKeyBlock);
+    b.d_probs.resize(query_block * kKeyBlock);
+    b.d_scores.resize(query_block * kKeyBlock);
     for (int64_t j0 = 0; j0 < d.kv_length; j0 += kKeyBlock) {
       const int64_t cols = std::min(kKeyBlock, d.kv_length - j0);
+      // the tiles' row stride: padded to whole panels for the kernels (the padding is not used)
+      const int64_t lds = avx2 ? (cols + kPanel - 1) / kPanel * kPanel : cols;
       float *dk_block = dk + ((n * d.kv_heads + g) * d.kv_length + j0) * d.head_dim;
       float *dv_block = dv + ((n * d.kv_heads + g) * d.kv_length + j0) * d.value_dim;
       for (int64_t hh = 0; hh < group; ++hh) {
         const int64_t h = g * group + hh;
         // causal: query blocks that end before this key block see none of it
-        const int64_t first_query = d.causal ? j0 / kQueryBlock * kQueryBlock : 0;
-        for (int64_t i0 = first_query; i0 < d.query_length; i0 += kQueryBlock) {
-          const int64_t rows = std::min(kQueryBlock, d.query_length - i0);
+        const int64_t first_query = d.causal ? j0 / query_block * query_block : 0;
+        for (int64_t i0 = first_query; i0 < d.query_length; i0 += query_block) {
+          const int64_t rows = std::min(query_block, d.query_length - i0);
+          const float *q_block = p.q_rows(q, n, h, i0);
+          float *dq_block = dq + ((n * d.query_heads + h) * d.query_length + i0) * d.head_dim;
           float *prob = b.scores.data();
-          p.scores(prob, q, k, n, h, i0, rows, j0, cols);
+          if (avx2) {
+            panel_products_avx2(prob, lds, q_block, d.head_dim, rows, key_panels + j0 * d.head_dim,
+                                d.head_dim, d.scale);
+            p.apply_mask(prob, lds, n, h, i0, rows, j0, cols);
+          } else {
+            p.scores(prob, q, k, n, h, i0, rows, j0, cols);
+          }
           const float *lse_rows = lse + (n * d.query_heads + h) * d.query_length + i0;
-          float *dropped = b.d_scores.data();  // the dropped-out probabilities, then dS
           for (int64_t r = 0; r < rows; ++r) {
             if (std::isinf(lse_rows[r]))  // a fully masked row: no probability anywhere
-              std::fill(prob + r * cols, prob + (r + 1) * cols, 0.0f);
+              std::fill(prob + r * lds, prob + r * lds + cols, 0.0f);
             else
-              exp_shifted(prob + r * cols, cols, lse_rows[r]);
+              exp_shifted(prob + r * lds, cols, lse_rows[r]);
           }
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t c = 0; c < cols; ++c) {
-              const float x = prob[r * cols + c];
-              dropped[r * cols + c] =
-                  d.dropout > 0 && !keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
-                      ? 0.0f
-                      : x * p.dropout_scale;
-            }
+          // the dropped-out probabilities (without dropout, the probabilities), then dS
+          float *dropped = d.dropout > 0 ? b.d_scores.data() : prob;
+          if (d.dropout > 0) {
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t c = 0; c < cols; ++c) {
+                const float x = prob[r * lds + c];
+                dropped[r * lds + c] =
+                    !keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
+                        ? 0.0f
+                        : x * p.dropout_scale;
+              }
+          }
           const float *go = d_out + ((n * d.query_heads + h) * d.query_length + i0) * d.value_dim;
-          // dV += P_droppedᵀ dO
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(cols),
-                      static_cast<blasint>(d.value_dim), static_cast<blasint>(rows), 1.0f, dropped,
-                      static_cast<blasint>(cols), go, static_cast<blasint>(d.value_dim), 1.0f,
-                      dv_block, static_cast<blasint>(d.value_dim));
-          // dP_dropped = dO Vᵀ
           float *dp = b.d_probs.data();
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
-                      static_cast<blasint>(cols), static_cast<blasint>(d.value_dim), 1.0f, go,
-                      static_cast<blasint>(d.value_dim), p.v_rows(v, n, h, j0),
-                      static_cast<blasint>(d.value_dim), 0.0f, dp, static_cast<blasint>(cols));
-          // dS = P ⊙ (dP − D), with dP = dP_dropped ⊙ keep / (1 − p)
-          float *ds = dropped;
+          if (avx2) {
+            // dV += P_droppedᵀ dO ; dP_dropped = dO Vᵀ
+            accumulate_avx2<true>(dv_block, dropped, lds, cols, go, nullptr, 0, rows, d.value_dim);
+            panel_products_avx2(dp, lds, go, d.value_dim, rows, value_panels + j0 * d.value_dim,
+                                d.value_dim, 1.0f);
+          } else {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(cols),
+                        static_cast<blasint>(d.value_dim), static_cast<blasint>(rows), 1.0f,
+                        dropped, static_cast<blasint>(lds), go, static_cast<blasint>(d.value_dim),
+                        1.0f, dv_block, static_cast<blasint>(d.value_dim));
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
+                        static_cast<blasint>(cols), static_cast<blasint>(d.value_dim), 1.0f, go,
+                        static_cast<blasint>(d.value_dim), p.v_rows(v, n, h, j0),
+                        static_cast<blasint>(d.value_dim), 0.0f, dp, static_cast<blasint>(lds));
+          }
+          // scale · dS = scale · P ⊙ (dP − D), with dP = dP_dropped ⊙ keep / (1 − p): the scale
+          // of both products below, applied once here
+          float *ds = b.d_scores.data();
           for (int64_t r = 0; r < rows; ++r) {
             const float row_dot = b.row_dot[hh * d.query_length + i0 + r];
+            if (d.dropout == 0) {
+              (avx2 ? d_scores_avx2 : d_scores_scalar)(ds + r * lds, prob + r * lds, dp + r * lds,
+                                                       cols, row_dot, d.scale);
+              continue;
+            }
             for (int64_t c = 0; c < cols; ++c) {
-              float grad_prob = dp[r * cols + c];
+              float grad_prob = dp[r * lds + c];
               if (d.dropout > 0)
                 grad_prob = keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
                                 ? grad_prob * p.dropout_scale
                                 : 0.0f;
-              ds[r * cols + c] = prob[r * cols + c] * (grad_prob - row_dot);
+              ds[r * lds + c] = prob[r * lds + c] * (grad_prob - row_dot) * d.scale;
             }
           }
           // dQ += scale · dS K ; dK += scale · dSᵀ Q
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
-                      static_cast<blasint>(d.head_dim), static_cast<blasint>(cols), d.scale, ds,
-                      static_cast<blasint>(cols), p.k_rows(k, n, h, j0),
-                      static_cast<blasint>(d.head_dim), 1.0f,
-                      dq + ((n * d.query_heads + h) * d.query_length + i0) * d.head_dim,
-                      static_cast<blasint>(d.head_dim));
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(cols),
-                      static_cast<blasint>(d.head_dim), static_cast<blasint>(rows), d.scale, ds,
-                      static_cast<blasint>(cols), p.q_rows(q, n, h, i0),
-                      static_cast<blasint>(d.head_dim), 1.0f, dk_block,
-                      static_cast<blasint>(d.head_dim));
+          if (avx2) {
+            accumulate_avx2<false>(dq_block, ds, lds, rows, head_k + j0 * d.head_dim,
+                                   key_columns + j0 * kPanel, d.kv_length, cols, d.head_dim);
+            accumulate_avx2<true>(dk_block, ds, lds, cols, q_block, nullptr, 0, rows, d.head_dim);
+          } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
+                        static_cast<blasint>(d.head_dim), static_cast<blasint>(cols), 1.0f, ds,
+                        static_cast<blasint>(lds), head_k + j0 * d.head_dim,
+                        static_cast<blasint>(d.head_dim), 1.0f, dq_block,
+                        static_cast<blasint>(d.head_dim));
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(cols),
+                        static_cast<blasint>(d.head_dim), static_cast<blasint>(rows), 1.0f, ds,
+                        static_cast<blasint>(lds), q_block, static_cast<blasint>(d.head_dim), 1.0f,
+                        dk_block, static_cast<blasint>(d.head_dim));
+          }
         }
       }
     }

@@ -121,7 +121,9 @@ class AttentionTest {
 
   /**
    * The forward's vector kernels at the head and value sizes of real models, across query blocks
-   * (96) and key blocks (128) and their ragged ends: 16-, 8- and single-column value paths.
+   * (96) and key blocks (128) and their ragged ends: 16-, 8- and single-column value paths. The
+   * backward's kernels too, against the float64 gradient worked out analytically (finite
+   * differences at these sizes take seconds).
    */
   @ParameterizedTest(name = "d={0} dv={1} causal={2}")
   @org.junit.jupiter.params.provider.CsvSource({
@@ -143,10 +145,53 @@ class AttentionTest {
           tq, tk, d, dv, 1 / Math.sqrt(d), causal, null, null, padding, 0f, 0);
       var result = ScaledDotProductAttention.forward(arena,
           tensor(arena, q, batch, heads, tq, d), tensor(arena, k, batch, kvHeads, tk, d),
-          tensor(arena, v, batch, kvHeads, tk, dv), options, Mode.INFERENCE);
+          tensor(arena, v, batch, kvHeads, tk, dv), options, Mode.TRAINING);
       assertClose(AttentionReference.forward(problem, q, k, v), doubles(result.output()), 2e-5,
           "output");
+      double[] g = random(random, batch * heads * tq * dv);
+      var grads = ScaledDotProductAttention.backward(arena, result.context(),
+          tensor(arena, g, batch, heads, tq, dv));
+      double[][] expected = gradients(problem, q, k, v, g);
+      assertClose(expected[0], doubles(grads.query()), 1e-4, "dq");
+      assertClose(expected[1], doubles(grads.key()), 1e-4, "dk");
+      assertClose(expected[2], doubles(grads.value()), 1e-4, "dv");
     }
+  }
+
+  /** dq, dk, dv of Σ out · g in float64, without dropout. */
+  static double[][] gradients(AttentionReference.Problem p, double[] q, double[] k, double[] v,
+      double[] g) {
+    double[] w = AttentionReference.weights(p, q, k);
+    double[] dq = new double[q.length];
+    double[] dk = new double[k.length];
+    double[] dv = new double[v.length];
+    int group = p.heads() / p.kvHeads();
+    for (int n = 0; n < p.batch(); n++) {
+      for (int h = 0; h < p.heads(); h++) {
+        int kh = n * p.kvHeads() + h / group;
+        for (int i = 0; i < p.tq(); i++) {
+          int row = (n * p.heads() + h) * p.tq() + i;
+          double[] dp = new double[p.tk()];
+          double dot = 0;
+          for (int j = 0; j < p.tk(); j++) {
+            double weight = w[row * p.tk() + j];
+            for (int e = 0; e < p.dv(); e++) {
+              dp[j] += g[row * p.dv() + e] * v[(kh * p.tk() + j) * p.dv() + e];
+              dv[(kh * p.tk() + j) * p.dv() + e] += weight * g[row * p.dv() + e];
+            }
+            dot += weight * dp[j];
+          }
+          for (int j = 0; j < p.tk(); j++) {
+            double ds = p.scale() * w[row * p.tk() + j] * (dp[j] - dot);
+            for (int e = 0; e < p.d(); e++) {
+              dq[row * p.d() + e] += ds * k[(kh * p.tk() + j) * p.d() + e];
+              dk[(kh * p.tk() + j) * p.d() + e] += ds * q[row * p.d() + e];
+            }
+          }
+        }
+      }
+    }
+    return new double[][] {dq, dk, dv};
   }
 
   @Test
