@@ -112,6 +112,17 @@ void split(int64_t size, int part, int parts, int64_t *begin, int64_t *end) {
   *end = std::min(size, (first + count) * 16);
 }
 
+// Inside a parallel region: the calling thread's hidden units [j0, j1) and output columns [o0, o1).
+struct ThreadSlice {
+  int part;
+  int64_t j0, j1, o0, o1;
+  ThreadSlice(int64_t hidden, int64_t output) : part(omp_get_thread_num()) {
+    const int parts = omp_get_num_threads();
+    split(hidden, part, parts, &j0, &j1);
+    split(output, part, parts, &o0, &o1);
+  }
+};
+
 bool active(const int64_t *lengths, int64_t sample, int64_t t) {
   return lengths == nullptr || t < lengths[sample];
 }
@@ -590,11 +601,9 @@ class BlasRecurrent final : public RecurrentBackend {
 
 #pragma omp parallel num_threads(threads)
     {
-      const int parts = omp_get_num_threads(), part = omp_get_thread_num();
-      int64_t j0, j1, o0, o1;
-      split(H, part, parts, &j0, &j1);
-      split(O, part, parts, &o0, &o1);
-      float *my_panel_out = panel_out + part * n * kPanel;
+      const ThreadSlice mine(H, O);
+      const int64_t j0 = mine.j0, j1 = mine.j1, o0 = mine.o0, o1 = mine.o1;
+      float *my_panel_out = panel_out + mine.part * n * kPanel;
       for (int64_t p = 0; p < t; ++p) {
         const int64_t step = d == 0 ? p : t - 1 - p;
         float *h_cur = state + (p & 1) * n * O, *h_next = state + ((p + 1) & 1) * n * O;
@@ -720,11 +729,9 @@ class BlasRecurrent final : public RecurrentBackend {
 
 #pragma omp parallel num_threads(threads)
     {
-      const int parts = omp_get_num_threads(), part = omp_get_thread_num();
-      int64_t j0, j1, o0, o1;
-      split(H, part, parts, &j0, &j1);
-      split(O, part, parts, &o0, &o1);
-      float *my_panel_out = panel_out + part * n * kPanel;
+      const ThreadSlice mine(H, O);
+      const int64_t j0 = mine.j0, j1 = mine.j1, o0 = mine.o0, o1 = mine.o1;
+      float *my_panel_out = panel_out + mine.part * n * kPanel;
       for (int64_t p = t - 1; p >= 0; --p) {
         const int64_t step = d == 0 ? p : t - 1 - p;
         // dh of this step's output: from later steps (d_cur) plus from the layer's output.
