@@ -57,8 +57,8 @@ public final class Seq4j {
   private static volatile Backend recurrentBackend = Backend.AUTO;
 
   /**
-   * Pins the backend of every recurrent layer that was not given one by its builder ({@link
-   * org.seq4j.nn.Lstm.Builder#backend}): {@link Backend#ONEDNN}, {@link Backend#BLAS}, or {@link
+   * Pins the backend of every recurrent layer that was not given one by its builder (the
+   * builders' {@code backend(...)}): {@link Backend#ONEDNN}, {@link Backend#BLAS}, or {@link
    * Backend#AUTO} (the default), which picks per call from a small table measured in {@code
    * bench/} (README, "Recurrent backends"). All backends agree within the recurrent tolerance.
    * A training forward's backward always runs on the backend its forward ran on.
@@ -94,15 +94,15 @@ public final class Seq4j {
       default -> throw new IllegalArgumentException(
           "isa: expected best, baseline, avx2 or avx512, got " + isa);
     };
-    int[] previous = new int[1];
+    int previous;
     try (java.lang.foreign.Arena call = java.lang.foreign.Arena.ofConfined()) {
       MemorySegment out = call.allocate(java.lang.foreign.ValueLayout.JAVA_INT);
       NativeBindings.check((int) NativeBindings.SELECT_KERNELS.invokeExact(code, out));
-      previous[0] = out.get(java.lang.foreign.ValueLayout.JAVA_INT, 0);
+      previous = out.get(java.lang.foreign.ValueLayout.JAVA_INT, 0);
     } catch (Throwable t) {
       throw NativeBindings.rethrow(t);
     }
-    return switch (previous[0]) {
+    return switch (previous) {
       case 3 -> "avx512";
       case 2 -> "avx2";
       default -> "baseline";

@@ -253,6 +253,15 @@ class RecurrentBackendsTest {
       assertTrue(wrongOutput.getMessage().startsWith("output: expected shape (2, 6)"),
           wrongOutput.getMessage());
       assertThrows(IllegalArgumentException.class, () -> Seq4j.selectKernels("sse9"));
+      assertThrows(NullPointerException.class, () -> Seq4j.setRecurrentBackend(null));
+      assertThrows(NullPointerException.class, () -> Lstm.builder(4, 6).backend(null));
+      IllegalArgumentException noSteps = assertThrows(IllegalArgumentException.class,
+          () -> lstm.resolvedBackend(0, 2, Mode.INFERENCE));
+      assertTrue(noSteps.getMessage().startsWith("steps: expected >= 1, got 0"),
+          noSteps.getMessage());
+      assertThrows(NullPointerException.class, () -> lstm.resolvedBackend(5, 2, null));
+      lstm.close();
+      assertThrows(IllegalStateException.class, () -> lstm.step(x, state, null));
     }
   }
 
