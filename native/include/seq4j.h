@@ -96,7 +96,7 @@ SEQ4J_API int seq4j_fill(float *x, float value, int64_t n);
  * out must not overlap in. */
 SEQ4J_API int seq4j_swap_leading_axes(float *out, const float *in, int64_t a, int64_t b, int64_t c);
 
-/* ---- recurrent layers (native/src/rnn/rnn.cpp) -------------------------------------------
+/* ---- recurrent layers (native/src/rnn/rnn.cpp: oneDNN; rnn_blas.cpp: BLAS) ----------------
  *
  * One seq4j_rnn_layer is one layer of a recurrent network (one or two directions) with fixed sizes;
  * multi-layer networks chain them. Data is time-major and row-major:
@@ -104,8 +104,9 @@ SEQ4J_API int seq4j_swap_leading_axes(float *out, const float *in, int64_t a, in
  *   h0, h_n (D, N, Hout)       c0, c_n (D, N, H)         (LSTM only)
  * where D is 1 or 2 directions and Hout is proj_size for an LSTM with projection, else H.
  * Parameters are passed per direction in PyTorch's layouts and gate orders (LSTM i, f, g, o; GRU
- * r, z, n with the reset gate applied to the recurrent product including its bias); the layer
- * converts them to oneDNN's layouts and caches the result while weights_version stays the same.
+ * r, z, n with the reset gate applied to the recurrent product including its bias). The oneDNN
+ * backend converts them to oneDNN's layouts, the BLAS backend packs the recurrent weights into
+ * panels; inference keeps either while weights_version stays the same.
  *
  * lengths (N values in [1, T]) gives each sample its own length, as PyTorch's packed sequences:
  * outputs past a sample's end are zero and its final state is the one at its own last step, in
