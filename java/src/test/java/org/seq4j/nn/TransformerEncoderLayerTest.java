@@ -140,7 +140,7 @@ class TransformerEncoderLayerTest {
         List<Parameter> parameters = twin.parameters();
         for (int i = 0; i < parameters.size(); i++) {
           assertArrayEquals(explicit.get(i), parameters.get(i).grad().toArray(),
-              (float) Tolerances.TAPE_THROUGH_A_LAYER,
+              (float) Tolerances.REPLAYED,
               parameters.get(i).name());
         }
       }

@@ -33,17 +33,17 @@ class TransformerStackTest {
       var rb = b.forward(arena, ra.output(), options, Mode.TRAINING);
       var rn = norm.forward(arena, rb.output());
       assertArrayEquals(rn.output().toArray(), result.output().toArray(),
-          (float) Tolerances.REROUTED);
+          (float) Tolerances.REPLAYED);
       Tensor expected = a.backward(arena, ra.context(),
           b.backward(arena, rb.context(), norm.backward(arena, rn.context(), g)));
-      assertArrayEquals(expected.toArray(), dx.toArray(), (float) Tolerances.REROUTED);
+      assertArrayEquals(expected.toArray(), dx.toArray(), (float) Tolerances.REPLAYED);
       List<Parameter> mine = stack.parameters();
       List<Parameter> chained = new java.util.ArrayList<>(a.parameters());
       chained.addAll(b.parameters());
       chained.addAll(norm.parameters());
       for (int i = 0; i < mine.size(); i++) {
         assertArrayEquals(chained.get(i).grad().toArray(), mine.get(i).grad().toArray(),
-            (float) Tolerances.REROUTED,
+            (float) Tolerances.REPLAYED,
             mine.get(i).name());
       }
     }

@@ -78,7 +78,7 @@ class TapeTest {
       assertEquals(lossByHand, lossByTape);
       List<float[]> byTape = gradients(all);
       for (int i = 0; i < all.size(); i++) {
-        assertArrayEquals(byHand.get(i), byTape.get(i), (float) Tolerances.REROUTED,
+        assertArrayEquals(byHand.get(i), byTape.get(i), (float) Tolerances.REPLAYED,
             all.get(i).name());
       }
     }
