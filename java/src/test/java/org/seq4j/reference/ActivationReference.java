@@ -27,9 +27,9 @@ public final class ActivationReference {
 
   /**
    * erf by the series 2/√π · e^(−x²) · Σ 2ⁿ x^(2n+1) / (1·3···(2n+1)), whose terms are all
-   * positive: no cancellation at any x, unlike the alternating Taylor series. Summed until a term is below
-   * 1e-18 of the sum (far below double's rounding), at most 400 terms: terms shrink once 2n + 1
-   * exceeds 2x², so that is ample for the |x| &lt; 8 of the tests.
+   * positive: no cancellation at any x, unlike the alternating Taylor series. Summed until a term
+   * is below 1e-18 of the sum (far below double's rounding), at most 400 terms: terms shrink once
+   * 2n + 1 exceeds 2x², so that is ample for the |x| &lt; 8 of the tests (147 terms at 8).
    */
   public static double erf(double x) {
     double term = x;
