@@ -1,5 +1,9 @@
 /**
- * seq4j: fast sequence models (RNN, LSTM, GRU, attention) for the JVM, on native kernels.
+ * seq4j: fast sequence models (RNN, LSTM, GRU, attention, Transformer layers) for the JVM, on
+ * native kernels. This package holds tensors and their ops ({@link org.seq4j.Tensor}, {@link
+ * org.seq4j.TensorOps}) and the runtime settings ({@link org.seq4j.Seq4j}); the layers are in
+ * {@link org.seq4j.nn}, training in {@link org.seq4j.train}, safetensors files in {@link
+ * org.seq4j.io}.
  *
  * <h2>Tutorial</h2>
  *
@@ -21,8 +25,11 @@
  * <p>seq4j needs JDK 22 or later and native access: {@code --enable-native-access=ALL-UNNAMED} on
  * the class path, {@code --enable-native-access=org.seq4j} on the module path. Its native
  * libraries come from the JARs on the class path (seq4j, {@code org.bytedeco:dnnl} and {@code
- * org.bytedeco:openblas} for the platform) and are extracted once into a cache folder; the lookup order is: a folder named by {@code -Dseq4j.library.path}, then
- * extraction from the class path into {@code -Dseq4j.cache.dir} (default {@code ~/.cache/seq4j}).
+ * org.bytedeco:openblas} for the platform). The lookup order is: the folder named by {@code
+ * -Dseq4j.library.path}, if set (then nothing else is tried); else extraction, once, from the
+ * class path into a cache folder under {@code -Dseq4j.cache.dir}, or {@code
+ * $XDG_CACHE_HOME/seq4j}, or {@code ~/.cache/seq4j}, each file checked against the SHA-256 of the
+ * manifest built with the library.
  *
  * <h2>Errors</h2>
  *

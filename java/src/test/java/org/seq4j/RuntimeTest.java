@@ -48,7 +48,8 @@ class RuntimeTest {
         float[] x = out.toArray();
         float[] y = expected.toArray();
         for (int i = 0; i < x.length; i++) {
-          assertEquals(y[i], x[i], 1e-3f);
+          assertEquals(y[i], x[i],
+              (float) org.seq4j.reference.Tolerances.MATMUL_THREAD_COUNT_AGREEMENT);
         }
       }
     } finally {

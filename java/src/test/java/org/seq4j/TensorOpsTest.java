@@ -241,7 +241,8 @@ class TensorOpsTest {
       for (CompletableFuture<float[]> result : results) {
         float[] values = result.get();
         for (int i = 0; i < values.length; i++) {
-          assertEquals(reference[i], values[i], 1e-4f * (1 + Math.abs(reference[i])));
+          assertEquals(reference[i], values[i],
+              (float) Tolerances.MATMUL_AGREEMENT * (1 + Math.abs(reference[i])));
         }
       }
     }

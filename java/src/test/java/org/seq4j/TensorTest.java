@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.lang.foreign.Arena;
 import java.nio.FloatBuffer;
 import org.junit.jupiter.api.Test;
+import org.seq4j.reference.Tolerances;
 
 class TensorTest {
 
@@ -44,8 +45,8 @@ class TensorTest {
       }
       mean /= a.length;
       double variance = square / a.length - mean * mean;
-      assertEquals(0, mean, 0.02);
-      assertEquals(1, variance, 0.02);
+      assertEquals(0, mean, Tolerances.NORMAL_SAMPLE_MOMENTS);
+      assertEquals(1, variance, Tolerances.NORMAL_SAMPLE_MOMENTS);
 
       float[] u = Tensor.randomUniform(arena, 7, -2f, 3f, 100_000).toArray();
       double uniformMean = 0;
@@ -53,7 +54,7 @@ class TensorTest {
         assertTrue(v >= -2f && v < 3f, "value " + v);
         uniformMean += v;
       }
-      assertEquals(0.5, uniformMean / u.length, 0.03);
+      assertEquals(0.5, uniformMean / u.length, Tolerances.UNIFORM_SAMPLE_MEAN);
       assertArrayEquals(u, Tensor.randomUniform(arena, 7, -2f, 3f, 100_000).toArray());
     }
   }

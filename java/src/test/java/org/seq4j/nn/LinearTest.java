@@ -12,6 +12,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.Test;
 import org.seq4j.Tensor;
 import org.seq4j.reference.FiniteDifferences;
+import org.seq4j.reference.Tolerances;
 
 class LinearTest {
   /** Float64 reference: y[r][o] = Σ_i x[r][i] W[o][i] + b[o]. */
@@ -40,7 +41,7 @@ class LinearTest {
       double[] b = bias ? doubles(linear.bias().data()) : null;
       Tensor y = linear.forward(arena, x);
       assertEquals(out, y.dim(-1));
-      assertClose(reference(xv, w, b, rows, in, out), doubles(y), 1e-5, "y");
+      assertClose(reference(xv, w, b, rows, in, out), doubles(y), Tolerances.LINEAR_FORWARD, "y");
       Tensor gy = Tensor.randomNormal(arena, 4, y.shape().dims());
       double[] g = doubles(gy);
       linear.zeroGrad();
@@ -53,11 +54,12 @@ class LinearTest {
         }
         return sum;
       };
-      assertClose(FiniteDifferences.gradient(xv, loss, 1e-6), doubles(gx), 1e-4, "grad x");
-      assertClose(FiniteDifferences.gradient(w, loss, 1e-6), doubles(linear.weight().grad()), 1e-4,
+      double budget = Tolerances.LINEAR_BACKWARD;
+      assertClose(FiniteDifferences.gradient(xv, loss), doubles(gx), budget, "grad x");
+      assertClose(FiniteDifferences.gradient(w, loss), doubles(linear.weight().grad()), budget,
           "grad weight");
       if (bias) {
-        assertClose(FiniteDifferences.gradient(b, loss, 1e-6), doubles(linear.bias().grad()), 1e-4,
+        assertClose(FiniteDifferences.gradient(b, loss), doubles(linear.bias().grad()), budget,
             "grad bias");
       }
     }

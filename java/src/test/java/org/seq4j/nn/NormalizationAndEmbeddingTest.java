@@ -14,7 +14,10 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.seq4j.Tensor;
+import org.seq4j.reference.ActivationReference;
 import org.seq4j.reference.FiniteDifferences;
+import org.seq4j.reference.LayerNormReference;
+import org.seq4j.reference.Tolerances;
 
 /** LayerNorm, the activations and Embedding against float64 references and finite differences. */
 class NormalizationAndEmbeddingTest {
@@ -25,27 +28,6 @@ class NormalizationAndEmbeddingTest {
       out[i] = (float) (random.nextGaussian() * scale + shift);
     }
     return out;
-  }
-
-  /** Reference layer norm over rows of length cols. */
-  static double[] layerNorm(double[] x, double[] w, double[] b, int rows, int cols, double eps) {
-    double[] y = new double[x.length];
-    for (int r = 0; r < rows; r++) {
-      double mean = 0;
-      for (int c = 0; c < cols; c++) {
-        mean += x[r * cols + c];
-      }
-      mean /= cols;
-      double variance = 0;
-      for (int c = 0; c < cols; c++) {
-        variance += (x[r * cols + c] - mean) * (x[r * cols + c] - mean);
-      }
-      variance /= cols;
-      for (int c = 0; c < cols; c++) {
-        y[r * cols + c] = (x[r * cols + c] - mean) / Math.sqrt(variance + eps) * w[c] + b[c];
-      }
-    }
-    return y;
   }
 
   static double weighted(double[] y, double[] g) {
@@ -70,39 +52,27 @@ class NormalizationAndEmbeddingTest {
       norm.parameters().get(1).data().copyFrom(tensor(arena, b, cols));
       Tensor input = tensor(arena, x, rows, cols);
       LayerNorm.Result result = norm.forward(arena, input);
-      assertClose(layerNorm(x, w, b, rows, cols, 1e-5), doubles(result.output()), 1e-4, "y");
+      assertClose(LayerNormReference.forward(x, w, b, rows, cols), doubles(result.output()),
+          Tolerances.LAYER_NORM_FORWARD, "y");
       double[] g = random(random, rows * cols, 1, 0);
       Tensor dx = norm.backward(arena, result.context(), tensor(arena, g, rows, cols));
-      DoubleSupplier loss = () -> weighted(layerNorm(x, w, b, rows, cols, 1e-5), g);
-      assertClose(FiniteDifferences.gradient(x, loss, 1e-7), doubles(dx), 2e-3, "dx");
-      assertClose(FiniteDifferences.gradient(w, loss, 1e-6),
-          doubles(norm.parameters().get(0).grad()), 2e-4, "dweight");
-      assertClose(FiniteDifferences.gradient(b, loss, 1e-6),
-          doubles(norm.parameters().get(1).grad()), 2e-4, "dbias");
+      DoubleSupplier loss = () -> weighted(LayerNormReference.forward(x, w, b, rows, cols), g);
+      assertClose(FiniteDifferences.gradient(x, loss, Tolerances.LAYER_NORM_INPUT_STEP),
+          doubles(dx), Tolerances.LAYER_NORM_BACKWARD_INPUT, "dx");
+      assertClose(FiniteDifferences.gradient(w, loss), doubles(norm.parameters().get(0).grad()),
+          Tolerances.LAYER_NORM_BACKWARD_PARAMETERS, "dweight");
+      assertClose(FiniteDifferences.gradient(b, loss), doubles(norm.parameters().get(1).grad()),
+          Tolerances.LAYER_NORM_BACKWARD_PARAMETERS, "dbias");
     }
   }
 
+  /** The float64 reference of one activation. */
   static double reference(Activation kind, double v) {
     return switch (kind) {
-      case RELU -> Math.max(v, 0);
-      case GELU -> 0.5 * v * (1 + erf(v / Math.sqrt(2)));
-      case GELU_TANH -> 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI)
-          * (v + 0.044715 * v * v * v)));
+      case RELU -> ActivationReference.relu(v);
+      case GELU -> ActivationReference.gelu(v);
+      case GELU_TANH -> ActivationReference.geluTanh(v);
     };
-  }
-
-  /**
-   * erf by the series 2/√π · e^(−x²) · Σ 2ⁿ x^(2n+1) / (1·3···(2n+1)), whose terms are all positive:
-   * no cancellation at any x, unlike the alternating Taylor series.
-   */
-  static double erf(double x) {
-    double term = x;
-    double sum = x;
-    for (int n = 1; n < 400 && Math.abs(term) > 1e-18 * Math.abs(sum); n++) {
-      term *= 2 * x * x / (2 * n + 1);
-      sum += term;
-    }
-    return 2 / Math.sqrt(Math.PI) * Math.exp(-x * x) * sum;
   }
 
   @ParameterizedTest
@@ -121,7 +91,8 @@ class NormalizationAndEmbeddingTest {
       for (int i = 0; i < x.length; i++) {
         expected[i] = reference(kind, x[i]);
       }
-      assertClose(expected, doubles(kind.forward(arena, input)), 1e-6, "y");
+      assertClose(expected, doubles(kind.forward(arena, input)), Tolerances.ACTIVATION_FORWARD,
+          "y");
       double[] g = random(random, 257, 1, 0);
       Tensor dx = kind.backward(arena, input, tensor(arena, g, 257));
       DoubleSupplier loss = () -> {
@@ -131,7 +102,8 @@ class NormalizationAndEmbeddingTest {
         }
         return sum;
       };
-      assertClose(FiniteDifferences.gradient(x, loss, 1e-6), doubles(dx), 1e-5, "dx");
+      assertClose(FiniteDifferences.gradient(x, loss), doubles(dx), Tolerances.ACTIVATION_BACKWARD,
+          "dx");
     }
   }
 
@@ -169,8 +141,10 @@ class NormalizationAndEmbeddingTest {
       Tensor pe = Embedding.sinusoidalPositions(arena, 50, 16);
       assertEquals(0f, pe.get(0, 0));
       assertEquals(1f, pe.get(0, 1));
-      assertEquals((float) Math.sin(7 / Math.pow(10000, 4.0 / 16)), pe.get(7, 4), 1e-6f);
-      assertEquals((float) Math.cos(7 / Math.pow(10000, 4.0 / 16)), pe.get(7, 5), 1e-6f);
+      assertEquals((float) Math.sin(7 / Math.pow(10000, 4.0 / 16)), pe.get(7, 4),
+          (float) Tolerances.POSITIONAL_ENCODING);
+      assertEquals((float) Math.cos(7 / Math.pow(10000, 4.0 / 16)), pe.get(7, 5),
+          (float) Tolerances.POSITIONAL_ENCODING);
     }
   }
 

@@ -32,6 +32,7 @@ import org.seq4j.Tensor;
 import org.seq4j.reference.FiniteDifferences;
 import org.seq4j.reference.RecurrentReference;
 import org.seq4j.reference.RecurrentReference.Cell;
+import org.seq4j.reference.Tolerances;
 
 /**
  * The recurrent layers against the float64 reference: forward values, and every gradient (input,
@@ -54,10 +55,10 @@ abstract class RecurrentLayerTest {
     Seq4j.setRecurrentBackend(Backend.AUTO);
   }
 
-  /** float32 kernel against float64 reference, values of order 1: see Tolerances. */
-  private static final double FORWARD_TOLERANCE = 2e-5;
+  /** float32 kernel against float64 reference, values of order 1. */
+  private static final double FORWARD_TOLERANCE = Tolerances.RECURRENT_FORWARD;
   /** Gradients sum over T·N terms and pass through several float32 GEMMs. */
-  private static final double BACKWARD_TOLERANCE = 2e-4;
+  private static final double BACKWARD_TOLERANCE = Tolerances.RECURRENT_BACKWARD;
 
   record Case(String name, Cell cell, int inputSize, int hiddenSize, int layers,
       boolean bidirectional, boolean bias, boolean peephole, int proj, int steps, int batch,
@@ -221,7 +222,7 @@ abstract class RecurrentLayerTest {
       layer.zeroGrad();
       RecurrentGradients grads = layer.backward(arena, result.context(), gradOutput, gradFinal);
 
-      double step = 1e-6;
+      double step = FiniteDifferences.DEFAULT_STEP;
       java.util.function.DoubleSupplier loss = () -> RecurrentReference.weightedLoss(
           RecurrentReference.forward(config, params, x, t, n, h0, c0, lengths), gOut, gHn, gCn);
       double[] gradInput = doubles(grads.input());
@@ -263,7 +264,8 @@ abstract class RecurrentLayerTest {
         float[] single = once.get(p.name());
         float[] doubled = p.grad().toArray();
         for (int i = 0; i < single.length; i++) {
-          assertEquals(2 * single[i], doubled[i], 1e-5f * (1 + Math.abs(single[i])),
+          assertEquals(2 * single[i], doubled[i],
+              (float) Tolerances.GRADIENT_ACCUMULATED_TWICE * (1 + Math.abs(single[i])),
               p.name() + "[" + i + "]");
         }
       }
@@ -289,11 +291,12 @@ abstract class RecurrentLayerTest {
         int offset = 0;
         for (float[] piece : pieces) {
           for (float v : piece) {
-            assertEquals(expected[offset], v, 1e-6f, layer + " at " + offset);
+            assertEquals(expected[offset], v, (float) Tolerances.REROUTED, layer + " at " + offset);
             offset++;
           }
         }
-        assertArrayEquals(whole.finalState().hidden().toArray(), state.hidden().toArray(), 1e-6f);
+        assertArrayEquals(whole.finalState().hidden().toArray(), state.hidden().toArray(),
+            (float) Tolerances.REROUTED);
       }
     }
   }
@@ -312,7 +315,8 @@ abstract class RecurrentLayerTest {
       assertTrue(java.util.Arrays.stream(toDoubles(gradH)).anyMatch(v -> v != 0),
           "the carried state receives a gradient");
       RecurrentResult whole = lstm.forward(arena, x);
-      assertArrayEquals(whole.output().slice(3, 6).toArray(), second.output().toArray(), 1e-6f);
+      assertArrayEquals(whole.output().slice(3, 6).toArray(), second.output().toArray(),
+          (float) Tolerances.REROUTED);
     }
   }
 
@@ -344,7 +348,8 @@ abstract class RecurrentLayerTest {
       }
       assertArrayEquals(trainingA, trainingB, "the same seed gives the same dropout");
       // inference and training primitives may round differently in the last bit
-      assertArrayEquals(inference, noDropout, 1e-6f, "inference applies no dropout");
+      assertArrayEquals(inference, noDropout, (float) Tolerances.REROUTED,
+          "inference applies no dropout");
       assertNotEquals(java.util.Arrays.toString(inference), java.util.Arrays.toString(trainingA));
     }
   }
@@ -404,10 +409,10 @@ abstract class RecurrentLayerTest {
           gru.backward(arena, result.context(), tensor(arena, gOut, t, n, h), null);
       java.util.function.DoubleSupplier loss =
           () -> RecurrentReference.weightedLoss(reference.get(), gOut, null, null);
-      assertClose(FiniteDifferences.gradient(x, loss, 1e-6), doubles(grads.input()),
+      assertClose(FiniteDifferences.gradient(x, loss), doubles(grads.input()),
           BACKWARD_TOLERANCE, "grad input through dropout");
       for (Parameter p : gru.parameters()) {
-        assertClose(FiniteDifferences.gradient(params.get(p.name()), loss, 1e-6),
+        assertClose(FiniteDifferences.gradient(params.get(p.name()), loss),
             doubles(p.grad()), BACKWARD_TOLERANCE, "grad " + p.name());
       }
     }

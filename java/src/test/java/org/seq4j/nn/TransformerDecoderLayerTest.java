@@ -15,6 +15,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.seq4j.reference.FiniteDifferences;
+import org.seq4j.reference.LayerNormReference;
+import org.seq4j.reference.Tolerances;
 
 /** The decoder layer against a float64 composition of the references of its parts. */
 class TransformerDecoderLayerTest {
@@ -31,8 +33,7 @@ class TransformerDecoderLayerTest {
   }
 
   static double[] norm(Map<String, double[]> p, String name, double[] x, int rows) {
-    return NormalizationAndEmbeddingTest.layerNorm(x, p.get(name + ".weight"),
-        p.get(name + ".bias"), rows, E, 1e-5);
+    return LayerNormReference.forward(x, p.get(name + ".weight"), p.get(name + ".bias"), rows, E);
   }
 
   static double[] reference(Map<String, double[]> p, double[] target, double[] memory, int t,
@@ -88,7 +89,7 @@ class TransformerDecoderLayerTest {
           ScaledDotProductAttention.Options.DEFAULT.causal(true),
           ScaledDotProductAttention.Options.DEFAULT, Mode.TRAINING);
       assertClose(reference(params, target, memory, t, s, n, normFirst),
-          doubles(result.output()), 5e-5, "output");
+          doubles(result.output()), Tolerances.TRANSFORMER_LAYER_FORWARD, "output");
       double[] g = MultiHeadAttentionTest.random(random, t * n * E);
       var grads = layer.backward(arena, result.context(), tensor(arena, g, t, n, E));
       DoubleSupplier loss = () -> {
@@ -99,13 +100,13 @@ class TransformerDecoderLayerTest {
         }
         return sum;
       };
-      assertClose(FiniteDifferences.gradient(target, loss, 1e-6), doubles(grads.target()), 5e-4,
-          "d target");
-      assertClose(FiniteDifferences.gradient(memory, loss, 1e-6), doubles(grads.memory()), 5e-4,
-          "d memory");
+      assertClose(FiniteDifferences.gradient(target, loss), doubles(grads.target()),
+          Tolerances.TRANSFORMER_LAYER_BACKWARD, "d target");
+      assertClose(FiniteDifferences.gradient(memory, loss), doubles(grads.memory()),
+          Tolerances.TRANSFORMER_LAYER_BACKWARD, "d memory");
       for (Parameter p : layer.parameters()) {
-        assertClose(FiniteDifferences.gradient(params.get(p.name()), loss, 1e-6),
-            doubles(p.grad()), 5e-4, "d " + p.name());
+        assertClose(FiniteDifferences.gradient(params.get(p.name()), loss),
+            doubles(p.grad()), Tolerances.TRANSFORMER_LAYER_BACKWARD, "d " + p.name());
       }
     }
   }
@@ -127,7 +128,8 @@ class TransformerDecoderLayerTest {
           org.seq4j.Tensor out = layer.forwardStep(arena, target.slice(position, position + 1),
               memory, ScaledDotProductAttention.Options.DEFAULT, cache);
           org.junit.jupiter.api.Assertions.assertArrayEquals(
-              full.slice(position, position + 1).toArray(), out.toArray(), 2e-5f,
+              full.slice(position, position + 1).toArray(), out.toArray(),
+              (float) Tolerances.CACHED_DECODER_STEP,
               "normFirst=" + normFirst + " position " + position);
         }
       }

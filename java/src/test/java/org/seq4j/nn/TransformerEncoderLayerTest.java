@@ -19,6 +19,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.seq4j.Tensor;
 import org.seq4j.reference.FiniteDifferences;
 import org.seq4j.train.Tape;
+import org.seq4j.reference.LayerNormReference;
+import org.seq4j.reference.Tolerances;
 
 /** The encoder layer against a float64 composition of the references of its parts. */
 class TransformerEncoderLayerTest {
@@ -49,23 +51,22 @@ class TransformerEncoderLayerTest {
       attention.put(name, p.get("self_attn." + name));
     }
     int rows = t * n;
-    double[] a = normFirst ? NormalizationAndEmbeddingTest.layerNorm(x, p.get("norm1.weight"),
-        p.get("norm1.bias"), rows, E, 1e-5) : x;
+    double[] a = normFirst ? LayerNormReference.forward(x, p.get("norm1.weight"),
+        p.get("norm1.bias"), rows, E) : x;
     double[] sa = MultiHeadAttentionTest.reference(attention, a, a, a, t, t, n, E, false, null);
     double[] h = add(x, sa);
     if (!normFirst) {
-      h = NormalizationAndEmbeddingTest.layerNorm(h, p.get("norm1.weight"), p.get("norm1.bias"),
-          rows, E, 1e-5);
+      h = LayerNormReference.forward(h, p.get("norm1.weight"), p.get("norm1.bias"), rows, E);
     }
-    double[] f = normFirst ? NormalizationAndEmbeddingTest.layerNorm(h, p.get("norm2.weight"),
-        p.get("norm2.bias"), rows, E, 1e-5) : h;
+    double[] f = normFirst ? LayerNormReference.forward(h, p.get("norm2.weight"),
+        p.get("norm2.bias"), rows, E) : h;
     double[] hidden = MultiHeadAttentionTest.project(f, p.get("linear1.weight"),
         p.get("linear1.bias"), 0, rows, E, FF);
     double[] ff = MultiHeadAttentionTest.project(apply(kind, hidden), p.get("linear2.weight"),
         p.get("linear2.bias"), 0, rows, FF, E);
     double[] y = add(h, ff);
-    return normFirst ? y : NormalizationAndEmbeddingTest.layerNorm(y, p.get("norm2.weight"),
-        p.get("norm2.bias"), rows, E, 1e-5);
+    return normFirst ? y : LayerNormReference.forward(y, p.get("norm2.weight"),
+        p.get("norm2.bias"), rows, E);
   }
 
   @ParameterizedTest(name = "normFirst={0} activation={1}")
@@ -94,8 +95,8 @@ class TransformerEncoderLayerTest {
       double[] x = MultiHeadAttentionTest.random(random, t * n * E);
       var result = layer.forward(arena, tensor(arena, x, t, n, E),
           ScaledDotProductAttention.Options.DEFAULT, Mode.TRAINING);
-      assertClose(reference(params, x, t, n, normFirst, kind), doubles(result.output()), 5e-5,
-          "output");
+      assertClose(reference(params, x, t, n, normFirst, kind), doubles(result.output()),
+          Tolerances.TRANSFORMER_LAYER_FORWARD, "output");
       double[] g = MultiHeadAttentionTest.random(random, t * n * E);
       Tensor dx = layer.backward(arena, result.context(), tensor(arena, g, t, n, E));
       DoubleSupplier loss = () -> {
@@ -106,10 +107,11 @@ class TransformerEncoderLayerTest {
         }
         return sum;
       };
-      assertClose(FiniteDifferences.gradient(x, loss, 1e-6), doubles(dx), 5e-4, "dx");
+      assertClose(FiniteDifferences.gradient(x, loss), doubles(dx),
+          Tolerances.TRANSFORMER_LAYER_BACKWARD, "dx");
       for (Parameter p : layer.parameters()) {
-        assertClose(FiniteDifferences.gradient(params.get(p.name()), loss, 1e-6),
-            doubles(p.grad()), 5e-4, "d " + p.name());
+        assertClose(FiniteDifferences.gradient(params.get(p.name()), loss),
+            doubles(p.grad()), Tolerances.TRANSFORMER_LAYER_BACKWARD, "d " + p.name());
       }
     }
   }
@@ -137,7 +139,8 @@ class TransformerEncoderLayerTest {
         tape.backward(result.output(), g);
         List<Parameter> parameters = twin.parameters();
         for (int i = 0; i < parameters.size(); i++) {
-          assertArrayEquals(explicit.get(i), parameters.get(i).grad().toArray(), 1e-5f,
+          assertArrayEquals(explicit.get(i), parameters.get(i).grad().toArray(),
+              (float) Tolerances.REPLAYED,
               parameters.get(i).name());
         }
       }

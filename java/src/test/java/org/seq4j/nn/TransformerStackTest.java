@@ -7,6 +7,7 @@ import java.lang.foreign.Arena;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.seq4j.Tensor;
+import org.seq4j.reference.Tolerances;
 
 /** The stacks equal their layers chained by hand; the decoder stack decodes incrementally. */
 class TransformerStackTest {
@@ -31,16 +32,18 @@ class TransformerStackTest {
       var ra = a.forward(arena, x, options, Mode.TRAINING);
       var rb = b.forward(arena, ra.output(), options, Mode.TRAINING);
       var rn = norm.forward(arena, rb.output());
-      assertArrayEquals(rn.output().toArray(), result.output().toArray(), 1e-6f);
+      assertArrayEquals(rn.output().toArray(), result.output().toArray(),
+          (float) Tolerances.REPLAYED);
       Tensor expected = a.backward(arena, ra.context(),
           b.backward(arena, rb.context(), norm.backward(arena, rn.context(), g)));
-      assertArrayEquals(expected.toArray(), dx.toArray(), 1e-6f);
+      assertArrayEquals(expected.toArray(), dx.toArray(), (float) Tolerances.REPLAYED);
       List<Parameter> mine = stack.parameters();
       List<Parameter> chained = new java.util.ArrayList<>(a.parameters());
       chained.addAll(b.parameters());
       chained.addAll(norm.parameters());
       for (int i = 0; i < mine.size(); i++) {
-        assertArrayEquals(chained.get(i).grad().toArray(), mine.get(i).grad().toArray(), 1e-6f,
+        assertArrayEquals(chained.get(i).grad().toArray(), mine.get(i).grad().toArray(),
+            (float) Tolerances.REPLAYED,
             mine.get(i).name());
       }
     }
@@ -60,7 +63,8 @@ class TransformerStackTest {
       for (int t = 0; t < 5; t++) {
         Tensor out = stack.forwardStep(arena, target.slice(t, t + 1), memory,
             ScaledDotProductAttention.Options.DEFAULT, cache);
-        assertArrayEquals(full.output().slice(t, t + 1).toArray(), out.toArray(), 2e-5f,
+        assertArrayEquals(full.output().slice(t, t + 1).toArray(), out.toArray(),
+            (float) Tolerances.CACHED_DECODER_STEP,
             "position " + t);
       }
       assertEquals(5, cache.length());

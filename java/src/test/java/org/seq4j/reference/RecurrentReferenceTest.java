@@ -24,7 +24,7 @@ import org.seq4j.reference.RecurrentReference.Result;
 class RecurrentReferenceTest {
 
   /** Rounding of a handful of double operations on values of order 1. */
-  private static final double HAND_TOLERANCE = 1e-15;
+  private static final double HAND_TOLERANCE = Tolerances.REFERENCE_BY_HAND;
 
   // ---------------------------------------------------------------- one step by hand
 
@@ -342,8 +342,9 @@ class RecurrentReferenceTest {
         for (int j = 0; j < hidden; j++) {
           expected += weightHr[k * hidden + j] * without.hn()[n * hidden + j];
         }
-        assertEquals(expected, withProjection.hn()[n * proj + k], 1e-15, "h_n " + n + ", " + k);
-        assertEquals(expected, withProjection.output()[n * proj + k], 1e-15);
+        assertEquals(expected, withProjection.hn()[n * proj + k], HAND_TOLERANCE,
+            "h_n " + n + ", " + k);
+        assertEquals(expected, withProjection.output()[n * proj + k], HAND_TOLERANCE);
       }
     }
     assertArrayEquals(without.cn(), withProjection.cn(), 0, "the cell is not projected");
@@ -373,12 +374,12 @@ class RecurrentReferenceTest {
         sum += Math.sin(vi) * vi * vi;
       }
       return sum;
-    }, 1e-6);
+    });
     assertArrayEquals(before, v, 0, "v restored exactly");
     for (int i = 0; i < v.length; i++) {
       // dL/dv_i = cos(v_i) v_i² + 2 v_i sin(v_i)
       double analytic = Math.cos(v[i]) * v[i] * v[i] + 2 * v[i] * Math.sin(v[i]);
-      assertEquals(analytic, numeric[i], 1e-8, "element " + i);
+      assertEquals(analytic, numeric[i], Tolerances.FINITE_DIFFERENCES_ANALYTIC, "element " + i);
     }
   }
 
@@ -391,7 +392,8 @@ class RecurrentReferenceTest {
     double[] gradient = FiniteDifferences.gradient(c0, () -> RecurrentReference.weightedLoss(
         RecurrentReference.forward(config, p, new double[] {0.5}, 1, 1, new double[] {0.2}, c0,
             null), null, null, new double[] {1}));
-    assertEquals(0.53494294515821449, gradient[0], 1e-9);
+    assertEquals(0.53494294515821449, gradient[0],
+        Tolerances.FINITE_DIFFERENCES_THROUGH_REFERENCE);
   }
 
   // ---------------------------------------------------------------- argument checks

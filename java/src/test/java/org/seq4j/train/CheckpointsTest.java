@@ -63,7 +63,8 @@ class CheckpointsTest {
         Map<String, String> metadata = Checkpoints.load(checkpoint, fresh.parameters(), adam);
         assertEquals("3", metadata.get("epoch"));
         assertEquals(3, adam.steps());
-        assertEquals(0.01, adam.learningRate(), 1e-12);
+        assertEquals(0.01, adam.learningRate(),
+            org.seq4j.reference.Tolerances.DOUBLE_FEW_OPERATIONS);
         for (int i = 0; i < 4; i++) {
           trainStep(fresh, adam, x, target);
         }

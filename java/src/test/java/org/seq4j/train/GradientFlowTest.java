@@ -18,6 +18,7 @@ import org.seq4j.nn.SimpleRnn;
 import org.seq4j.reference.FiniteDifferences;
 import org.seq4j.reference.RecurrentReference;
 import org.seq4j.reference.RecurrentReference.Cell;
+import org.seq4j.reference.Tolerances;
 
 class GradientFlowTest {
 
@@ -53,7 +54,7 @@ class GradientFlowTest {
           }
         }
         return loss;
-      }, 1e-6);
+      });
       double sum = 0;
       for (double v : gradient) {
         sum += v * v;
@@ -95,7 +96,7 @@ class GradientFlowTest {
         }
         double[] expected = referenceNorms(cell, params, doubles(x), steps, batch, in, hidden,
             doubles(g));
-        assertArrayEquals(expected, norms, 1e-4, cell.toString());
+        assertArrayEquals(expected, norms, Tolerances.GRADIENT_NORMS, cell.toString());
       }
     }
   }

@@ -17,6 +17,7 @@ import org.seq4j.nn.Mode;
 import org.seq4j.nn.Parameter;
 import org.seq4j.nn.RecurrentGradients;
 import org.seq4j.nn.RecurrentResult;
+import org.seq4j.reference.Tolerances;
 
 /** The tape gives the same gradients as calling each layer's backward by hand. */
 class TapeTest {
@@ -69,14 +70,16 @@ class TapeTest {
         Tensor gradPrediction = Tensor.zeros(arena, N, 2);
         lossByTape = Losses.meanSquaredError(prediction, target, gradPrediction);
         tape.backward(prediction, gradPrediction);
-        assertArrayEquals(g2.input().toArray(), tape.gradient(a.output()).toArray(), 1e-7f,
+        assertArrayEquals(g2.input().toArray(), tape.gradient(a.output()).toArray(),
+            (float) Tolerances.REPLAYED,
             "the gradient routed into the first layer's output");
         assertNull(tape.gradient(x), "the data is not a recorded output");
       }
       assertEquals(lossByHand, lossByTape);
       List<float[]> byTape = gradients(all);
       for (int i = 0; i < all.size(); i++) {
-        assertArrayEquals(byHand.get(i), byTape.get(i), 1e-6f, all.get(i).name());
+        assertArrayEquals(byHand.get(i), byTape.get(i), (float) Tolerances.REPLAYED,
+            all.get(i).name());
       }
     }
   }

@@ -17,11 +17,12 @@ import org.seq4j.nn.Parameter;
 import org.seq4j.reference.FiniteDifferences;
 import org.seq4j.reference.TrainingReference;
 import org.seq4j.train.Losses.CrossEntropyOptions;
+import org.seq4j.reference.Tolerances;
 
 /** Losses, optimizers, clipping, schedules and initialisers against float64 references. */
 class TrainingToolkitTest {
   /** float32 kernels against float64 references, values of order 1. */
-  private static final double TOLERANCE = 1e-5;
+  private static final double TOLERANCE = Tolerances.LOSS_FORWARD;
 
   @Test
   void meanSquaredErrorAndItsGradient() {
@@ -33,8 +34,8 @@ class TrainingToolkitTest {
       double[] pv = doubles(p);
       double[] tv = doubles(t);
       assertEquals(TrainingReference.meanSquaredError(pv, tv), loss, TOLERANCE);
-      assertClose(FiniteDifferences.gradient(pv, () -> TrainingReference.meanSquaredError(pv, tv),
-          1e-6), doubles(grad), 1e-6, "mse gradient");
+      assertClose(FiniteDifferences.gradient(pv, () -> TrainingReference.meanSquaredError(pv, tv)),
+          doubles(grad), Tolerances.LOSS_BACKWARD, "mse gradient");
     }
   }
 
@@ -56,8 +57,8 @@ class TrainingToolkitTest {
       assertEquals(TrainingReference.crossEntropy(x, labels, vocabulary, -100, smoothing), loss,
           TOLERANCE * Math.max(1, loss));
       assertClose(FiniteDifferences.gradient(x,
-          () -> TrainingReference.crossEntropy(x, labels, vocabulary, -100, smoothing), 1e-6),
-          doubles(grad), 1e-6, "cross-entropy gradient");
+          () -> TrainingReference.crossEntropy(x, labels, vocabulary, -100, smoothing)),
+          doubles(grad), Tolerances.LOSS_BACKWARD, "cross-entropy gradient");
     }
   }
 
@@ -92,7 +93,8 @@ class TrainingToolkitTest {
       double[] g = doubles(grad);
       for (int i = 0; i < 6; i++) {
         double sigmoid = 1 / (1 + Math.exp(-xv[i]));
-        assertEquals((sigmoid - tv[i]) / 6, g[i], 1e-7, "gradient " + i);
+        assertEquals((sigmoid - tv[i]) / 6, g[i], Tolerances.BINARY_CROSS_ENTROPY_GRADIENT,
+            "gradient " + i);
       }
     }
   }
@@ -162,7 +164,7 @@ class TrainingToolkitTest {
         assertEquals(5, sgd.steps());
       }
       assertClose(TrainingReference.sgd(start, grads, 0.05, momentum, dampening, decay, nesterov),
-          doubles(p.data()), TOLERANCE, "sgd");
+          doubles(p.data()), Tolerances.OPTIMIZER_STEPS, "sgd");
     }
   }
 
@@ -179,7 +181,7 @@ class TrainingToolkitTest {
         run(adam, p, grads);
       }
       assertClose(TrainingReference.adam(start, grads, 0.01, 0.8, 0.95, 1e-6, decay, decoupled),
-          doubles(p.data()), 1e-5, "adam");
+          doubles(p.data()), Tolerances.OPTIMIZER_STEPS, "adam");
     }
   }
 
@@ -210,35 +212,38 @@ class TrainingToolkitTest {
           Tensor.fromArray(arena, new float[] {3, 0}, 2));
       Parameter b = Parameter.of("b", Tensor.zeros(arena, 1),
           Tensor.fromArray(arena, new float[] {4}, 1));
-      assertEquals(5.0, GradientClipping.globalNorm(List.of(a, b)), 1e-12);
-      assertEquals(5.0, GradientClipping.clipByGlobalNorm(List.of(a, b), 1.0), 1e-12);
-      assertEquals(1.0, GradientClipping.globalNorm(List.of(a, b)), 1e-6);
-      assertEquals(0.6f, a.grad().get(0), 1e-6f);
-      assertEquals(0.8f, b.grad().get(0), 1e-6f);
+      double exact = Tolerances.GLOBAL_NORM_EXACT;
+      float clipped = (float) Tolerances.CLIPPED_GRADIENT;
+      assertEquals(5.0, GradientClipping.globalNorm(List.of(a, b)), exact);
+      assertEquals(5.0, GradientClipping.clipByGlobalNorm(List.of(a, b), 1.0), exact);
+      assertEquals(1.0, GradientClipping.globalNorm(List.of(a, b)), clipped);
+      assertEquals(0.6f, a.grad().get(0), clipped);
+      assertEquals(0.8f, b.grad().get(0), clipped);
       // below the limit: untouched
-      assertEquals(1.0, GradientClipping.clipByGlobalNorm(List.of(a, b), 10.0), 1e-6);
-      assertEquals(0.6f, a.grad().get(0), 1e-6f);
+      assertEquals(1.0, GradientClipping.clipByGlobalNorm(List.of(a, b), 10.0), clipped);
+      assertEquals(0.6f, a.grad().get(0), clipped);
       GradientClipping.clipByValue(List.of(a, b), 0.7);
       assertEquals(0.7f, b.grad().get(0));
-      assertEquals(0.6f, a.grad().get(0), 1e-6f);
+      assertEquals(0.6f, a.grad().get(0), clipped);
     }
   }
 
   @Test
   void schedulesGiveTheDocumentedRates() {
+    double few = Tolerances.DOUBLE_FEW_OPERATIONS;
     LearningRateSchedule step = LearningRateSchedule.step(0.1, 10, 0.5);
-    assertEquals(0.1, step.rate(9), 1e-15);
-    assertEquals(0.05, step.rate(10), 1e-15);
-    assertEquals(0.025, step.rate(25), 1e-15);
+    assertEquals(0.1, step.rate(9), few);
+    assertEquals(0.05, step.rate(10), few);
+    assertEquals(0.025, step.rate(25), few);
     LearningRateSchedule cosine = LearningRateSchedule.cosine(1.0, 100, 0.0);
-    assertEquals(1.0, cosine.rate(0), 1e-15);
-    assertEquals(0.5, cosine.rate(50), 1e-12);
-    assertEquals(0.0, cosine.rate(100), 1e-15);
-    assertEquals(0.0, cosine.rate(1000), 1e-15);
+    assertEquals(1.0, cosine.rate(0), few);
+    assertEquals(0.5, cosine.rate(50), few);
+    assertEquals(0.0, cosine.rate(100), few);
+    assertEquals(0.0, cosine.rate(1000), few);
     LearningRateSchedule warm = LearningRateSchedule.linearWarmup(4, cosine);
-    assertEquals(0.25 * cosine.rate(4), warm.rate(0), 1e-15);
-    assertEquals(cosine.rate(4), warm.rate(3), 1e-15);
-    assertEquals(cosine.rate(7), warm.rate(7), 1e-15);
+    assertEquals(0.25 * cosine.rate(4), warm.rate(0), few);
+    assertEquals(cosine.rate(4), warm.rate(3), few);
+    assertEquals(cosine.rate(7), warm.rate(7), few);
     var e = assertThrows(IllegalArgumentException.class,
         () -> LearningRateSchedule.step(0.1, 0, 0.5));
     assertEquals("stepSize: expected >= 1, got 0", e.getMessage());
@@ -279,7 +284,8 @@ class TrainingToolkitTest {
           double y = byRows ? m[b * columns + k] : m[k * columns + b];
           dot += x * y;
         }
-        assertEquals(a == b ? gain * gain : 0, dot, 1e-5, "Gram matrix at " + a + ", " + b);
+        assertEquals(a == b ? gain * gain : 0, dot, Tolerances.ORTHOGONAL_GRAM,
+            "Gram matrix at " + a + ", " + b);
       }
     }
   }
