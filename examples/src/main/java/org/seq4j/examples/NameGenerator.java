@@ -22,7 +22,7 @@ import org.seq4j.nn.RecurrentState;
 import org.seq4j.train.Adam;
 import org.seq4j.train.GradientClipping;
 import org.seq4j.train.Losses;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /**
  * One-to-many: a character-level LSTM learns 4951 English first names (Moby Word II, bundled from

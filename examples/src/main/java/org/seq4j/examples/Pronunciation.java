@@ -27,7 +27,7 @@ import org.seq4j.train.Adam;
 import org.seq4j.train.GradientClipping;
 import org.seq4j.train.LearningRateSchedule;
 import org.seq4j.train.Losses;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /**
  * Many-to-many: a small Transformer encoder-decoder learns to turn spelling into pronunciation

@@ -7,7 +7,7 @@ import java.util.random.RandomGeneratorFactory;
 import org.seq4j.MatmulOptions;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /**
  * A fully connected layer, PyTorch's {@code nn.Linear}: {@code y = x·Wᵀ + b} over the last

@@ -11,7 +11,7 @@ import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /**
  * Multi-head attention with PyTorch's semantics and parameter names ({@code
@@ -455,12 +455,7 @@ public final class MultiHeadAttention implements AutoCloseable {
 
   /** out (b, a, c) = in (a, b, c). */
   private static void swap(Tensor in, Tensor out, long a, long b, long c) {
-    try {
-      NativeBindings.check((int) NativeBindings.SWAP_LEADING_AXES.invokeExact(out.segment(),
-          in.segment(), a, b, c));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.swapLeadingAxes(out.segment(), in.segment(), a, b, c);
   }
 
   /** {L, S, N} after checking the three inputs. */

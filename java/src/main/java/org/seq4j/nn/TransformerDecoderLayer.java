@@ -14,7 +14,7 @@ import org.seq4j.Tensor;
  * <p>Parameters under PyTorch's names: {@code self_attn.*}, {@code multihead_attn.*}, {@code
  * linear1.*}, {@code linear2.*}, {@code norm1.*}, {@code norm2.*}, {@code norm3.*}. Shapes {@code
  * (T, N, dModel)} and memory {@code (S, N, dModel)}, or batch-first. As for the encoder layer, use
- * either the explicit {@link #backward} or a {@link org.seq4j.train.Tape} for a given forward.
+ * either the explicit {@link #backward} or a {@link org.seq4j.Tape} for a given forward.
  */
 public final class TransformerDecoderLayer implements AutoCloseable {
   private final float dropout;

@@ -18,7 +18,7 @@ import org.seq4j.Tensor;
  * <p>Parameters under PyTorch's names: {@code self_attn.in_proj_weight}, ..., {@code
  * linear1.weight}, {@code linear2.bias}, {@code norm1.weight}, {@code norm2.bias}. Shapes {@code
  * (T, N, dModel)}, or {@code (N, T, dModel)} when batch-first. Its explicit {@link #backward} and
- * a {@link org.seq4j.train.Tape} are alternatives: under a tape every part, residual sum and dropout records
+ * a {@link org.seq4j.Tape} are alternatives: under a tape every part, residual sum and dropout records
  * itself, so call one or the other for a given forward, not both.
  */
 public final class TransformerEncoderLayer implements AutoCloseable {

@@ -18,7 +18,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.seq4j.Tensor;
 import org.seq4j.reference.FiniteDifferences;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /** The encoder layer against a float64 composition of the references of its parts. */
 class TransformerEncoderLayerTest {

@@ -9,6 +9,7 @@ import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.seq4j.Tape;
 import org.seq4j.Tensor;
 import org.seq4j.nn.Gru;
 import org.seq4j.nn.Linear;

@@ -1,11 +1,9 @@
-package org.seq4j.train;
+package org.seq4j;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
-import org.seq4j.Tensor;
-import org.seq4j.TensorOps;
 
 /**
  * Records the backward passes of the layers called while it is active, so that one {@link
