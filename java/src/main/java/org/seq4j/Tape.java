@@ -12,7 +12,7 @@ import java.util.List;
  *
  * <pre>{@code
  * try (Arena arena = Arena.ofConfined(); Tape tape = Tape.start(arena)) {
- *   RecurrentResult r = lstm.forward(arena, x, null, null, Mode.TRAINING);    // recorded
+ *   Lstm.Result r = lstm.forward(arena, x, null, null, Mode.TRAINING);            // recorded
  *   Tensor last = r.output().slice(T - 1, T).reshape(N, H);                   // a view: no record
  *   Tensor y = head.forward(arena, last);                                      // recorded
  *   float loss = Losses.meanSquaredError(y, target, gradY);

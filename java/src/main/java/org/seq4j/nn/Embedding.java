@@ -3,7 +3,6 @@ package org.seq4j.nn;
 import java.lang.foreign.Arena;
 import java.util.List;
 import java.util.random.RandomGenerator;
-import java.util.random.RandomGeneratorFactory;
 import org.seq4j.Shape;
 import org.seq4j.Tensor;
 import org.seq4j.internal.NativeBindings;
@@ -30,7 +29,7 @@ public final class Embedding implements AutoCloseable {
     this.dim = dim;
     this.arena = Arena.ofShared();
     Tensor data = Tensor.zeros(arena, vocabulary, dim);
-    RandomGenerator random = RandomGeneratorFactory.of("L64X128MixRandom").create(seed);
+    RandomGenerator random = Seeds.generator(seed);
     for (long i = 0; i < data.size(); i++) {
       data.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i,
           (float) random.nextGaussian());

@@ -22,8 +22,8 @@ package org.seq4j.nn;
  * <pre>{@code
  * try (Lstm lstm = Lstm.builder(200, 200).numLayers(2).peepholes(true).build();
  *      Arena arena = Arena.ofConfined()) {
- *   RecurrentResult result = lstm.forward(arena, x, null, null, Mode.TRAINING);
- *   RecurrentGradients grads = lstm.backward(arena, result.context(), gradOutput, null);
+ *   Lstm.Result result = lstm.forward(arena, x, null, null, Mode.TRAINING);
+ *   Lstm.Gradients grads = lstm.backward(arena, result.context(), gradOutput, null);
  * }
  * }</pre>
  *

@@ -29,7 +29,7 @@ import org.seq4j.internal.RecurrentLayerHandles;
  * RecurrentState}s of shape {@code (numLayers * D, N, Hout)} (and {@code (numLayers * D, N,
  * hidden)} for the LSTM cell), always batch-second as in PyTorch.
  *
- * <p>Training: {@code forward(..., Mode.TRAINING)} returns a {@link RecurrentContext};
+ * <p>Training: {@code forward(..., Mode.TRAINING)} returns a {@link Context};
  * {@link #backward} returns the gradients of the input and initial state and <em>adds</em> the
  * parameter gradients into each {@link Parameter#grad()}. Truncated BPTT: feed one chunk's final
  * state as the next chunk's initial state, and stop the gradient there by not passing its gradient
@@ -41,6 +41,71 @@ import org.seq4j.internal.RecurrentLayerHandles;
  * running.
  */
 public abstract sealed class RecurrentLayer implements AutoCloseable permits SimpleRnn, Lstm, Gru {
+  /**
+   * What a recurrent forward pass returns.
+   *
+   * @param output every time step's output of the last layer: {@code (T, N, directions * Hout)},
+   *     or {@code (N, T, directions * Hout)} for a batch-first layer; zero past each sample's
+   *     length
+   * @param finalState the state after each sample's last step, to feed into the next call
+   * @param context what {@code backward} needs, or null after an inference pass
+   */
+  public record Result(Tensor output, RecurrentState finalState, Context context) {}
+
+  /**
+   * Gradients of the loss with respect to a recurrent layer's inputs; parameter gradients are
+   * added into each {@link Parameter#grad()} instead.
+   *
+   * @param input the gradient of the input, in the input's layout
+   * @param initialState the gradient of the initial state (also when the forward started from
+   *     zeros)
+   */
+  public record Gradients(Tensor input, RecurrentState initialState) {}
+
+  /**
+   * What a training forward saved for its backward: each layer's input, output, states and the
+   * backend's workspace. It lives in the arena the forward was given and may be used for any number of
+   * backward calls while that arena is open.
+   */
+  public static final class Context {
+    final RecurrentLayer layer;
+    final long steps;
+    final long batch;
+    final MemorySegment lengths;
+    final Tensor[] inputs;
+    final Tensor[] outputs;
+    final Tensor[] initialHidden;
+    final Tensor[] initialCell;
+    final Tensor[] finalHidden;
+    final Tensor[] finalCell;
+    final MemorySegment[] workspaces;
+    final long[] dropoutSeeds;
+    final boolean[] workspaceConsumed;
+    /** The backend the forward ran on ({@code SEQ4J_BACKEND_*}); the backward runs on it too. */
+    int backend;
+
+    Context(RecurrentLayer layer, long steps, long batch, MemorySegment lengths, int layers) {
+      this.layer = layer;
+      this.steps = steps;
+      this.batch = batch;
+      this.lengths = lengths;
+      this.inputs = new Tensor[layers];
+      this.outputs = new Tensor[layers];
+      this.initialHidden = new Tensor[layers];
+      this.initialCell = new Tensor[layers];
+      this.finalHidden = new Tensor[layers];
+      this.finalCell = new Tensor[layers];
+      this.workspaces = new MemorySegment[layers];
+      this.dropoutSeeds = new long[layers];
+      this.workspaceConsumed = new boolean[layers];
+    }
+
+    /** Whether the arena holding the saved tensors is still open. */
+    public boolean isUsable() {
+      return outputs[0].isUsable();
+    }
+  }
+
   final RecurrentConfig config;
   private final String typeName;
   private final Arena arena;
@@ -184,12 +249,12 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
   // ---- forward
 
   /** Inference from a zero state. */
-  public RecurrentResult forward(Arena arena, Tensor input) {
+  public Result forward(Arena arena, Tensor input) {
     return forward(arena, input, null, null, Mode.INFERENCE);
   }
 
   /** Inference from {@code initial} (null: zeros), as when streaming a long sequence in chunks. */
-  public RecurrentResult forward(Arena arena, Tensor input, RecurrentState initial) {
+  public Result forward(Arena arena, Tensor input, RecurrentState initial) {
     return forward(arena, input, initial, null, Mode.INFERENCE);
   }
 
@@ -203,7 +268,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
    * @param lengths each sample's length in {@code [1, T]}, or null when all are {@code T}
    * @param mode inference, or training (saves a context; applies dropout between layers)
    */
-  public RecurrentResult forward(Arena arena, Tensor input, RecurrentState initial,
+  public Result forward(Arena arena, Tensor input, RecurrentState initial,
       long[] lengths, Mode mode) {
     requireOpen();
     shapes.checkInput(input);
@@ -219,19 +284,19 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
         Tensor.uninitialized(arena, config.states(), batch, outputSize),
         hasCell() ? Tensor.uninitialized(arena, config.states(), batch, config.hiddenSize())
             : null);
-    RecurrentContext context = mode == Mode.TRAINING
-        ? new RecurrentContext(this, steps, batch, lengthSegment, config.numLayers()) : null;
+    Context context = mode == Mode.TRAINING
+        ? new Context(this, steps, batch, lengthSegment, config.numLayers()) : null;
     run(arena, input, initial, lengthSegment, steps, batch, output, finalState, context, null);
     Tape tape = Tape.active();
     if (context != null && tape != null) {
       record(tape, arena, input, initial, output, finalState, context);
     }
-    return new RecurrentResult(output, finalState, context);
+    return new Result(output, finalState, context);
   }
 
   /** Registers this training forward's backward on the tape. */
   private void record(Tape tape, Arena arena, Tensor input, RecurrentState initial, Tensor output,
-      RecurrentState finalState, RecurrentContext context) {
+      RecurrentState finalState, Context context) {
     List<Tensor> inputs = new ArrayList<>();
     inputs.add(input);
     inputs.add(initial == null ? null : initial.hidden());
@@ -255,7 +320,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
             !hasCell() ? null : gradCell != null ? gradCell
                 : Tensor.zeros(arena, finalState.cell().shape().dims()));
       }
-      RecurrentGradients grads = backward(arena, context, gradOutput, gradFinal);
+      Gradients grads = backward(arena, context, gradOutput, gradFinal);
       List<Tensor> result = new ArrayList<>();
       result.add(grads.input());
       result.add(grads.initialState().hidden());
@@ -356,7 +421,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
    */
   private void run(Arena arena, Tensor input, RecurrentState initial, MemorySegment lengths,
       long steps, long batch, Tensor output, RecurrentState finalState,
-      RecurrentContext context, RecurrentScratch scratch) {
+      Context context, RecurrentScratch scratch) {
     boolean training = context != null;
     long width = config.outputWidth();
     Tensor layerInput = input;
@@ -431,7 +496,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
    * @param gradOutput the gradient of the loss with respect to the output (same shape)
    * @param gradFinalState the gradient with respect to the final state, or null for zero
    */
-  public RecurrentGradients backward(Arena arena, RecurrentContext context, Tensor gradOutput,
+  public Gradients backward(Arena arena, Context context, Tensor gradOutput,
       RecurrentState gradFinalState) {
     requireOpen();
     if (context == null) {
@@ -507,7 +572,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       swapLeadingAxes(gradInput, batchFirst);
       gradInput = batchFirst;
     }
-    return new RecurrentGradients(gradInput, gradInitial);
+    return new Gradients(gradInput, gradInitial);
   }
 
   // ---- helpers
