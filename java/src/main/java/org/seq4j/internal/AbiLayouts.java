@@ -99,7 +99,7 @@ public final class AbiLayouts {
     return allocator.allocate(RNN_WEIGHTS, count);
   }
 
-  /** Sets one pointer of the {@code index}-th {@code seq4j_rnn_weights} struct in {@code structs}. */
+  /** Sets one pointer of struct {@code index} of an array of {@code seq4j_rnn_weights}. */
   public static void setRnnWeight(MemorySegment structs, int index, RecurrentWeight weight,
       MemorySegment pointer) {
     structs.set(ADDRESS, index * RNN_WEIGHTS.byteSize() + offset(RNN_WEIGHTS, weight.field()),

@@ -327,7 +327,7 @@ public final class NativeBindings {
       bind("seq4j_dropout", ORDINARY, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_FLOAT,
           JAVA_LONG);
 
-  /** {@code seq4j_rnn_layer_create(&layer, desc)}: returns the new handle (unbounded size 0). */
+  /** {@code seq4j_rnn_layer_create(&layer, desc)}: returns the new handle. */
   public static MemorySegment rnnLayerCreate(MemorySegment desc) {
     try (Arena call = Arena.ofConfined()) {
       MemorySegment out = call.allocate(ADDRESS);
@@ -354,8 +354,8 @@ public final class NativeBindings {
       MemorySegment chosen = call.allocate(JAVA_INT);
       check((int) RNN_LAYER_BACKEND.invokeExact(layer, backend, t, n, training ? 1 : 0, chosen));
       return chosen.get(JAVA_INT, 0);
-    } catch (Throwable t1) {
-      throw rethrow(t1);
+    } catch (Throwable failure) {
+      throw rethrow(failure);
     }
   }
 
@@ -366,8 +366,8 @@ public final class NativeBindings {
       MemorySegment bytes = call.allocate(JAVA_LONG);
       check((int) RNN_LAYER_WORKSPACE_SIZE.invokeExact(layer, backend, lengths, t, n, bytes));
       return bytes.get(JAVA_LONG, 0);
-    } catch (Throwable t1) {
-      throw rethrow(t1);
+    } catch (Throwable failure) {
+      throw rethrow(failure);
     }
   }
 
@@ -379,8 +379,8 @@ public final class NativeBindings {
     try {
       check((int) RNN_LAYER_FORWARD.invokeExact(layer, backend, weights, weightsVersion, output,
           hN, cN, workspace, workspaceBytes, input, h0, c0, lengths, t, n));
-    } catch (Throwable t1) {
-      throw rethrow(t1);
+    } catch (Throwable failure) {
+      throw rethrow(failure);
     }
   }
 
@@ -395,8 +395,8 @@ public final class NativeBindings {
       check((int) RNN_LAYER_BACKWARD.invokeExact(layer, backend, weights, grads, gradInput,
           gradH0, gradC0, gradOutput, gradHN, gradCN, workspace, workspaceBytes, input, h0, c0,
           output, hN, cN, lengths, t, n));
-    } catch (Throwable t1) {
-      throw rethrow(t1);
+    } catch (Throwable failure) {
+      throw rethrow(failure);
     }
   }
 

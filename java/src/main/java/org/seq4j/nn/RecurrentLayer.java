@@ -64,8 +64,8 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
 
   /**
    * What a training forward saved for its backward: each layer's input, output, states and the
-   * backend's workspace. It lives in the arena the forward was given and may be used for any number of
-   * backward calls while that arena is open.
+   * backend's workspace. It lives in the arena the forward was given and may be used for any
+   * number of backward calls while that arena is open.
    */
   public static final class Context {
     final RecurrentLayer layer;

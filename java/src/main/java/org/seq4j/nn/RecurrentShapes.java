@@ -63,7 +63,7 @@ final class RecurrentShapes {
     Checks.usable(output.segment(), name);
   }
 
-  /** A state {@code (numLayers * D, N, Hout)} (and cells {@code (numLayers * D, N, H)}), or null. */
+  /** A state {@code (numLayers * D, N, Hout)}, cells {@code (numLayers * D, N, H)}; or null. */
   void checkState(RecurrentState state, String name, long batch) {
     if (state == null) {
       return;
@@ -92,7 +92,7 @@ final class RecurrentShapes {
     }
   }
 
-  /** One step's input {@code (N, I)} and output {@code (N, Hout)} (or null) of the streaming path. */
+  /** The streaming step's input {@code (N, I)}, state, and output {@code (N, Hout)} or null. */
   void checkStep(Tensor input, RecurrentState state, Tensor output) {
     if (config.bidirectional()) {
       throw new IllegalStateException(
