@@ -1,11 +1,9 @@
 package org.seq4j;
 
-import static java.lang.foreign.ValueLayout.JAVA_BYTE;
-
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import org.seq4j.internal.AbiConstants;
 import org.seq4j.internal.NativeBindings;
 import org.seq4j.internal.NativeLoader;
 
@@ -21,13 +19,7 @@ public final class Seq4j {
 
   /** seq4j's version; the native library's version is checked to be the same. */
   public static String version() {
-    String nativeVersion;
-    try {
-      nativeVersion = ((MemorySegment) NativeBindings.VERSION.invokeExact())
-          .reinterpret(Long.MAX_VALUE).getString(0);
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    String nativeVersion = NativeBindings.version();
     String javaVersion = NativeLoader.javaVersion();
     if (!nativeVersion.equals(javaVersion)) {
       throw new IllegalStateException(
@@ -47,11 +39,7 @@ public final class Seq4j {
     if (threads < 1) {
       throw new IllegalArgumentException("threads: expected >= 1, got " + threads);
     }
-    try {
-      NativeBindings.check((int) NativeBindings.SET_THREADS.invokeExact((long) threads));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.setThreads(threads);
   }
 
   private static volatile Backend recurrentBackend = Backend.AUTO;
@@ -77,48 +65,23 @@ public final class Seq4j {
 
   /**
    * Forces one copy of seq4j's own vectorized kernels (the BLAS backend's cell kernels), for tests
-   * of the fallbacks and for comparisons: {@code "best"} (the default, chosen for the CPU at load),
-   * {@code "baseline"} (x86-64 without AVX: the scalar fallback), {@code "avx2"} or {@code
-   * "avx512"}. Call it while no kernels run.
+   * of the fallbacks and for comparisons; {@link KernelIsa#BEST} (the default) is the one chosen
+   * for the CPU at load. Call it while no kernels run.
    *
-   * @return the copy in use before ({@code "baseline"}, {@code "avx2"} or {@code "avx512"})
+   * @return the copy in use before ({@link KernelIsa#BASELINE}, {@link KernelIsa#AVX2} or {@link
+   *     KernelIsa#AVX512}, never BEST)
    * @throws Seq4jException when the CPU lacks the instruction set
    */
-  public static String selectKernels(String isa) {
-    int code = switch (isa) {
-      case "best" -> 0;
-      case "baseline" -> 1;
-      case "avx2" -> 2;
-      case "avx512" -> 3;
-      case null -> throw new NullPointerException("isa");
-      default -> throw new IllegalArgumentException(
-          "isa: expected best, baseline, avx2 or avx512, got " + isa);
-    };
-    int previous;
-    try (java.lang.foreign.Arena call = java.lang.foreign.Arena.ofConfined()) {
-      MemorySegment out = call.allocate(java.lang.foreign.ValueLayout.JAVA_INT);
-      NativeBindings.check((int) NativeBindings.SELECT_KERNELS.invokeExact(code, out));
-      previous = out.get(java.lang.foreign.ValueLayout.JAVA_INT, 0);
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
+  public static KernelIsa selectKernels(KernelIsa isa) {
+    if (isa == null) {
+      throw new NullPointerException("isa");
     }
-    return switch (previous) {
-      case 3 -> "avx512";
-      case 2 -> "avx2";
-      default -> "baseline";
-    };
+    return AbiConstants.isa(NativeBindings.selectKernels(AbiConstants.isa(isa)));
   }
 
   /** The number of threads seq4j uses. */
   public static int threads() {
-    long[] result = new long[1];
-    try {
-      NativeBindings.check(
-          (int) NativeBindings.GET_THREADS.invokeExact(MemorySegment.ofArray(result)));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
-    return (int) result[0];
+    return (int) NativeBindings.getThreads();
   }
 
   /**
@@ -136,26 +99,11 @@ public final class Seq4j {
   /** What was loaded (oneDNN version and ISA, OpenBLAS configuration and core) and from where. */
   public static RuntimeInfo runtimeInfo() {
     Map<String, String> details = new LinkedHashMap<>();
-    try (Arena arena = Arena.ofConfined()) {
-      MemorySegment needed = arena.allocate(Long.BYTES);
-      MemorySegment buffer = arena.allocate(4096);
-      NativeBindings.check(
-          (int) NativeBindings.RUNTIME_INFO.invokeExact(buffer, buffer.byteSize(), needed));
-      long size = needed.get(java.lang.foreign.ValueLayout.JAVA_LONG, 0);
-      if (size > buffer.byteSize()) {
-        buffer = arena.allocate(size);
-        NativeBindings.check(
-            (int) NativeBindings.RUNTIME_INFO.invokeExact(buffer, buffer.byteSize(), needed));
+    for (String line : NativeBindings.runtimeInfo().split("\n")) {
+      int equals = line.indexOf('=');
+      if (equals > 0) {
+        details.put(line.substring(0, equals), line.substring(equals + 1));
       }
-      buffer.set(JAVA_BYTE, buffer.byteSize() - 1, (byte) 0);
-      for (String line : buffer.getString(0).split("\n")) {
-        int equals = line.indexOf('=');
-        if (equals > 0) {
-          details.put(line.substring(0, equals), line.substring(equals + 1));
-        }
-      }
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
     }
     NativeLoader.Loaded loaded = NativeBindings.loaded();
     return new RuntimeInfo(

@@ -265,11 +265,7 @@ public final class Tensor {
   /** Sets every element to {@code value}; returns this tensor. */
   public Tensor fill(float value) {
     Checks.usable(segment, "tensor");
-    try {
-      NativeBindings.check((int) NativeBindings.FILL.invokeExact(segment, value, size()));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.fill(segment, value, size());
     return this;
   }
 

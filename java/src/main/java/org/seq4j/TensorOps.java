@@ -2,6 +2,7 @@ package org.seq4j;
 
 import java.lang.foreign.Arena;
 import org.seq4j.internal.Checks;
+import org.seq4j.internal.AbiConstants;
 import org.seq4j.internal.NativeBindings;
 
 /**
@@ -54,15 +55,9 @@ public final class TensorOps {
     }
     Checks.disjoint(out.segment(), "out", a.segment(), "a");
     Checks.disjoint(out.segment(), "out", b.segment(), "b");
-    try {
-      NativeBindings.check(
-          (int) NativeBindings.MATMUL.invokeExact(
-              out.segment(), a.segment(), b.segment(), m, n, k,
-              options.transposeA() ? 1 : 0, options.transposeB() ? 1 : 0,
-              options.alpha(), options.beta(), options.backend().nativeCode()));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.matmul(out.segment(), a.segment(), b.segment(), m, n, k,
+        options.transposeA(), options.transposeB(), options.alpha(), options.beta(),
+        AbiConstants.backend(options.backend()));
   }
 
   /** {@code out = a + b} elementwise; all three have one shape. {@code out} may be a or b. */
@@ -74,12 +69,7 @@ public final class TensorOps {
     Checks.usable(out.segment(), "out");
     requireIdenticalOrDisjoint(out, a, "a");
     requireIdenticalOrDisjoint(out, b, "b");
-    try {
-      NativeBindings.check(
-          (int) NativeBindings.ADD.invokeExact(out.segment(), a.segment(), b.segment(), a.size()));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.add(out.segment(), a.segment(), b.segment(), a.size());
   }
 
   /** {@code out = alpha * x} elementwise; same shape. {@code out} may be x. */
@@ -88,12 +78,7 @@ public final class TensorOps {
     Checks.usable(x.segment(), "x");
     Checks.usable(out.segment(), "out");
     requireIdenticalOrDisjoint(out, x, "x");
-    try {
-      NativeBindings.check(
-          (int) NativeBindings.SCALE.invokeExact(out.segment(), x.segment(), alpha, x.size()));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.scale(out.segment(), x.segment(), alpha, x.size());
   }
 
   /** {@code y += alpha * x} elementwise; same shape; {@code x} and {@code y} share no memory. */
@@ -102,12 +87,7 @@ public final class TensorOps {
     Checks.usable(x.segment(), "x");
     Checks.usable(y.segment(), "y");
     Checks.disjoint(y.segment(), "y", x.segment(), "x");
-    try {
-      NativeBindings.check(
-          (int) NativeBindings.AXPY.invokeExact(y.segment(), alpha, x.segment(), x.size()));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.axpy(y.segment(), alpha, x.segment(), x.size());
   }
 
   private static void requireMatrix(Tensor t, String name) {

@@ -11,6 +11,7 @@ import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
 import org.junit.jupiter.api.Test;
+import org.seq4j.nn.RecurrentLayer;
 
 /** A million calls leave native memory where it was: nothing leaks per call or per arena. */
 class ResourceLeakTest {
@@ -90,7 +91,7 @@ class ResourceLeakTest {
           Tensor sequence = Tensor.full(arena, 0.5f, 3, 2, 4);
           for (org.seq4j.nn.RecurrentLayer layer : new org.seq4j.nn.RecurrentLayer[] {blas, onednn}) {
             for (int i = 0; i < 4; i++) {
-              org.seq4j.nn.RecurrentResult result = layer.forward(arena, sequence, null, null,
+              org.seq4j.nn.RecurrentLayer.Result result = layer.forward(arena, sequence, null, null,
                   i % 2 == 0 ? org.seq4j.nn.Mode.INFERENCE : org.seq4j.nn.Mode.TRAINING);
               if (result.context() != null) {
                 layer.backward(arena, result.context(), Tensor.ones(arena, 3, 2, 8), null);

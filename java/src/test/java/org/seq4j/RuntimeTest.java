@@ -6,9 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import org.junit.jupiter.api.Test;
-import org.seq4j.internal.NativeBindings;
 
 class RuntimeTest {
 
@@ -58,28 +56,5 @@ class RuntimeTest {
     assertEquals(before, Seq4j.threads());
     var e = assertThrows(IllegalArgumentException.class, () -> Seq4j.setThreads(0));
     assertEquals("threads: expected >= 1, got 0", e.getMessage());
-  }
-
-  @Test
-  void nativeFailuresSurfaceAsSeq4jExceptionWithTheNativeMessage() throws Throwable {
-    // Java validates before calling, so call the binding directly to reach the native checks.
-    int status = (int) NativeBindings.MATMUL.invokeExact(MemorySegment.NULL, MemorySegment.NULL,
-        MemorySegment.NULL, -1L, 1L, 1L, 0, 0, 1f, 0f, 2);
-    var e = assertThrows(Seq4jException.class, () -> NativeBindings.check(status));
-    assertEquals(Seq4jException.Status.INVALID_ARGUMENT, e.status());
-    assertEquals(1, e.code());
-    assertEquals("seq4j_matmul: m must be >= 0, got -1 [status INVALID_ARGUMENT (1)]",
-        e.getMessage());
-
-    int badBackend = (int) NativeBindings.MATMUL.invokeExact(MemorySegment.NULL,
-        MemorySegment.NULL, MemorySegment.NULL, 0L, 0L, 0L, 0, 0, 1f, 0f, 7);
-    assertEquals(0, badBackend, "empty products return before the backend is chosen");
-    try (Arena arena = Arena.ofConfined()) {
-      MemorySegment one = arena.allocate(4);
-      int unknown = (int) NativeBindings.MATMUL.invokeExact(one, one.asSlice(0, 4), one, 1L, 1L,
-          1L, 0, 0, 1f, 0f, 7);
-      assertEquals(1, unknown);
-      assertEquals("seq4j_matmul: c overlaps a", NativeBindings.lastError());
-    }
   }
 }

@@ -72,14 +72,14 @@ public class DowncallBenchmark {
 
   /** {@code seq4j_noop} as a critical downcall; the returned status keeps the call alive. */
   @Benchmark
-  public int noopCritical() throws Throwable {
-    return (int) NativeBindings.NOOP.invokeExact();
+  public int noopCritical() {
+    return NativeBindings.noop();
   }
 
   /** {@code seq4j_noop} as an ordinary downcall. */
   @Benchmark
-  public int noopNonCritical() throws Throwable {
-    return (int) NativeBindings.NOOP_NON_CRITICAL.invokeExact();
+  public int noopNonCritical() {
+    return NativeBindings.noopOrdinary();
   }
 
   /** A 1×1×1 product on oneDNN through {@link TensorOps#matmul}. */

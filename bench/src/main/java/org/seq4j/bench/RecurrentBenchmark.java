@@ -19,7 +19,6 @@ import org.seq4j.Tensor;
 import org.seq4j.nn.Gru;
 import org.seq4j.nn.Lstm;
 import org.seq4j.nn.RecurrentLayer;
-import org.seq4j.nn.RecurrentResult;
 import org.seq4j.nn.SimpleRnn;
 
 /**
@@ -116,7 +115,7 @@ public class RecurrentBenchmark {
   @Benchmark
   public float forwardBackward() {
     try (Arena call = Arena.ofConfined()) {
-      RecurrentResult result =
+      RecurrentLayer.Result result =
           layer.forward(call, input, null, null, org.seq4j.nn.Mode.TRAINING);
       return layer.backward(call, result.context(), gradOutput, null).input().get(0, 0, 0);
     }

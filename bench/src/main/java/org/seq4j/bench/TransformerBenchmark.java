@@ -45,7 +45,8 @@ public class TransformerBenchmark {
   @Setup
   public void setUp() {
     arena = Arena.ofShared();
-    layer = new TransformerEncoderLayer(D, 8, FF, 0f, Activation.RELU, false, false, 1);
+    layer = TransformerEncoderLayer.builder(D, 8).dimFeedforward(FF).dropout(0f)
+        .activation(Activation.RELU).seed(1).build();
     x = Tensor.randomNormal(arena, 1, T, N, D);
     gradOutput = Tensor.randomNormal(arena, 2, T, N, D);
   }

@@ -8,7 +8,7 @@ import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
 import org.seq4j.nn.Lstm;
 import org.seq4j.nn.Mode;
-import org.seq4j.nn.RecurrentResult;
+import org.seq4j.nn.RecurrentLayer;
 import org.seq4j.nn.RecurrentState;
 
 /**
@@ -97,7 +97,7 @@ public final class Demo {
           lstm.zeroGrad();
           try (Arena step = Arena.ofConfined()) {
             long start = System.nanoTime();
-            RecurrentResult result = lstm.forward(step, x, null, null, Mode.TRAINING);
+            RecurrentLayer.Result result = lstm.forward(step, x, null, null, Mode.TRAINING);
             lstm.backward(step, result.context(), gradOutput, null);
             best = Math.min(best, System.nanoTime() - start);
           }

@@ -17,12 +17,12 @@ import org.seq4j.nn.Linear;
 import org.seq4j.nn.Lstm;
 import org.seq4j.nn.Mode;
 import org.seq4j.nn.Parameter;
-import org.seq4j.nn.RecurrentResult;
+import org.seq4j.nn.RecurrentLayer;
 import org.seq4j.nn.RecurrentState;
 import org.seq4j.train.Adam;
 import org.seq4j.train.GradientClipping;
 import org.seq4j.train.Losses;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /**
  * One-to-many: a character-level LSTM learns 4951 English first names (Moby Word II, bundled from
@@ -99,12 +99,12 @@ public final class NameGenerator {
     }
     Tensor x = Tensor.fromArray(arena, oneHot, MAX_STEPS, n, VOCABULARY);
     if (!train) {
-      RecurrentResult result = model.lstm.forward(arena, x, null, lengths, Mode.INFERENCE);
+      RecurrentLayer.Result result = model.lstm.forward(arena, x, null, lengths, Mode.INFERENCE);
       Tensor logits = model.head.forward(arena, result.output());
       return Losses.crossEntropy(logits, labels, null);
     }
     try (Tape tape = Tape.start(arena)) {
-      RecurrentResult result = model.lstm.forward(arena, x, null, lengths, Mode.TRAINING);
+      RecurrentLayer.Result result = model.lstm.forward(arena, x, null, lengths, Mode.TRAINING);
       Tensor logits = model.head.forward(arena, result.output());
       Tensor gradLogits = Tensor.zeros(arena, logits.shape().dims());
       float loss = Losses.crossEntropy(logits, labels, gradLogits);

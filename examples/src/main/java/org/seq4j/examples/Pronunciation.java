@@ -27,7 +27,7 @@ import org.seq4j.train.Adam;
 import org.seq4j.train.GradientClipping;
 import org.seq4j.train.LearningRateSchedule;
 import org.seq4j.train.Losses;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /**
  * Many-to-many: a small Transformer encoder-decoder learns to turn spelling into pronunciation
@@ -75,10 +75,12 @@ public final class Pronunciation {
     final Embedding letters = new Embedding(LETTERS.length(), D, 1);
     final Embedding phones = new Embedding(PHONES.size(), D, 2);
     final TransformerEncoder encoder = new TransformerEncoder(2, i ->
-        new TransformerEncoderLayer(D, 4, 2 * D, 0.1f, Activation.RELU, false, false, 10 + i),
+        TransformerEncoderLayer.builder(D, 4).dimFeedforward(2 * D).dropout(0.1f)
+            .activation(Activation.RELU).seed(10 + i).build(),
         null);
     final TransformerDecoder decoder = new TransformerDecoder(2, i ->
-        new TransformerDecoderLayer(D, 4, 2 * D, 0.1f, Activation.RELU, false, false, 20 + i),
+        TransformerDecoderLayer.builder(D, 4).dimFeedforward(2 * D).dropout(0.1f)
+            .activation(Activation.RELU).seed(20 + i).build(),
         null);
     final Linear head = new Linear(D, PHONES.size(), true, 3);
 

@@ -19,7 +19,6 @@ import org.seq4j.nn.Lstm;
 import org.seq4j.nn.Mode;
 import org.seq4j.nn.Parameter;
 import org.seq4j.nn.RecurrentLayer;
-import org.seq4j.nn.RecurrentResult;
 import org.seq4j.nn.SimpleRnn;
 import org.seq4j.train.Adam;
 import org.seq4j.train.Checkpoints;
@@ -161,7 +160,7 @@ public final class WeatherForecast {
 
     /** Normalised predictions (N, 1) for a batch. */
     Tensor predict(Arena arena, Tensor input) {
-      RecurrentResult result = rnn.forward(arena, input);
+      RecurrentLayer.Result result = rnn.forward(arena, input);
       Tensor last = result.output().slice(WINDOW - 1, WINDOW).reshape(input.dim(1), HIDDEN);
       return head.forward(arena, last);
     }
@@ -219,7 +218,7 @@ public final class WeatherForecast {
               y[j] = (float) ((train.targetCelsius()[w] - train.todayCelsius()[w])
                   / norm.targetScale());
             }
-            RecurrentResult result = model.rnn.forward(arena, x, null, null, Mode.TRAINING);
+            RecurrentLayer.Result result = model.rnn.forward(arena, x, null, null, Mode.TRAINING);
             Tensor last = result.output().slice(WINDOW - 1, WINDOW).reshape(batchSize, HIDDEN);
             Tensor prediction = model.head.forward(arena, last);
             Tensor gradPrediction = Tensor.zeros(arena, batchSize, 1);
@@ -259,7 +258,7 @@ public final class WeatherForecast {
     }
     try (Arena arena = Arena.ofConfined()) {
       Tensor x = Model.batch(arena, train, order, 0, n);
-      RecurrentResult result = model.rnn.forward(arena, x);
+      RecurrentLayer.Result result = model.rnn.forward(arena, x);
       Tensor last = result.output().slice(WINDOW - 1, WINDOW).reshape(n, HIDDEN);
       Tensor prediction = model.head.forward(arena, last);
       float[] y = new float[n];

@@ -3,18 +3,19 @@ package org.seq4j.nn;
 import java.lang.foreign.Arena;
 import java.util.List;
 import org.seq4j.Tensor;
+import org.seq4j.internal.AbiConstants;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /** Elementwise activations with their derivatives, as PyTorch's {@code ReLU} and {@code GELU}. */
 public enum Activation {
   /** {@code max(x, 0)}. */
-  RELU(0),
+  RELU(AbiConstants.ACTIVATION_RELU),
   /** {@code x·Φ(x)} with the Gaussian CDF Φ (PyTorch's default GELU). */
-  GELU(1),
+  GELU(AbiConstants.ACTIVATION_GELU),
   /** {@code 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))} (PyTorch's {@code approximate='tanh'}). */
-  GELU_TANH(2);
+  GELU_TANH(AbiConstants.ACTIVATION_GELU_TANH);
 
   private final int code;
 
@@ -26,12 +27,7 @@ public enum Activation {
   public Tensor forward(Arena arena, Tensor x) {
     Checks.usable(x.segment(), "x");
     Tensor out = Tensor.uninitialized(arena, x.shape().dims());
-    try {
-      NativeBindings.check((int) NativeBindings.ACTIVATION_FORWARD.invokeExact(out.segment(),
-          x.segment(), x.size(), code));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.activationForward(out.segment(), x.segment(), x.size(), code);
     Tape tape = Tape.active();
     if (tape != null) {
       tape.record(List.of(x), List.of(out), gradients -> {
@@ -52,12 +48,8 @@ public enum Activation {
     Checks.usable(x.segment(), "x");
     Checks.usable(gradOutput.segment(), "gradOutput");
     Tensor dx = Tensor.uninitialized(arena, x.shape().dims());
-    try {
-      NativeBindings.check((int) NativeBindings.ACTIVATION_BACKWARD.invokeExact(dx.segment(),
-          gradOutput.segment(), x.segment(), x.size(), code));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.activationBackward(dx.segment(), gradOutput.segment(), x.segment(), x.size(),
+        code);
     return dx;
   }
 }

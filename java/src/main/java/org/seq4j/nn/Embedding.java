@@ -1,16 +1,12 @@
 package org.seq4j.nn;
 
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
-
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.random.RandomGenerator;
-import java.util.random.RandomGeneratorFactory;
 import org.seq4j.Shape;
 import org.seq4j.Tensor;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /**
  * A lookup table of vectors, PyTorch's {@code nn.Embedding(vocabulary, dim)}: {@code weight
@@ -33,7 +29,7 @@ public final class Embedding implements AutoCloseable {
     this.dim = dim;
     this.arena = Arena.ofShared();
     Tensor data = Tensor.zeros(arena, vocabulary, dim);
-    RandomGenerator random = RandomGeneratorFactory.of("L64X128MixRandom").create(seed);
+    RandomGenerator random = Seeds.generator(seed);
     for (long i = 0; i < data.size(); i++) {
       data.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i,
           (float) random.nextGaussian());
@@ -63,13 +59,8 @@ public final class Embedding implements AutoCloseable {
     long[] dims = java.util.Arrays.copyOf(shape, shape.length + 1);
     dims[shape.length] = dim;
     Tensor out = Tensor.uninitialized(arena, dims);
-    try (Arena call = Arena.ofConfined()) {
-      MemorySegment index = call.allocateFrom(JAVA_LONG, indices);
-      NativeBindings.check((int) NativeBindings.EMBEDDING_FORWARD.invokeExact(out.segment(),
-          weight.data().segment(), index, (long) indices.length, vocabulary, dim));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.embeddingForward(out.segment(), weight.data().segment(), indices, vocabulary,
+        dim);
     Tape tape = Tape.active();
     if (tape != null) {
       long[] saved = indices.clone();
@@ -90,14 +81,8 @@ public final class Embedding implements AutoCloseable {
       throw new IllegalArgumentException("gradOutput: expected " + indices.length + " rows of "
           + dim + ", got shape " + gradOutput.shape());
     }
-    try (Arena call = Arena.ofConfined()) {
-      MemorySegment index = call.allocateFrom(JAVA_LONG, indices);
-      NativeBindings.check((int) NativeBindings.EMBEDDING_BACKWARD.invokeExact(
-          weight.grad().segment(), gradOutput.segment(), index, (long) indices.length,
-          vocabulary, dim));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.embeddingBackward(weight.grad().segment(), gradOutput.segment(), indices,
+        vocabulary, dim);
   }
 
   private void check(long[] indices, long[] shape) {

@@ -16,7 +16,7 @@ package org.seq4j.nn;
  * z, n. See {@link RecurrentLayer} for shapes, training and threads.
  */
 public final class Gru extends RecurrentLayer {
-  private Gru(Config config) {
+  private Gru(RecurrentConfig config) {
     super("Gru", config);
   }
 
@@ -26,7 +26,7 @@ public final class Gru extends RecurrentLayer {
   }
 
   /** Builds a {@link Gru}. */
-  public static final class Builder extends RecurrentLayer.Builder<Builder> {
+  public static final class Builder extends RecurrentBuilder<Builder> {
     private Builder(long inputSize, long hiddenSize) {
       super(inputSize, hiddenSize);
     }
@@ -38,8 +38,7 @@ public final class Gru extends RecurrentLayer {
 
     /** The GRU. */
     public Gru build() {
-      return new Gru(new Config(Cell.GRU, inputSize, hiddenSize, numLayers, bidirectional, bias,
-          false, 0, dropout, batchFirst, seed, backend));
+      return new Gru(config(RecurrentConfig.Cell.GRU, false, 0));
     }
   }
 }

@@ -6,7 +6,7 @@ import java.util.List;
 import org.seq4j.Tensor;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /**
  * Layer normalisation over the last dimension, PyTorch's {@code nn.LayerNorm(size)}: {@code y =
@@ -71,13 +71,8 @@ public final class LayerNorm implements AutoCloseable {
     Tensor out = Tensor.uninitialized(arena, x.shape().dims());
     Tensor mean = Tensor.uninitialized(arena, rows);
     Tensor rstd = Tensor.uninitialized(arena, rows);
-    try {
-      NativeBindings.check((int) NativeBindings.LAYER_NORM_FORWARD.invokeExact(out.segment(),
-          mean.segment(), rstd.segment(), x.segment(), segment(weight, false),
-          segment(bias, false), rows, size, eps));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.layerNormForward(out.segment(), mean.segment(), rstd.segment(), x.segment(),
+        segment(weight, false), segment(bias, false), rows, size, eps);
     Context context = new Context(x, mean, rstd);
     Tape tape = Tape.active();
     if (tape != null) {
@@ -104,14 +99,9 @@ public final class LayerNorm implements AutoCloseable {
     Checks.usable(context.input.segment(), "context");
     long rows = rows(context.input, "context");
     Tensor dx = Tensor.uninitialized(arena, context.input.shape().dims());
-    try {
-      NativeBindings.check((int) NativeBindings.LAYER_NORM_BACKWARD.invokeExact(dx.segment(),
-          segment(weight, true), segment(bias, true), gradOutput.segment(),
-          context.input.segment(), context.mean.segment(), context.rstd.segment(),
-          segment(weight, false), rows, size));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.layerNormBackward(dx.segment(), segment(weight, true), segment(bias, true),
+        gradOutput.segment(), context.input.segment(), context.mean.segment(),
+        context.rstd.segment(), segment(weight, false), rows, size);
     return dx;
   }
 

@@ -3,11 +3,10 @@ package org.seq4j.nn;
 import java.lang.foreign.Arena;
 import java.util.List;
 import java.util.random.RandomGenerator;
-import java.util.random.RandomGeneratorFactory;
 import org.seq4j.MatmulOptions;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /**
  * A fully connected layer, PyTorch's {@code nn.Linear}: {@code y = x·Wᵀ + b} over the last
@@ -35,7 +34,7 @@ public final class Linear implements AutoCloseable {
     this.inputSize = inputSize;
     this.outputSize = outputSize;
     this.arena = Arena.ofShared();
-    RandomGenerator random = RandomGeneratorFactory.of("L64X128MixRandom").create(seed);
+    RandomGenerator random = Seeds.generator(seed);
     double bound = 1 / Math.sqrt(inputSize);
     this.weight = new Parameter("weight", uniform(random, bound, outputSize, inputSize),
         Tensor.zeros(arena, outputSize, inputSize));

@@ -22,15 +22,15 @@ package org.seq4j.nn;
  * <pre>{@code
  * try (Lstm lstm = Lstm.builder(200, 200).numLayers(2).peepholes(true).build();
  *      Arena arena = Arena.ofConfined()) {
- *   RecurrentResult result = lstm.forward(arena, x, null, null, Mode.TRAINING);
- *   RecurrentGradients grads = lstm.backward(arena, result.context(), gradOutput, null);
+ *   Lstm.Result result = lstm.forward(arena, x, null, null, Mode.TRAINING);
+ *   Lstm.Gradients grads = lstm.backward(arena, result.context(), gradOutput, null);
  * }
  * }</pre>
  *
  * <p>See {@link RecurrentLayer} for shapes, training and threads.
  */
 public final class Lstm extends RecurrentLayer {
-  private Lstm(Config config) {
+  private Lstm(RecurrentConfig config) {
     super("Lstm", config);
   }
 
@@ -50,7 +50,7 @@ public final class Lstm extends RecurrentLayer {
   }
 
   /** Builds an {@link Lstm}. */
-  public static final class Builder extends RecurrentLayer.Builder<Builder> {
+  public static final class Builder extends RecurrentBuilder<Builder> {
     private boolean peepholes;
     private long projSize;
 
@@ -77,8 +77,7 @@ public final class Lstm extends RecurrentLayer {
 
     /** The LSTM. */
     public Lstm build() {
-      return new Lstm(new Config(Cell.LSTM, inputSize, hiddenSize, numLayers, bidirectional, bias,
-          peepholes, projSize, dropout, batchFirst, seed, backend));
+      return new Lstm(config(RecurrentConfig.Cell.LSTM, peepholes, projSize));
     }
   }
 }

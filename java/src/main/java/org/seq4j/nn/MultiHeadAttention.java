@@ -4,14 +4,13 @@ import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.random.RandomGenerator;
-import java.util.random.RandomGeneratorFactory;
 import org.seq4j.MatmulOptions;
 import org.seq4j.Shape;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /**
  * Multi-head attention with PyTorch's semantics and parameter names ({@code
@@ -42,8 +41,7 @@ public final class MultiHeadAttention implements AutoCloseable {
   private final Parameter inProjBias; // (3E) or null
   private final Parameter outWeight;
   private final Parameter outBias;
-  private long calls;
-  private final long seed;
+  private final Seeds.DropoutSeeds dropoutSeeds;
 
   /** The output and, when asked, the attention weights. */
   public record Result(Tensor output, Tensor weights, Context context) {}
@@ -75,34 +73,96 @@ public final class MultiHeadAttention implements AutoCloseable {
   /** Gradients of query, key and value, in their layouts. */
   public record Gradients(Tensor query, Tensor key, Tensor value) {}
 
+  /** A builder of a layer of {@code heads} heads over embeddings of size {@code embedDim}. */
+  public static Builder builder(long embedDim, int heads) {
+    return new Builder(embedDim, heads);
+  }
+
+  /** {@code embedDim} over {@code heads} heads with PyTorch's defaults: {@code builder(...).build()}. */
+  public MultiHeadAttention(long embedDim, int heads) {
+    this(builder(embedDim, heads));
+  }
+
   /**
-   * A layer of {@code heads} heads over embeddings of size {@code embedDim} (divisible by heads).
-   *
-   * @param keyDim size of the keys (0: embedDim)
-   * @param valueDim size of the values (0: embedDim)
-   * @param bias whether the projections have biases
-   * @param dropout dropout on the attention weights in training
-   * @param batchFirst whether inputs are (N, L, E)
-   * @param seed initialisation and dropout seed
+   * The options of a {@link MultiHeadAttention}, PyTorch's defaults unless set: keys and values of
+   * size embedDim, biases, no dropout, time-major inputs.
    */
-  public MultiHeadAttention(long embedDim, int heads, long keyDim, long valueDim, boolean bias,
-      float dropout, boolean batchFirst, long seed) {
+  public static final class Builder {
+    private final long embedDim;
+    private final int heads;
+    private long keyDim;
+    private long valueDim;
+    private boolean bias = true;
+    private float dropout;
+    private boolean batchFirst;
+    private long seed = Seeds.DEFAULT_SEED;
+
+    private Builder(long embedDim, int heads) {
+      this.embedDim = embedDim;
+      this.heads = heads;
+    }
+
+    /** The size of the keys ({@code kdim}; default embedDim). */
+    public Builder keyDim(long keyDim) {
+      this.keyDim = keyDim;
+      return this;
+    }
+
+    /** The size of the values ({@code vdim}; default embedDim). */
+    public Builder valueDim(long valueDim) {
+      this.valueDim = valueDim;
+      return this;
+    }
+
+    /** Whether the projections have biases (default true). */
+    public Builder bias(boolean bias) {
+      this.bias = bias;
+      return this;
+    }
+
+    /** Dropout on the attention weights in training (default 0). */
+    public Builder dropout(float probability) {
+      this.dropout = probability;
+      return this;
+    }
+
+    /** Whether inputs and outputs are {@code (N, L, E)} (default false: {@code (L, N, E)}). */
+    public Builder batchFirst(boolean batchFirst) {
+      this.batchFirst = batchFirst;
+      return this;
+    }
+
+    /** The seed of the initial weights and of dropout (default fixed, so runs repeat). */
+    public Builder seed(long seed) {
+      this.seed = seed;
+      return this;
+    }
+
+    /** The layer. */
+    public MultiHeadAttention build() {
+      return new MultiHeadAttention(this);
+    }
+  }
+
+  private MultiHeadAttention(Builder options) {
+    long embedDim = options.embedDim;
+    int heads = options.heads;
     if (embedDim < 1 || heads < 1 || embedDim % heads != 0) {
       throw new IllegalArgumentException("embedDim, heads: expected embedDim divisible by heads,"
           + " both >= 1, got " + embedDim + " and " + heads);
     }
-    if (!(dropout >= 0 && dropout < 1)) {
-      throw new IllegalArgumentException("dropout: expected 0 <= p < 1, got " + dropout);
+    if (!(options.dropout >= 0 && options.dropout < 1)) {
+      throw new IllegalArgumentException("dropout: expected 0 <= p < 1, got " + options.dropout);
     }
     this.embedDim = embedDim;
     this.heads = heads;
-    this.keyDim = keyDim == 0 ? embedDim : keyDim;
-    this.valueDim = valueDim == 0 ? embedDim : valueDim;
-    this.batchFirst = batchFirst;
-    this.dropout = dropout;
-    this.seed = seed;
+    this.keyDim = options.keyDim == 0 ? embedDim : options.keyDim;
+    this.valueDim = options.valueDim == 0 ? embedDim : options.valueDim;
+    this.batchFirst = options.batchFirst;
+    this.dropout = options.dropout;
+    this.dropoutSeeds = new Seeds.DropoutSeeds(options.seed);
     this.arena = Arena.ofShared();
-    RandomGenerator random = RandomGeneratorFactory.of("L64X128MixRandom").create(seed);
+    RandomGenerator random = Seeds.generator(options.seed);
     boolean packed = this.keyDim == embedDim && this.valueDim == embedDim;
     if (packed) {
       inProjWeight = parameter("in_proj_weight", xavier(random, 3 * embedDim, embedDim),
@@ -119,15 +179,10 @@ public final class MultiHeadAttention implements AutoCloseable {
       vWeight = parameter("v_proj_weight", xavier(random, embedDim, this.valueDim), embedDim,
           this.valueDim);
     }
-    inProjBias = bias ? parameter("in_proj_bias", null, 3 * embedDim) : null;
+    inProjBias = options.bias ? parameter("in_proj_bias", null, 3 * embedDim) : null;
     outWeight = parameter("out_proj.weight", uniform(random,
         1 / Math.sqrt(embedDim), embedDim, embedDim), embedDim, embedDim);
-    outBias = bias ? parameter("out_proj.bias", null, embedDim) : null;
-  }
-
-  /** {@code embedDim} over {@code heads} heads, PyTorch's other defaults (bias, no dropout). */
-  public MultiHeadAttention(long embedDim, int heads) {
-    this(embedDim, heads, 0, 0, true, 0f, false, 0x5EED);
+    outBias = options.bias ? parameter("out_proj.bias", null, embedDim) : null;
   }
 
   private Tensor xavier(RandomGenerator random, long rows, long columns) {
@@ -176,13 +231,25 @@ public final class MultiHeadAttention implements AutoCloseable {
   }
 
   /**
-   * Attends {@code query} over {@code key}/{@code value}.
+   * Attends {@code query} over {@code key}/{@code value}; the result's weights are null.
    *
    * @param options masks and scale; its dropout is replaced by this layer's (applied in training)
-   * @param needWeights whether to return the attention weights averaged over the heads {@code (N,
-   *     L, S)}
    */
   public Result forward(Arena arena, Tensor query, Tensor key, Tensor value,
+      ScaledDotProductAttention.Options options, Mode mode) {
+    return forward(arena, query, key, value, options, false, mode);
+  }
+
+  /**
+   * {@link #forward} that also returns the attention weights averaged over the heads {@code (N, L,
+   * S)} (PyTorch's {@code need_weights=True}): the full matrix the memory-efficient path avoids.
+   */
+  public Result forwardWithWeights(Arena arena, Tensor query, Tensor key, Tensor value,
+      ScaledDotProductAttention.Options options, Mode mode) {
+    return forward(arena, query, key, value, options, true, mode);
+  }
+
+  private Result forward(Arena arena, Tensor query, Tensor key, Tensor value,
       ScaledDotProductAttention.Options options, boolean needWeights, Mode mode) {
     requireOpen();
     long[] sizes = check(query, key, value);
@@ -195,7 +262,7 @@ public final class MultiHeadAttention implements AutoCloseable {
     Tensor k = toHeads(arena, project(arena, key, kWeight, biasPart(false, 1), s, n), s, n, d);
     Tensor v = toHeads(arena, project(arena, value, vWeight, biasPart(false, 2), s, n), s, n, d);
     ScaledDotProductAttention.Options attentionOptions =
-        options.dropout(mode == Mode.TRAINING ? dropout : 0f, seed + 7919 * calls++);
+        options.dropout(mode == Mode.TRAINING ? dropout : 0f, dropoutSeeds.next());
     ScaledDotProductAttention.Result attended =
         ScaledDotProductAttention.forward(arena, q, k, v, attentionOptions, mode);
     Tensor merged = fromHeads(arena, attended.output(), l, n, d); // (L·N, E) rows, time-major
@@ -455,12 +522,7 @@ public final class MultiHeadAttention implements AutoCloseable {
 
   /** out (b, a, c) = in (a, b, c). */
   private static void swap(Tensor in, Tensor out, long a, long b, long c) {
-    try {
-      NativeBindings.check((int) NativeBindings.SWAP_LEADING_AXES.invokeExact(out.segment(),
-          in.segment(), a, b, c));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.swapLeadingAxes(out.segment(), in.segment(), a, b, c);
   }
 
   /** {L, S, N} after checking the three inputs. */

@@ -1,20 +1,16 @@
 package org.seq4j.nn;
 
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-import static java.lang.foreign.ValueLayout.JAVA_INT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
-
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.StructLayout;
 import java.util.ArrayList;
 import java.util.List;
 import org.seq4j.Shape;
 import org.seq4j.Tensor;
+import org.seq4j.internal.AbiConstants;
+import org.seq4j.internal.AbiLayouts;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /**
  * Scaled dot-product attention, "Attention Is All You Need" (Vaswani et al.), forward and
@@ -117,15 +113,6 @@ public final class ScaledDotProductAttention {
     }
   }
 
-  private static final StructLayout DESC = MemoryLayout.structLayout(
-      JAVA_LONG.withName("batch"), JAVA_LONG.withName("query_heads"),
-      JAVA_LONG.withName("kv_heads"), JAVA_LONG.withName("query_length"),
-      JAVA_LONG.withName("kv_length"), JAVA_LONG.withName("head_dim"),
-      JAVA_LONG.withName("value_dim"), JAVA_FLOAT.withName("scale"), JAVA_INT.withName("causal"),
-      JAVA_FLOAT.withName("dropout"), MemoryLayout.paddingLayout(4), JAVA_LONG.withName("seed"),
-      JAVA_INT.withName("mask_kind"), MemoryLayout.paddingLayout(4),
-      MemoryLayout.sequenceLayout(4, JAVA_LONG).withName("mask_strides"));
-
   /**
    * The attention of {@code q} over {@code k} and {@code v}; in {@link Mode#TRAINING} the result
    * carries a context for {@link #backward} and dropout applies.
@@ -138,13 +125,9 @@ public final class ScaledDotProductAttention {
     Tensor lse = training ? Tensor.uninitialized(arena, sizes[0], sizes[1], sizes[3]) : null;
     try (Arena call = Arena.ofConfined()) {
       MemorySegment desc = describe(call, sizes, options, training);
-      // a local, not a conditional in the call: invokeExact would type that as Object
-      MemorySegment lseSegment = lse == null ? MemorySegment.NULL : lse.segment();
-      NativeBindings.check((int) NativeBindings.ATTENTION_FORWARD.invokeExact(out.segment(),
-          lseSegment, q.segment(), k.segment(),
-          v.segment(), maskSegment(options), paddingSegment(options), desc));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
+      NativeBindings.attentionForward(out.segment(), lse == null ? MemorySegment.NULL
+          : lse.segment(), q.segment(), k.segment(), v.segment(), maskSegment(options),
+          paddingSegment(options), desc);
     }
     Context context = training ? new Context(q, k, v, out, lse, options) : null;
     Tape tape = Tape.active();
@@ -180,13 +163,10 @@ public final class ScaledDotProductAttention {
     Tensor dv = Tensor.uninitialized(arena, context.v.shape().dims());
     try (Arena call = Arena.ofConfined()) {
       MemorySegment desc = describe(call, sizes, context.options, true);
-      NativeBindings.check((int) NativeBindings.ATTENTION_BACKWARD.invokeExact(dq.segment(),
-          dk.segment(), dv.segment(), gradOutput.segment(), context.q.segment(),
-          context.k.segment(), context.v.segment(), context.out.segment(),
-          context.lse.segment(), maskSegment(context.options), paddingSegment(context.options),
-          desc));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
+      NativeBindings.attentionBackward(dq.segment(), dk.segment(), dv.segment(),
+          gradOutput.segment(), context.q.segment(), context.k.segment(), context.v.segment(),
+          context.out.segment(), context.lse.segment(), maskSegment(context.options),
+          paddingSegment(context.options), desc);
     }
     return new Gradients(dq, dk, dv);
   }
@@ -200,10 +180,8 @@ public final class ScaledDotProductAttention {
     Tensor weights = Tensor.uninitialized(arena, sizes[0], sizes[1], sizes[3], sizes[4]);
     try (Arena call = Arena.ofConfined()) {
       MemorySegment desc = describe(call, sizes, options, false);
-      NativeBindings.check((int) NativeBindings.ATTENTION_WEIGHTS.invokeExact(weights.segment(),
-          q.segment(), k.segment(), maskSegment(options), paddingSegment(options), desc));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
+      NativeBindings.attentionWeights(weights.segment(), q.segment(), k.segment(),
+          maskSegment(options), paddingSegment(options), desc);
     }
     return weights;
   }
@@ -274,39 +252,27 @@ public final class ScaledDotProductAttention {
     }
   }
 
+  /** The {@code seq4j_attention_desc} of a call. */
   private static MemorySegment describe(Arena call, long[] s, Options options, boolean training) {
-    MemorySegment desc = call.allocate(DESC);
-    long[] values = {s[0], s[1], s[2], s[3], s[4], s[5], s[6]};
-    for (int i = 0; i < values.length; i++) {
-      desc.set(JAVA_LONG, 8L * i, values[i]);
-    }
     float scale = Float.isNaN(options.scale()) ? (float) (1 / Math.sqrt(s[5])) : options.scale();
-    desc.set(JAVA_FLOAT, offset("scale"), scale);
-    desc.set(JAVA_INT, offset("causal"), options.causal() ? 1 : 0);
-    desc.set(JAVA_FLOAT, offset("dropout"), training ? options.dropout() : 0f);
-    desc.set(JAVA_LONG, offset("seed"), options.seed());
     Tensor mask = options.mask();
-    desc.set(JAVA_INT, offset("mask_kind"), mask == null ? 0 : options.booleanMask() ? 2 : 1);
+    int maskKind = mask == null ? AbiConstants.MASK_NONE
+        : options.booleanMask() ? AbiConstants.MASK_BOOLEAN : AbiConstants.MASK_ADDITIVE;
+    long[] maskStrides = new long[4];
     if (mask != null) {
       long[] full = {s[0], s[1], s[3], s[4]};
-      long[] strides = new long[4];
       int rank = mask.shape().rank();
       long stride = 1;
       for (int a = 3; a >= 0; a--) {
         int axis = a - (4 - rank);
         long size = axis >= 0 ? mask.dim(axis) : 1;
-        strides[a] = size == 1 ? 0 : stride;
+        maskStrides[a] = size == 1 || full[a] == 1 ? 0 : stride;
         stride *= size;
       }
-      for (int a = 0; a < 4; a++) {
-        desc.set(JAVA_LONG, offset("mask_strides") + 8L * a, full[a] == 1 ? 0 : strides[a]);
-      }
     }
-    return desc;
-  }
-
-  private static long offset(String field) {
-    return DESC.byteOffset(MemoryLayout.PathElement.groupElement(field));
+    return AbiLayouts.attentionDesc(call, new long[] {s[0], s[1], s[2], s[3], s[4], s[5], s[6]},
+        scale, options.causal(), training ? options.dropout() : 0f, options.seed(), maskKind,
+        maskStrides);
   }
 
   private static MemorySegment maskSegment(Options options) {

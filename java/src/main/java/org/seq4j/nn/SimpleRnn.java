@@ -19,7 +19,7 @@ public final class SimpleRnn extends RecurrentLayer {
     RELU
   }
 
-  private SimpleRnn(Config config) {
+  private SimpleRnn(RecurrentConfig config) {
     super("SimpleRnn", config);
   }
 
@@ -30,11 +30,12 @@ public final class SimpleRnn extends RecurrentLayer {
 
   /** The activation. */
   public Nonlinearity nonlinearity() {
-    return config.cell() == Cell.RNN_RELU ? Nonlinearity.RELU : Nonlinearity.TANH;
+    return config.cell() == RecurrentConfig.Cell.RNN_RELU ? Nonlinearity.RELU
+        : Nonlinearity.TANH;
   }
 
   /** Builds a {@link SimpleRnn}. */
-  public static final class Builder extends RecurrentLayer.Builder<Builder> {
+  public static final class Builder extends RecurrentBuilder<Builder> {
     private Nonlinearity nonlinearity = Nonlinearity.TANH;
 
     private Builder(long inputSize, long hiddenSize) {
@@ -54,9 +55,9 @@ public final class SimpleRnn extends RecurrentLayer {
 
     /** The simple RNN. */
     public SimpleRnn build() {
-      return new SimpleRnn(new Config(
-          nonlinearity == Nonlinearity.RELU ? Cell.RNN_RELU : Cell.RNN_TANH, inputSize,
-          hiddenSize, numLayers, bidirectional, bias, false, 0, dropout, batchFirst, seed, backend));
+      return new SimpleRnn(config(
+          nonlinearity == Nonlinearity.RELU ? RecurrentConfig.Cell.RNN_RELU
+              : RecurrentConfig.Cell.RNN_TANH, false, 0));
     }
   }
 }

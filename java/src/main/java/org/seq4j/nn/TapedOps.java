@@ -6,7 +6,7 @@ import java.util.List;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 
 /** The small ops the Transformer layers compose, each recorded on an active {@link Tape}. */
 final class TapedOps {
@@ -37,12 +37,7 @@ final class TapedOps {
       return x;
     }
     Tensor out = Tensor.uninitialized(arena, x.shape().dims());
-    try {
-      NativeBindings.check((int) NativeBindings.DROPOUT.invokeExact(out.segment(), x.segment(),
-          x.size(), p, seed));
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.dropout(out.segment(), x.segment(), x.size(), p, seed);
     Tape tape = Tape.active();
     if (tape != null) {
       tape.record(List.of(x), List.of(out), gradients -> {

@@ -14,7 +14,7 @@ import org.seq4j.Tensor;
  * <p>Parameters under PyTorch's names: {@code self_attn.*}, {@code multihead_attn.*}, {@code
  * linear1.*}, {@code linear2.*}, {@code norm1.*}, {@code norm2.*}, {@code norm3.*}. Shapes {@code
  * (T, N, dModel)} and memory {@code (S, N, dModel)}, or batch-first. As for the encoder layer, use
- * either the explicit {@link #backward} or a {@link org.seq4j.train.Tape} for a given forward.
+ * either the explicit {@link #backward} or a {@link org.seq4j.Tape} for a given forward.
  */
 public final class TransformerDecoderLayer implements AutoCloseable {
   private final float dropout;
@@ -27,8 +27,7 @@ public final class TransformerDecoderLayer implements AutoCloseable {
   private final LayerNorm norm1;
   private final LayerNorm norm2;
   private final LayerNorm norm3;
-  private final long seed;
-  private long calls;
+  private final Seeds.DropoutSeeds dropoutSeeds;
 
   /** What the backward needs. */
   public static final class Context {
@@ -66,25 +65,41 @@ public final class TransformerDecoderLayer implements AutoCloseable {
   /** Gradients of the target and of the memory. */
   public record Gradients(Tensor target, Tensor memory) {}
 
-  /** A layer as PyTorch's constructor builds it; see {@link TransformerEncoderLayer}. */
-  public TransformerDecoderLayer(long dModel, int heads, long dimFeedforward, float dropout,
-      Activation activation, boolean normFirst, boolean batchFirst, long seed) {
-    if (!(dropout >= 0 && dropout < 1)) {
-      throw new IllegalArgumentException("dropout: expected 0 <= p < 1, got " + dropout);
+  /** A builder of a layer over embeddings of size {@code dModel} with {@code heads} heads. */
+  public static Builder builder(long dModel, int heads) {
+    return new Builder(dModel, heads);
+  }
+
+  /** Builds a {@link TransformerDecoderLayer}; see {@link TransformerBuilder} for the options. */
+  public static final class Builder extends TransformerBuilder<Builder> {
+    private Builder(long dModel, int heads) {
+      super(dModel, heads);
     }
-    this.dropout = dropout;
-    this.normFirst = normFirst;
-    this.activation = activation;
-    this.seed = seed;
-    this.selfAttention = new MultiHeadAttention(dModel, heads, 0, 0, true, dropout, batchFirst,
-        seed);
-    this.crossAttention = new MultiHeadAttention(dModel, heads, 0, 0, true, dropout, batchFirst,
-        seed + 1);
-    this.linear1 = new Linear(dModel, dimFeedforward, true, seed + 2);
-    this.linear2 = new Linear(dimFeedforward, dModel, true, seed + 3);
-    this.norm1 = new LayerNorm(dModel);
-    this.norm2 = new LayerNorm(dModel);
-    this.norm3 = new LayerNorm(dModel);
+
+    @Override
+    Builder self() {
+      return this;
+    }
+
+    /** The layer. */
+    public TransformerDecoderLayer build() {
+      return new TransformerDecoderLayer(this);
+    }
+  }
+
+  private TransformerDecoderLayer(Builder options) {
+    options.checkDropout();
+    this.dropout = options.dropout;
+    this.normFirst = options.normFirst;
+    this.activation = options.activation;
+    this.dropoutSeeds = new Seeds.DropoutSeeds(options.seed);
+    this.selfAttention = options.attention(0);
+    this.crossAttention = options.attention(1);
+    this.linear1 = new Linear(options.dModel, options.dimFeedforward, true, options.seed + 2);
+    this.linear2 = new Linear(options.dimFeedforward, options.dModel, true, options.seed + 3);
+    this.norm1 = new LayerNorm(options.dModel);
+    this.norm2 = new LayerNorm(options.dModel);
+    this.norm3 = new LayerNorm(options.dModel);
   }
 
   /** Every parameter under PyTorch's name. */
@@ -111,12 +126,12 @@ public final class TransformerDecoderLayer implements AutoCloseable {
       ScaledDotProductAttention.Options targetOptions,
       ScaledDotProductAttention.Options memoryOptions, Mode mode) {
     boolean training = mode == Mode.TRAINING;
-    long callSeed = seed * 1_000_003L + calls++ * 4;
+    long callSeed = dropoutSeeds.next();
     // block 1: self-attention
     LayerNorm.Result n1 = normFirst ? norm1.forward(arena, target) : null;
     Tensor selfInput = normFirst ? n1.output() : target;
     MultiHeadAttention.Result self = selfAttention.forward(arena, selfInput, selfInput,
-        selfInput, targetOptions, false, mode);
+        selfInput, targetOptions, mode);
     Tensor r1 = add(arena, target, drop(arena, self.output(), callSeed, training));
     if (!normFirst) {
       n1 = norm1.forward(arena, r1);
@@ -126,7 +141,7 @@ public final class TransformerDecoderLayer implements AutoCloseable {
     LayerNorm.Result n2 = normFirst ? norm2.forward(arena, x1) : null;
     Tensor crossInput = normFirst ? n2.output() : x1;
     MultiHeadAttention.Result cross = crossAttention.forward(arena, crossInput, memory, memory,
-        memoryOptions, false, mode);
+        memoryOptions, mode);
     Tensor r2 = add(arena, x1, drop(arena, cross.output(), callSeed + 1, training));
     if (!normFirst) {
       n2 = norm2.forward(arena, r2);
@@ -168,7 +183,7 @@ public final class TransformerDecoderLayer implements AutoCloseable {
     Tensor x1 = normFirst ? r1 : norm1.forward(arena, r1).output();
     Tensor crossInput = normFirst ? norm2.forward(arena, x1).output() : x1;
     Tensor r2 = add(arena, x1, crossAttention.forward(arena, crossInput, memory, memory,
-        memoryOptions, false, Mode.INFERENCE).output());
+        memoryOptions, Mode.INFERENCE).output());
     Tensor x2 = normFirst ? r2 : norm2.forward(arena, r2).output();
     Tensor feedForwardInput = normFirst ? norm3.forward(arena, x2).output() : x2;
     Tensor feedForward = linear2.forward(arena,

@@ -18,7 +18,7 @@ import org.seq4j.Tensor;
  * <p>Parameters under PyTorch's names: {@code self_attn.in_proj_weight}, ..., {@code
  * linear1.weight}, {@code linear2.bias}, {@code norm1.weight}, {@code norm2.bias}. Shapes {@code
  * (T, N, dModel)}, or {@code (N, T, dModel)} when batch-first. Its explicit {@link #backward} and
- * a {@link org.seq4j.train.Tape} are alternatives: under a tape every part, residual sum and dropout records
+ * a {@link org.seq4j.Tape} are alternatives: under a tape every part, residual sum and dropout records
  * itself, so call one or the other for a given forward, not both.
  */
 public final class TransformerEncoderLayer implements AutoCloseable {
@@ -31,8 +31,7 @@ public final class TransformerEncoderLayer implements AutoCloseable {
   private final Linear linear2;
   private final LayerNorm norm1;
   private final LayerNorm norm2;
-  private final long seed;
-  private long calls;
+  private final Seeds.DropoutSeeds dropoutSeeds;
 
   /** What the backward needs: every intermediate of the forward. */
   public static final class Context {
@@ -62,34 +61,40 @@ public final class TransformerEncoderLayer implements AutoCloseable {
   /** The output and, after a training forward, the context of its backward. */
   public record Result(Tensor output, Context context) {}
 
-  /**
-   * A layer as PyTorch's constructor builds it.
-   *
-   * @param dModel the embedding size
-   * @param heads attention heads (dividing dModel)
-   * @param dimFeedforward the hidden size of the feed-forward network
-   * @param dropout dropout probability (attention weights, residual branches, feed-forward)
-   * @param activation RELU (PyTorch's default) or GELU
-   * @param normFirst pre-norm instead of post-norm
-   * @param batchFirst inputs are (N, T, dModel)
-   * @param seed initialisation and dropout seed
-   */
-  public TransformerEncoderLayer(long dModel, int heads, long dimFeedforward, float dropout,
-      Activation activation, boolean normFirst, boolean batchFirst, long seed) {
-    if (!(dropout >= 0 && dropout < 1)) {
-      throw new IllegalArgumentException("dropout: expected 0 <= p < 1, got " + dropout);
+  /** A builder of a layer over embeddings of size {@code dModel} with {@code heads} heads. */
+  public static Builder builder(long dModel, int heads) {
+    return new Builder(dModel, heads);
+  }
+
+  /** Builds a {@link TransformerEncoderLayer}; see {@link TransformerBuilder} for the options. */
+  public static final class Builder extends TransformerBuilder<Builder> {
+    private Builder(long dModel, int heads) {
+      super(dModel, heads);
     }
-    this.dModel = dModel;
-    this.dropout = dropout;
-    this.normFirst = normFirst;
-    this.activation = activation;
-    this.seed = seed;
-    this.selfAttention = new MultiHeadAttention(dModel, heads, 0, 0, true, dropout, batchFirst,
-        seed);
-    this.linear1 = new Linear(dModel, dimFeedforward, true, seed + 1);
-    this.linear2 = new Linear(dimFeedforward, dModel, true, seed + 2);
-    this.norm1 = new LayerNorm(dModel);
-    this.norm2 = new LayerNorm(dModel);
+
+    @Override
+    Builder self() {
+      return this;
+    }
+
+    /** The layer. */
+    public TransformerEncoderLayer build() {
+      return new TransformerEncoderLayer(this);
+    }
+  }
+
+  private TransformerEncoderLayer(Builder options) {
+    options.checkDropout();
+    this.dModel = options.dModel;
+    this.dropout = options.dropout;
+    this.normFirst = options.normFirst;
+    this.activation = options.activation;
+    this.dropoutSeeds = new Seeds.DropoutSeeds(options.seed);
+    this.selfAttention = options.attention(0);
+    this.linear1 = new Linear(options.dModel, options.dimFeedforward, true, options.seed + 1);
+    this.linear2 = new Linear(options.dimFeedforward, options.dModel, true, options.seed + 2);
+    this.norm1 = new LayerNorm(options.dModel);
+    this.norm2 = new LayerNorm(options.dModel);
   }
 
   /** Every parameter under PyTorch's name. */
@@ -110,7 +115,7 @@ public final class TransformerEncoderLayer implements AutoCloseable {
   public Result forward(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
       Mode mode) {
     boolean training = mode == Mode.TRAINING;
-    long callSeed = seed * 1_000_003L + calls++ * 4;
+    long callSeed = dropoutSeeds.next();
     Tensor attentionInput = x;
     LayerNorm.Result first = null;
     if (normFirst) {
@@ -118,7 +123,7 @@ public final class TransformerEncoderLayer implements AutoCloseable {
       attentionInput = first.output();
     }
     MultiHeadAttention.Result attended = selfAttention.forward(arena, attentionInput,
-        attentionInput, attentionInput, options, false, mode);
+        attentionInput, attentionInput, options, mode);
     Tensor residual1 = add(arena, x, drop(arena, attended.output(), callSeed, training));
     Tensor afterAttention = residual1;
     if (!normFirst) {

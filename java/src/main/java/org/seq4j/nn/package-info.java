@@ -21,7 +21,7 @@
  * PyTorch unchanged. A forward in {@link org.seq4j.nn.Mode#TRAINING} keeps what its backward needs
  * (a context in its result); {@code backward} returns the gradients of the inputs and adds the
  * parameter gradients into each {@link org.seq4j.nn.Parameter#grad()}. While a {@link
- * org.seq4j.train.Tape} is active, every training forward also records itself on it, so a model
+ * org.seq4j.Tape} is active, every training forward also records itself on it, so a model
  * composed of these layers is differentiated by one {@code tape.backward} instead of each backward
  * by hand.
  */

@@ -63,14 +63,9 @@ public final class Adam implements Optimizer {
     steps++;
     for (int i = 0; i < parameters.size(); i++) {
       Parameter p = parameters.get(i);
-      try {
-        NativeBindings.check((int) NativeBindings.ADAM_STEP.invokeExact(p.data().segment(),
-            firstMoments[i].segment(), secondMoments[i].segment(), p.grad().segment(),
-            p.data().size(), (float) learningRate, (float) beta1, (float) beta2, (float) eps,
-            (float) weightDecay, decoupled ? 1 : 0, steps));
-      } catch (Throwable t) {
-        throw NativeBindings.rethrow(t);
-      }
+      NativeBindings.adamStep(p.data().segment(), firstMoments[i].segment(),
+          secondMoments[i].segment(), p.grad().segment(), p.data().size(), (float) learningRate,
+          (float) beta1, (float) beta2, (float) eps, (float) weightDecay, decoupled, steps);
       p.markChanged();
     }
   }

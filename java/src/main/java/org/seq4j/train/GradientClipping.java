@@ -1,9 +1,5 @@
 package org.seq4j.train;
 
-import static java.lang.foreign.ValueLayout.JAVA_DOUBLE;
-
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.Collection;
 import org.seq4j.TensorOps;
 import org.seq4j.internal.NativeBindings;
@@ -23,15 +19,8 @@ public final class GradientClipping {
    */
   public static double globalNorm(Collection<Parameter> parameters) {
     double sum = 0;
-    try (Arena call = Arena.ofConfined()) {
-      MemorySegment partial = call.allocate(JAVA_DOUBLE);
-      for (Parameter p : parameters) {
-        NativeBindings.check((int) NativeBindings.SUM_SQUARES.invokeExact(partial,
-            p.grad().segment(), p.grad().size()));
-        sum += partial.get(JAVA_DOUBLE, 0);
-      }
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
+    for (Parameter p : parameters) {
+      sum += NativeBindings.sumSquares(p.grad().segment(), p.grad().size());
     }
     return Math.sqrt(sum);
   }
@@ -61,13 +50,8 @@ public final class GradientClipping {
     if (!(clip >= 0) || Double.isInfinite(clip)) {
       throw new IllegalArgumentException("clip: expected a finite value >= 0, got " + clip);
     }
-    try {
-      for (Parameter p : parameters) {
-        NativeBindings.check((int) NativeBindings.CLAMP.invokeExact(p.grad().segment(),
-            (float) clip, p.grad().size()));
-      }
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
+    for (Parameter p : parameters) {
+      NativeBindings.clamp(p.grad().segment(), (float) clip, p.grad().size());
     }
   }
 }

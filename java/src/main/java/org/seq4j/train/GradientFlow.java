@@ -7,9 +7,7 @@ import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
 import org.seq4j.nn.Mode;
 import org.seq4j.nn.Parameter;
-import org.seq4j.nn.RecurrentGradients;
 import org.seq4j.nn.RecurrentLayer;
-import org.seq4j.nn.RecurrentResult;
 import org.seq4j.nn.RecurrentState;
 
 /**
@@ -55,7 +53,7 @@ public final class GradientFlow {
       for (Parameter p : parameters) {
         savedGradients.add(p.grad().copy(arena));
       }
-      RecurrentResult[] results = new RecurrentResult[steps];
+      RecurrentLayer.Result[] results = new RecurrentLayer.Result[steps];
       RecurrentState state = initial;
       for (int t = 0; t < steps; t++) {
         results[t] = layer.forward(arena, input.slice(t, t + 1), state, null, Mode.TRAINING);
@@ -75,7 +73,7 @@ public final class GradientFlow {
           sum += (double) g * g;
         }
         norms[t] = Math.sqrt(sum);
-        RecurrentGradients gradients =
+        RecurrentLayer.Gradients gradients =
             layer.backward(arena, results[t].context(), direct, fromLater);
         fromLater = gradients.initialState();
       }

@@ -1,9 +1,5 @@
 package org.seq4j.train;
 
-import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
-
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import org.seq4j.Tensor;
 import org.seq4j.internal.Checks;
@@ -50,14 +46,8 @@ public final class Losses {
   public static float meanSquaredError(Tensor prediction, Tensor target, Tensor gradient) {
     requireSameShape(prediction, "prediction", target, "target");
     requireGradient(prediction, "prediction", gradient);
-    try (Arena call = Arena.ofConfined()) {
-      MemorySegment loss = call.allocate(JAVA_FLOAT);
-      NativeBindings.check((int) NativeBindings.MSE_LOSS.invokeExact(loss,
-          gradientSegment(gradient), prediction.segment(), target.segment(), prediction.size()));
-      return loss.get(JAVA_FLOAT, 0);
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    return NativeBindings.mseLoss(gradientSegment(gradient), prediction.segment(),
+        target.segment(), prediction.size());
   }
 
   /**
@@ -95,16 +85,8 @@ public final class Losses {
     }
     Checks.usable(logits.segment(), "logits");
     requireGradient(logits, "logits", gradient);
-    try (Arena call = Arena.ofConfined()) {
-      MemorySegment loss = call.allocate(JAVA_FLOAT);
-      MemorySegment labelSegment = call.allocateFrom(JAVA_LONG, labels);
-      NativeBindings.check((int) NativeBindings.CROSS_ENTROPY_LOSS.invokeExact(loss,
-          gradientSegment(gradient), logits.segment(), labelSegment, rows, vocabulary,
-          options.ignoreIndex(), options.labelSmoothing()));
-      return loss.get(JAVA_FLOAT, 0);
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    return NativeBindings.crossEntropyLoss(gradientSegment(gradient), logits.segment(), labels,
+        rows, vocabulary, options.ignoreIndex(), options.labelSmoothing());
   }
 
   /** {@link #crossEntropy(Tensor, long[], CrossEntropyOptions, Tensor)} with the defaults. */
@@ -120,14 +102,8 @@ public final class Losses {
       Tensor gradient) {
     requireSameShape(logits, "logits", targets, "targets");
     requireGradient(logits, "logits", gradient);
-    try (Arena call = Arena.ofConfined()) {
-      MemorySegment loss = call.allocate(JAVA_FLOAT);
-      NativeBindings.check((int) NativeBindings.BCE_WITH_LOGITS_LOSS.invokeExact(loss,
-          gradientSegment(gradient), logits.segment(), targets.segment(), logits.size()));
-      return loss.get(JAVA_FLOAT, 0);
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    return NativeBindings.bceWithLogitsLoss(gradientSegment(gradient), logits.segment(),
+        targets.segment(), logits.size());
   }
 
   private static void requireSameShape(Tensor a, String aName, Tensor b, String bName) {

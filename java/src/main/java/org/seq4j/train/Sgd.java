@@ -55,13 +55,9 @@ public final class Sgd implements Optimizer {
     for (int i = 0; i < velocities.length; i++) {
       Parameter p = parameters.get(i);
       MemorySegment velocity = velocities[i] == null ? MemorySegment.NULL : velocities[i].segment();
-      try {
-        NativeBindings.check((int) NativeBindings.SGD_STEP.invokeExact(p.data().segment(),
-            velocity, p.grad().segment(), p.data().size(), (float) learningRate, (float) momentum,
-            (float) dampening, (float) weightDecay, nesterov ? 1 : 0, first ? 1 : 0));
-      } catch (Throwable t) {
-        throw NativeBindings.rethrow(t);
-      }
+      NativeBindings.sgdStep(p.data().segment(), velocity, p.grad().segment(), p.data().size(),
+          (float) learningRate, (float) momentum, (float) dampening, (float) weightDecay,
+          nesterov, first);
       p.markChanged();
     }
     steps++;

@@ -8,7 +8,7 @@
  *
  * <pre>{@code
  * try (Adam adam = Adam.adamW(lstm.parameters()).learningRate(1e-3).build()) {
- *   RecurrentResult result = lstm.forward(arena, x, null, null, Mode.TRAINING);
+ *   Lstm.Result result = lstm.forward(arena, x, null, null, Mode.TRAINING);
  *   float loss = Losses.meanSquaredError(result.output(), target, gradOutput);
  *   adam.zeroGrad();
  *   lstm.backward(arena, result.context(), gradOutput, null);

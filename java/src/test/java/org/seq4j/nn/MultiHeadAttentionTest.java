@@ -117,8 +117,8 @@ class MultiHeadAttentionTest {
     int s = 4;
     int n = 2;
     Random random = new Random(kdim * 7 + (batchFirst ? 1 : 0));
-    try (MultiHeadAttention mha = new MultiHeadAttention(E, HEADS, kdim, kdim, true, 0f,
-        batchFirst, 3); Arena arena = Arena.ofConfined()) {
+    try (MultiHeadAttention mha = MultiHeadAttention.builder(E, HEADS).keyDim(kdim).valueDim(kdim)
+        .batchFirst(batchFirst).seed(3).build(); Arena arena = Arena.ofConfined()) {
       Map<String, double[]> params = new LinkedHashMap<>();
       for (Parameter p : mha.parameters()) {
         double[] values = random(random, (int) p.data().size()); // non-zero biases too
@@ -145,7 +145,7 @@ class MultiHeadAttentionTest {
       Tensor tv = batchFirst ? tensor(arena, swap(value, s, n, kdim), n, s, kdim)
           : tensor(arena, value, s, n, kdim);
       MultiHeadAttention.Result result =
-          mha.forward(arena, tq, tk, tv, options, true, Mode.TRAINING);
+          mha.forwardWithWeights(arena, tq, tk, tv, options, Mode.TRAINING);
       double[] out = doubles(result.output());
       if (batchFirst) {
         out = swap(out, n, l, E);
@@ -193,14 +193,14 @@ class MultiHeadAttentionTest {
   @Test
   void cachedDecodingEqualsTheFullCausalForward() {
     for (boolean batchFirst : new boolean[] {false, true}) {
-      try (MultiHeadAttention mha = new MultiHeadAttention(E, HEADS, 0, 0, true, 0f, batchFirst,
-          11); Arena arena = Arena.ofConfined()) {
+      try (MultiHeadAttention mha = MultiHeadAttention.builder(E, HEADS).batchFirst(batchFirst)
+          .seed(11).build(); Arena arena = Arena.ofConfined()) {
         int t = 5;
         int n = 2;
         Tensor x = batchFirst ? Tensor.randomNormal(arena, 1, n, t, E)
             : Tensor.randomNormal(arena, 1, t, n, E);
         Tensor full = mha.forward(arena, x, x, x,
-            ScaledDotProductAttention.Options.DEFAULT.causal(true), false, Mode.INFERENCE)
+            ScaledDotProductAttention.Options.DEFAULT.causal(true), Mode.INFERENCE)
             .output();
         MultiHeadAttention.Cache cache = mha.newCache(arena, n, 8);
         // one position, then two, then two: any split gives the same outputs
@@ -237,11 +237,11 @@ class MultiHeadAttentionTest {
     try (MultiHeadAttention mha = new MultiHeadAttention(6, 2); Arena arena = Arena.ofConfined()) {
       var e = assertThrows(IllegalArgumentException.class, () -> mha.forward(arena,
           Tensor.zeros(arena, 3, 2, 5), Tensor.zeros(arena, 4, 2, 6), Tensor.zeros(arena, 4, 2, 6),
-          ScaledDotProductAttention.Options.DEFAULT, false, Mode.INFERENCE));
+          ScaledDotProductAttention.Options.DEFAULT, Mode.INFERENCE));
       assertEquals("query: expected shape (L, N, 6), got (3, 2, 5)", e.getMessage());
       e = assertThrows(IllegalArgumentException.class, () -> mha.forward(arena,
           Tensor.zeros(arena, 3, 2, 6), Tensor.zeros(arena, 4, 3, 6), Tensor.zeros(arena, 4, 3, 6),
-          ScaledDotProductAttention.Options.DEFAULT, false, Mode.INFERENCE));
+          ScaledDotProductAttention.Options.DEFAULT, Mode.INFERENCE));
       assertEquals("key, value: expected the same batch (2) and source length, got key (4, 3, 6)"
           + " and value (4, 3, 6)", e.getMessage());
       e = assertThrows(IllegalArgumentException.class, () -> new MultiHeadAttention(7, 2));

@@ -11,6 +11,7 @@ import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.seq4j.Backend;
+import org.seq4j.KernelIsa;
 import org.seq4j.Seq4j;
 import org.seq4j.Seq4jException;
 import org.seq4j.Tensor;
@@ -31,7 +32,7 @@ class RecurrentBackendsTest {
   @AfterEach
   void restoreDefaults() {
     Seq4j.setRecurrentBackend(Backend.AUTO);
-    Seq4j.selectKernels("best");
+    Seq4j.selectKernels(KernelIsa.BEST);
   }
 
   /** Layers of sizes that cross the kernels' 16-unit blocks and both threads' slices. */
@@ -60,8 +61,8 @@ class RecurrentBackendsTest {
           RecurrentState initial = new RecurrentState(
               Tensor.randomNormal(arena, 12, states, 12, a.outputSizePerDirection()),
               a.hasCell() ? Tensor.randomNormal(arena, 13, states, 12, a.hiddenSize()) : null);
-          RecurrentResult ra = a.forward(arena, x, initial, lengthCase, Mode.TRAINING);
-          RecurrentResult rb = b.forward(arena, x, initial, lengthCase, Mode.TRAINING);
+          RecurrentLayer.Result ra = a.forward(arena, x, initial, lengthCase, Mode.TRAINING);
+          RecurrentLayer.Result rb = b.forward(arena, x, initial, lengthCase, Mode.TRAINING);
           String what = a + (lengthCase == null ? "" : " with lengths");
           assertClose(ra.output(), rb.output(), FORWARD_AGREEMENT, what + " output");
           assertClose(ra.finalState().hidden(), rb.finalState().hidden(), FORWARD_AGREEMENT,
@@ -75,8 +76,8 @@ class RecurrentBackendsTest {
             assertClose(ra.finalState().cell(), rb.finalState().cell(), FORWARD_AGREEMENT,
                 what + " c_n");
           }
-          RecurrentGradients ga = a.backward(arena, ra.context(), gradOutput, gradFinal);
-          RecurrentGradients gb = b.backward(arena, rb.context(), gradOutput, gradFinal);
+          RecurrentLayer.Gradients ga = a.backward(arena, ra.context(), gradOutput, gradFinal);
+          RecurrentLayer.Gradients gb = b.backward(arena, rb.context(), gradOutput, gradFinal);
           assertClose(ga.input(), gb.input(), BACKWARD_AGREEMENT, what + " grad input");
           assertClose(ga.initialState().hidden(), gb.initialState().hidden(), BACKWARD_AGREEMENT,
               what + " grad h0");
@@ -95,7 +96,7 @@ class RecurrentBackendsTest {
 
   @Test
   void everyCopyOfTheCellKernelsGivesTheSameResultsAsOnednn() {
-    for (String isa : new String[] {"baseline", "avx2", "avx512"}) {
+    for (KernelIsa isa : new KernelIsa[] {KernelIsa.BASELINE, KernelIsa.AVX2, KernelIsa.AVX512}) {
       try {
         Seq4j.selectKernels(isa);
       } catch (Seq4jException unsupported) {
@@ -126,7 +127,7 @@ class RecurrentBackendsTest {
                 layer.hasCell() ? Tensor.randomNormal(arena, 3, states, batch, layer.hiddenSize())
                     : null);
             Tensor sequence = layer.batchFirst() ? batchFirst(arena, x) : x;
-            RecurrentResult whole = layer.forward(arena, sequence, initial);
+            RecurrentLayer.Result whole = layer.forward(arena, sequence, initial);
             Tensor timeMajor = layer.batchFirst() ? batchFirst(arena, whole.output()) : whole.output();
             RecurrentState state = new RecurrentState(initial.hidden().copy(arena),
                 layer.hasCell() ? initial.cell().copy(arena) : null);
@@ -162,7 +163,7 @@ class RecurrentBackendsTest {
       w.markChanged();
       RecurrentState start = new RecurrentState(state.hidden().copy(arena), state.cell().copy(arena));
       lstm.step(x.reshape(2, 4), state, null);
-      RecurrentResult expected = lstm.forward(arena, x, start);
+      RecurrentLayer.Result expected = lstm.forward(arena, x, start);
       assertClose(expected.finalState().hidden(), state.hidden(), FORWARD_AGREEMENT,
           "after markChanged");
     }
@@ -253,7 +254,7 @@ class RecurrentBackendsTest {
           () -> lstm.step(x, state, Tensor.zeros(arena, 2, 7)));
       assertTrue(wrongOutput.getMessage().startsWith("output: expected shape (2, 6)"),
           wrongOutput.getMessage());
-      assertThrows(IllegalArgumentException.class, () -> Seq4j.selectKernels("sse9"));
+      assertThrows(NullPointerException.class, () -> Seq4j.selectKernels(null));
       assertThrows(NullPointerException.class, () -> Seq4j.setRecurrentBackend(null));
       assertThrows(NullPointerException.class, () -> Lstm.builder(4, 6).backend(null));
       IllegalArgumentException noSteps = assertThrows(IllegalArgumentException.class,

@@ -181,7 +181,7 @@ abstract class RecurrentLayerTest {
           tensor(arena, h0, c.layers() * d, n, hout),
           lstm ? tensor(arena, c0, c.layers() * d, n, c.hiddenSize()) : null);
 
-      RecurrentResult result = layer.forward(arena, input, initial, c.lengths(), Mode.TRAINING);
+      RecurrentLayer.Result result = layer.forward(arena, input, initial, c.lengths(), Mode.TRAINING);
       RecurrentReference.Result expected =
           RecurrentReference.forward(config, params, x, t, n, h0, c0, lengths);
       double[] output = doubles(result.output());
@@ -197,7 +197,7 @@ abstract class RecurrentLayerTest {
       }
       // inference takes its own route on each backend (cached oneDNN weights; packed panels for
       // small batches on BLAS): the same values
-      RecurrentResult inference = layer.forward(arena, input, initial, c.lengths(), Mode.INFERENCE);
+      RecurrentLayer.Result inference = layer.forward(arena, input, initial, c.lengths(), Mode.INFERENCE);
       double[] inferenceOutput = doubles(inference.output());
       if (c.batchFirst()) {
         inferenceOutput = swap(inferenceOutput, n, t, d * hout);
@@ -220,7 +220,7 @@ abstract class RecurrentLayerTest {
           tensor(arena, gHn, c.layers() * d, n, hout),
           lstm ? tensor(arena, gCn, c.layers() * d, n, c.hiddenSize()) : null);
       layer.zeroGrad();
-      RecurrentGradients grads = layer.backward(arena, result.context(), gradOutput, gradFinal);
+      RecurrentLayer.Gradients grads = layer.backward(arena, result.context(), gradOutput, gradFinal);
 
       double step = FiniteDifferences.DEFAULT_STEP;
       java.util.function.DoubleSupplier loss = () -> RecurrentReference.weightedLoss(
@@ -251,14 +251,14 @@ abstract class RecurrentLayerTest {
     try (Lstm lstm = Lstm.builder(4, 6).numLayers(2).peepholes(true).build();
         Arena arena = Arena.ofConfined()) {
       Tensor x = Tensor.randomNormal(arena, 1, 7, 3, 4);
-      RecurrentResult result = lstm.forward(arena, x, null, null, Mode.TRAINING);
+      RecurrentLayer.Result result = lstm.forward(arena, x, null, null, Mode.TRAINING);
       Tensor gradOutput = Tensor.randomNormal(arena, 2, 7, 3, 6);
-      RecurrentGradients first = lstm.backward(arena, result.context(), gradOutput, null);
+      RecurrentLayer.Gradients first = lstm.backward(arena, result.context(), gradOutput, null);
       Map<String, float[]> once = new HashMap<>();
       for (Parameter p : lstm.parameters()) {
         once.put(p.name(), p.grad().toArray());
       }
-      RecurrentGradients second = lstm.backward(arena, result.context(), gradOutput, null);
+      RecurrentLayer.Gradients second = lstm.backward(arena, result.context(), gradOutput, null);
       assertArrayEquals(first.input().toArray(), second.input().toArray());
       for (Parameter p : lstm.parameters()) {
         float[] single = once.get(p.name());
@@ -279,11 +279,11 @@ abstract class RecurrentLayerTest {
         Gru.builder(5, 8).numLayers(2).build(), SimpleRnn.builder(5, 8).build())) {
       try (layer; Arena arena = Arena.ofConfined()) {
         Tensor x = Tensor.randomNormal(arena, 3, 12, 2, 5);
-        RecurrentResult whole = layer.forward(arena, x);
+        RecurrentLayer.Result whole = layer.forward(arena, x);
         RecurrentState state = null;
         List<float[]> pieces = new ArrayList<>();
         for (long[] chunk : new long[][] {{0, 5}, {5, 6}, {6, 12}}) {
-          RecurrentResult part = layer.forward(arena, x.slice(chunk[0], chunk[1]), state);
+          RecurrentLayer.Result part = layer.forward(arena, x.slice(chunk[0], chunk[1]), state);
           pieces.add(part.output().toArray());
           state = part.finalState();
         }
@@ -305,16 +305,16 @@ abstract class RecurrentLayerTest {
   void truncatedBpttCarriesStateAndStopsTheGradient() {
     try (Lstm lstm = Lstm.builder(3, 4).build(); Arena arena = Arena.ofConfined()) {
       Tensor x = Tensor.randomNormal(arena, 4, 6, 2, 3);
-      RecurrentResult first = lstm.forward(arena, x.slice(0, 3), null, null, Mode.TRAINING);
-      RecurrentResult second =
+      RecurrentLayer.Result first = lstm.forward(arena, x.slice(0, 3), null, null, Mode.TRAINING);
+      RecurrentLayer.Result second =
           lstm.forward(arena, x.slice(3, 6), first.finalState(), null, Mode.TRAINING);
-      RecurrentGradients grads =
+      RecurrentLayer.Gradients grads =
           lstm.backward(arena, second.context(), Tensor.ones(arena, 3, 2, 4), null);
       // the gradient reaches the carried state; truncation means we do not pass it further
       float[] gradH = grads.initialState().hidden().toArray();
       assertTrue(java.util.Arrays.stream(toDoubles(gradH)).anyMatch(v -> v != 0),
           "the carried state receives a gradient");
-      RecurrentResult whole = lstm.forward(arena, x);
+      RecurrentLayer.Result whole = lstm.forward(arena, x);
       assertArrayEquals(whole.output().slice(3, 6).toArray(), second.output().toArray(),
           (float) Tolerances.REROUTED);
     }
@@ -364,18 +364,13 @@ abstract class RecurrentLayerTest {
         Arena arena = Arena.ofConfined()) {
       Random random = new Random(5);
       double[] x = rounded(randomArray(random, t * n * in));
-      RecurrentResult result = gru.forward(arena, tensor(arena, x, t, n, in), null, null,
+      RecurrentLayer.Result result = gru.forward(arena, tensor(arena, x, t, n, in), null, null,
           Mode.TRAINING);
       // the mask the layer used: the dropout of ones with the seed it recorded
       Tensor ones = Tensor.ones(arena, t, n, h);
       Tensor mask = Tensor.zeros(arena, t, n, h);
-      try {
-        org.seq4j.internal.NativeBindings.check((int) org.seq4j.internal.NativeBindings.DROPOUT
-            .invokeExact(mask.segment(), ones.segment(), ones.size(), 0.4f,
-                result.context().dropoutSeeds[0]));
-      } catch (Throwable e) {
-        throw new AssertionError(e);
-      }
+      org.seq4j.internal.NativeBindings.dropout(mask.segment(), ones.segment(), ones.size(), 0.4f,
+          result.context().dropoutSeeds[0]);
       double[] keep = doubles(mask);
       long dropped = java.util.Arrays.stream(keep).filter(v -> v == 0).count();
       assertTrue(dropped > 0 && dropped < keep.length, "some, not all, dropped: " + dropped);
@@ -405,7 +400,7 @@ abstract class RecurrentLayerTest {
           "output with dropout");
       double[] gOut = randomArray(random, t * n * h);
       gru.zeroGrad();
-      RecurrentGradients grads =
+      RecurrentLayer.Gradients grads =
           gru.backward(arena, result.context(), tensor(arena, gOut, t, n, h), null);
       java.util.function.DoubleSupplier loss =
           () -> RecurrentReference.weightedLoss(reference.get(), gOut, null, null);
@@ -429,7 +424,7 @@ abstract class RecurrentLayerTest {
           Tensor.zeros(arena, 1, 1, 16));
       Tensor out = Tensor.zeros(arena, 1, 1, 16);
       lstm.forward(step, null, out, a);
-      RecurrentResult reference = lstm.forward(arena, step);
+      RecurrentLayer.Result reference = lstm.forward(arena, step);
       assertArrayEquals(reference.output().toArray(), out.toArray());
       var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
       for (int i = 0; i < 20_000; i++) { // warm up, ping-ponging the state
@@ -537,7 +532,7 @@ abstract class RecurrentLayerTest {
           () -> batchFirst.forward(arena, Tensor.zeros(arena, 2, 5, 4)));
       assertEquals("input: expected shape (N, T, 3) [batch-first], got (2, 5, 4)",
           e.getMessage());
-      RecurrentResult result = batchFirst.forward(arena, Tensor.zeros(arena, 2, 5, 3), null,
+      RecurrentLayer.Result result = batchFirst.forward(arena, Tensor.zeros(arena, 2, 5, 3), null,
           null, Mode.TRAINING);
       assertEquals(Shape.of(2, 5, 4), result.output().shape());
       e = assertThrows(IllegalArgumentException.class,
@@ -558,7 +553,7 @@ abstract class RecurrentLayerTest {
   void closedTensorsLayersAndContextsAreRejected() {
     Lstm lstm = Lstm.builder(3, 4).build();
     Tensor closedInput;
-    RecurrentContext closedContext;
+    RecurrentLayer.Context closedContext;
     try (Arena arena = Arena.ofConfined()) {
       closedInput = Tensor.zeros(arena, 2, 1, 3);
       closedContext = lstm.forward(arena, closedInput, null, null, Mode.TRAINING).context();

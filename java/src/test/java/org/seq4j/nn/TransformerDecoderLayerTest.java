@@ -68,8 +68,9 @@ class TransformerDecoderLayerTest {
     int s = 4;
     int n = 2;
     Random random = new Random(normFirst ? 5 : 6);
-    try (TransformerDecoderLayer layer = new TransformerDecoderLayer(E, 2, FF, 0f,
-        Activation.RELU, normFirst, false, 8); Arena arena = Arena.ofConfined()) {
+    try (TransformerDecoderLayer layer = TransformerDecoderLayer.builder(E, 2).dimFeedforward(FF)
+        .dropout(0f).activation(Activation.RELU).normFirst(normFirst).seed(8)
+        .build(); Arena arena = Arena.ofConfined()) {
       Map<String, double[]> params = new LinkedHashMap<>();
       for (Parameter p : layer.parameters()) {
         double[] values = MultiHeadAttentionTest.random(random, (int) p.data().size());
@@ -114,8 +115,9 @@ class TransformerDecoderLayerTest {
   @Test
   void cachedIncrementalDecodingEqualsTheFullForward() {
     for (boolean normFirst : new boolean[] {false, true}) {
-      try (TransformerDecoderLayer layer = new TransformerDecoderLayer(E, 2, FF, 0f,
-          Activation.GELU, normFirst, false, 3); Arena arena = Arena.ofConfined()) {
+      try (TransformerDecoderLayer layer = TransformerDecoderLayer.builder(E, 2).dimFeedforward(FF)
+          .dropout(0f).activation(Activation.GELU).normFirst(normFirst).seed(3)
+          .build(); Arena arena = Arena.ofConfined()) {
         int t = 6;
         int n = 2;
         org.seq4j.Tensor target = org.seq4j.Tensor.randomNormal(arena, 1, t, n, E);

@@ -18,7 +18,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.seq4j.Tensor;
 import org.seq4j.reference.FiniteDifferences;
-import org.seq4j.train.Tape;
+import org.seq4j.Tape;
 import org.seq4j.reference.LayerNormReference;
 import org.seq4j.reference.Tolerances;
 
@@ -75,8 +75,9 @@ class TransformerEncoderLayerTest {
     int t = 3;
     int n = 2;
     Random random = new Random(normFirst ? 1 : 2);
-    try (TransformerEncoderLayer layer = new TransformerEncoderLayer(E, 2, FF, 0f, kind,
-        normFirst, false, 4); Arena arena = Arena.ofConfined()) {
+    try (TransformerEncoderLayer layer = TransformerEncoderLayer.builder(E, 2).dimFeedforward(FF)
+        .dropout(0f).activation(kind).normFirst(normFirst).seed(4)
+        .build(); Arena arena = Arena.ofConfined()) {
       Map<String, double[]> params = new LinkedHashMap<>();
       for (Parameter p : layer.parameters()) {
         double[] values = MultiHeadAttentionTest.random(random, (int) p.data().size());
@@ -118,8 +119,9 @@ class TransformerEncoderLayerTest {
 
   @Test
   void theTapeGivesTheExplicitBackwardsGradientsWithDropout() {
-    try (TransformerEncoderLayer layer = new TransformerEncoderLayer(E, 2, FF, 0.3f,
-        Activation.RELU, false, true, 9); Arena arena = Arena.ofConfined()) {
+    try (TransformerEncoderLayer layer = TransformerEncoderLayer.builder(E, 2).dimFeedforward(FF)
+        .dropout(0.3f).activation(Activation.RELU).batchFirst(true).seed(9)
+        .build(); Arena arena = Arena.ofConfined()) {
       Tensor x = Tensor.randomNormal(arena, 1, 2, 4, E);
       Tensor g = Tensor.randomNormal(arena, 2, 2, 4, E);
       var first = layer.forward(arena, x, ScaledDotProductAttention.Options.DEFAULT,
@@ -131,8 +133,9 @@ class TransformerEncoderLayerTest {
         p.zeroGrad();
       }
       // the same dropout masks: a fresh layer with the same seed makes the same first call
-      try (TransformerEncoderLayer twin = new TransformerEncoderLayer(E, 2, FF, 0.3f,
-          Activation.RELU, false, true, 9); Tape tape = Tape.start(arena)) {
+      try (TransformerEncoderLayer twin = TransformerEncoderLayer.builder(E, 2).dimFeedforward(FF)
+          .dropout(0.3f).activation(Activation.RELU).batchFirst(true).seed(9)
+          .build(); Tape tape = Tape.start(arena)) {
         var result = twin.forward(arena, x, ScaledDotProductAttention.Options.DEFAULT,
             Mode.TRAINING);
         assertArrayEquals(first.output().toArray(), result.output().toArray());

@@ -12,10 +12,10 @@ class TransformerErrorsTest {
   @Test
   void badArgumentsAreRejected() {
     try (Arena arena = Arena.ofConfined();
-        TransformerEncoderLayer encoder = new TransformerEncoderLayer(6, 2, 5, 0f,
-            Activation.RELU, false, false, 1);
-        TransformerDecoderLayer decoder = new TransformerDecoderLayer(6, 2, 5, 0f,
-            Activation.RELU, false, false, 1)) {
+        TransformerEncoderLayer encoder = TransformerEncoderLayer.builder(6, 2).dimFeedforward(5)
+            .dropout(0f).activation(Activation.RELU).seed(1).build();
+        TransformerDecoderLayer decoder = TransformerDecoderLayer.builder(6, 2).dimFeedforward(5)
+            .dropout(0f).activation(Activation.RELU).seed(1).build()) {
       var e = assertThrows(IllegalArgumentException.class,
           () -> Activation.GELU.backward(arena, Tensor.zeros(arena, 3), Tensor.zeros(arena, 4)));
       assertEquals("gradOutput: expected shape (3,) (the input's), got (4,)", e.getMessage());
@@ -40,8 +40,8 @@ class TransformerErrorsTest {
       e = assertThrows(IllegalArgumentException.class,
           () -> new TransformerEncoder(0, i -> null, null));
       assertEquals("numLayers: expected >= 1, got 0", e.getMessage());
-      e = assertThrows(IllegalArgumentException.class, () -> new TransformerEncoderLayer(6, 2,
-          5, 1f, Activation.RELU, false, false, 1));
+      e = assertThrows(IllegalArgumentException.class, () -> TransformerEncoderLayer.builder(6, 2)
+          .dimFeedforward(5).dropout(1f).activation(Activation.RELU).seed(1).build());
       assertEquals("dropout: expected 0 <= p < 1, got 1.0", e.getMessage());
     }
   }

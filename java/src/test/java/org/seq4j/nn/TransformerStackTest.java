@@ -15,12 +15,13 @@ class TransformerStackTest {
 
   @Test
   void anEncoderStackIsItsLayersChainedWithTheFinalNorm() {
-    try (TransformerEncoder stack = new TransformerEncoder(2, i -> new TransformerEncoderLayer(E,
-        2, 5, 0f, Activation.RELU, false, false, 10 + i), new LayerNorm(E));
-        TransformerEncoderLayer a = new TransformerEncoderLayer(E, 2, 5, 0f, Activation.RELU,
-            false, false, 10);
-        TransformerEncoderLayer b = new TransformerEncoderLayer(E, 2, 5, 0f, Activation.RELU,
-            false, false, 11);
+    try (TransformerEncoder stack = new TransformerEncoder(2,
+        i -> TransformerEncoderLayer.builder(E, 2).dimFeedforward(5).dropout(0f)
+            .activation(Activation.RELU).seed(10 + i).build(), new LayerNorm(E));
+        TransformerEncoderLayer a = TransformerEncoderLayer.builder(E, 2).dimFeedforward(5)
+            .dropout(0f).activation(Activation.RELU).seed(10).build();
+        TransformerEncoderLayer b = TransformerEncoderLayer.builder(E, 2).dimFeedforward(5)
+            .dropout(0f).activation(Activation.RELU).seed(11).build();
         LayerNorm norm = new LayerNorm(E); Arena arena = Arena.ofConfined()) {
       assertEquals("layers.1.norm2.bias", stack.parameters().get(2 * 12 - 1).name());
       assertEquals("norm.weight", stack.parameters().get(24).name());
@@ -51,8 +52,10 @@ class TransformerStackTest {
 
   @Test
   void aDecoderStackDecodesIncrementallyAsItsFullForward() {
-    try (TransformerDecoder stack = new TransformerDecoder(2, i -> new TransformerDecoderLayer(E,
-        2, 5, 0f, Activation.GELU, i == 1, false, 20 + i), new LayerNorm(E));
+    try (TransformerDecoder stack = new TransformerDecoder(2,
+        i -> TransformerDecoderLayer.builder(E, 2).dimFeedforward(5).dropout(0f)
+            .activation(Activation.GELU).normFirst(i == 1).seed(20 + i).build(),
+        new LayerNorm(E));
         Arena arena = Arena.ofConfined()) {
       Tensor target = Tensor.randomNormal(arena, 3, 5, 2, E);
       Tensor memory = Tensor.randomNormal(arena, 4, 4, 2, E);

@@ -22,7 +22,7 @@ import org.seq4j.nn.Gru;
 import org.seq4j.nn.Lstm;
 import org.seq4j.nn.Mode;
 import org.seq4j.nn.Parameter;
-import org.seq4j.nn.RecurrentResult;
+import org.seq4j.nn.RecurrentLayer;
 
 class CheckpointsTest {
   @TempDir Path folder;
@@ -30,7 +30,7 @@ class CheckpointsTest {
   /** One training step of an LSTM on fixed data: MSE of the output against a target. */
   static void trainStep(Lstm lstm, Optimizer optimizer, Tensor x, Tensor target) {
     try (Arena arena = Arena.ofConfined()) {
-      RecurrentResult result = lstm.forward(arena, x, null, null, Mode.TRAINING);
+      RecurrentLayer.Result result = lstm.forward(arena, x, null, null, Mode.TRAINING);
       Tensor grad = Tensor.zeros(arena, result.output().shape().dims());
       Losses.meanSquaredError(result.output(), target, grad);
       optimizer.zeroGrad();

@@ -9,14 +9,14 @@ import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
+import org.seq4j.Tape;
 import org.seq4j.Tensor;
 import org.seq4j.nn.Gru;
 import org.seq4j.nn.Linear;
 import org.seq4j.nn.Lstm;
 import org.seq4j.nn.Mode;
 import org.seq4j.nn.Parameter;
-import org.seq4j.nn.RecurrentGradients;
-import org.seq4j.nn.RecurrentResult;
+import org.seq4j.nn.RecurrentLayer;
 import org.seq4j.reference.Tolerances;
 
 /** The tape gives the same gradients as calling each layer's backward by hand. */
@@ -44,8 +44,8 @@ class TapeTest {
       Tensor target = Tensor.randomNormal(arena, 5, N, 2);
 
       // by hand
-      RecurrentResult first = gru.forward(arena, x, null, null, Mode.TRAINING);
-      RecurrentResult second = lstm.forward(arena, first.output(), null, null, Mode.TRAINING);
+      RecurrentLayer.Result first = gru.forward(arena, x, null, null, Mode.TRAINING);
+      RecurrentLayer.Result second = lstm.forward(arena, first.output(), null, null, Mode.TRAINING);
       Tensor last = second.output().slice(T - 1, T).reshape(N, 7);
       Tensor y = head.forward(arena, last);
       Tensor gradY = Tensor.zeros(arena, N, 2);
@@ -53,7 +53,7 @@ class TapeTest {
       Tensor gradLast = head.backward(arena, last, gradY);
       Tensor gradSecond = Tensor.zeros(arena, T, N, 7);
       gradSecond.slice(T - 1, T).copyFrom(gradLast.reshape(1, N, 7));
-      RecurrentGradients g2 = lstm.backward(arena, second.context(), gradSecond, null);
+      RecurrentLayer.Gradients g2 = lstm.backward(arena, second.context(), gradSecond, null);
       gru.backward(arena, first.context(), g2.input(), null);
       List<float[]> byHand = gradients(all);
       for (Parameter p : all) {
@@ -63,8 +63,8 @@ class TapeTest {
       // through the tape
       float lossByTape;
       try (Tape tape = Tape.start(arena)) {
-        RecurrentResult a = gru.forward(arena, x, null, null, Mode.TRAINING);
-        RecurrentResult b = lstm.forward(arena, a.output(), null, null, Mode.TRAINING);
+        RecurrentLayer.Result a = gru.forward(arena, x, null, null, Mode.TRAINING);
+        RecurrentLayer.Result b = lstm.forward(arena, a.output(), null, null, Mode.TRAINING);
         Tensor lastStep = b.output().slice(T - 1, T).reshape(N, 7);
         Tensor prediction = head.forward(arena, lastStep);
         Tensor gradPrediction = Tensor.zeros(arena, N, 2);

@@ -1,11 +1,9 @@
-package org.seq4j.train;
+package org.seq4j;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
-import org.seq4j.Tensor;
-import org.seq4j.TensorOps;
 
 /**
  * Records the backward passes of the layers called while it is active, so that one {@link
@@ -14,7 +12,7 @@ import org.seq4j.TensorOps;
  *
  * <pre>{@code
  * try (Arena arena = Arena.ofConfined(); Tape tape = Tape.start(arena)) {
- *   RecurrentResult r = lstm.forward(arena, x, null, null, Mode.TRAINING);    // recorded
+ *   Lstm.Result r = lstm.forward(arena, x, null, null, Mode.TRAINING);            // recorded
  *   Tensor last = r.output().slice(T - 1, T).reshape(N, H);                   // a view: no record
  *   Tensor y = head.forward(arena, last);                                      // recorded
  *   float loss = Losses.meanSquaredError(y, target, gradY);
