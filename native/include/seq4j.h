@@ -178,10 +178,12 @@ SEQ4J_API int seq4j_rnn_layer_forward(seq4j_rnn_layer *layer, int32_t backend,
 /* Backward of the latest training forward of this layer on the same backend: writes grad_input,
  * grad_h0, grad_c0 (each may be NULL when not wanted) and ADDS the parameter gradients into the
  * buffers of grads (D structs). grad_h_n/grad_c_n NULL mean zero. The forward's tensors, workspace
- * and lengths are passed again, unchanged. On oneDNN it uses the weights as converted by that
- * forward and consumes the workspace (oneDNN reuses it): run the training forward again before
- * another backward of the same data. The BLAS backend reads the caller's weights and leaves the
- * workspace intact. */
+ * and lengths are passed again, unchanged. It may be called any number of times for one training
+ * forward, each call adding the parameter gradients again. On oneDNN it uses the weights as
+ * converted by that forward; oneDNN's backward overwrites part of the workspace, so a second
+ * backward first recomputes the forward into it (the workspace records its state; the recomputed
+ * outputs go to seq4j's own buffers, the caller's are left as they are), at the cost of one
+ * forward. The BLAS backend reads the caller's weights and leaves the workspace intact. */
 SEQ4J_API int seq4j_rnn_layer_backward(
     seq4j_rnn_layer *layer, int32_t backend, const seq4j_rnn_weights *weights,
     const seq4j_rnn_weights *grads, float *grad_input, float *grad_h0, float *grad_c0,

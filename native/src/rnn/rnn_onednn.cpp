@@ -53,7 +53,8 @@ struct Scratch {
     kDiffDstIterC, kDiffSrcLayer, kDiffSrcIter, kDiffSrcIterC, kZeros,
     kOnednnScratchpad, kReorderedLayer, kReorderedIter, kReorderedProjection,
     kDiffWeightsLayer, kDiffWeightsIter, kDiffWeightsProjection, kDiffPlainLayer,
-    kDiffPlainIter, kDiffPlainProjection, kDiffBias, kDiffPeephole, kSlotCount
+    kDiffPlainIter, kDiffPlainProjection, kDiffBias, kDiffPeephole, kRecomputedOutput,
+    kRecomputedHN, kRecomputedCN, kSlotCount
   };
   AlignedBuffer slots[kSlotCount];
   dnnl::stream stream{cpu_engine()};
@@ -65,6 +66,26 @@ Scratch &scratch() {
 }
 
 int64_t round_up_64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// oneDNN's backward overwrites part of its workspace (it reuses the forward's gate buffers), so a
+// second backward of the same training forward cannot read it again. The workspace starts with a
+// 64-byte header saying which state it is in: a training forward fills it, a backward marks it
+// consumed, and a backward that finds it consumed first recomputes the forward into it (from the
+// input, initial states and weights the backward is given anyway; its outputs go to scratch, the
+// caller's stay as they are). Callers never see the difference, except in the time it takes.
+constexpr int64_t kWorkspaceHeader = 64;
+constexpr uint64_t kWorkspaceFilled = 0x7365713466696c6cull;    // "seq4fill"
+constexpr uint64_t kWorkspaceConsumed = 0x73657134636f6e73ull;  // "seq4cons"
+
+uint64_t workspace_state(const void *workspace) {
+  uint64_t state;
+  std::memcpy(&state, workspace, sizeof state);
+  return state;
+}
+
+void set_workspace_state(const void *workspace, uint64_t state) {
+  std::memcpy(const_cast<void *>(workspace), &state, sizeof state);
+}
 
 using Sizes = RecurrentSizes;
 
@@ -467,7 +488,7 @@ struct PlainDescs {
 };
 
 int64_t workspace_bytes_for(Layer &layer, const std::vector<Group> &groups, int64_t n) {
-  int64_t total = 0;
+  int64_t total = kWorkspaceHeader;
   for (const Group &g : groups) {
     auto prim = layer.primitive(Kind::kTraining, g.length, group_size(g, n));
     total += round_up_64(prim->pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WORKSPACE).get_size());
@@ -492,7 +513,7 @@ void run_forward(Layer &layer, const seq4j_rnn_weights *weights, int64_t version
   const PlainDescs plain(s);
   Scratch &sc = scratch();
   const int64_t D = s.directions, H = s.hidden, O = s.output;
-  int64_t workspace_offset = 0;
+  int64_t workspace_offset = kWorkspaceHeader;
   for (const Group &g : groups) {
     const int64_t ng = group_size(g, n), tg = g.length;
     auto prim = layer.primitive(training ? Kind::kTraining : Kind::kInference, tg, ng);
@@ -582,6 +603,7 @@ void run_forward(Layer &layer, const seq4j_rnn_weights *weights, int64_t version
       if (c_n != nullptr && s.lstm()) scatter_state(c_n, dst_iter_c, g, D, n, H);
     }
   }
+  if (training) set_workspace_state(workspace, kWorkspaceFilled);
 }
 
 void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rnn_weights *grads,
@@ -598,6 +620,19 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
   if (workspace_bytes < needed)
     fail(SEQ4J_ERR_INVALID_ARGUMENT, "workspace_bytes must be >= ", needed, ", got ",
          workspace_bytes);
+  if (workspace_state(workspace) == kWorkspaceConsumed) {
+    // A second backward of this forward: fill the workspace again, with the weights the forward
+    // converted (the ones this backward uses), writing the outputs it recomputes to scratch.
+    Scratch &sc = scratch();
+    const int64_t D = s.directions, H = s.hidden, O = s.output;
+    float *recomputed_output = sc.slots[Scratch::kRecomputedOutput].floats(t * n * D * O);
+    float *recomputed_h_n = sc.slots[Scratch::kRecomputedHN].floats(D * n * O);
+    float *recomputed_c_n = s.lstm() ? sc.slots[Scratch::kRecomputedCN].floats(D * n * H) : nullptr;
+    run_forward(layer, weights, Layer::kLatest, recomputed_output, recomputed_h_n, recomputed_c_n,
+                const_cast<void *>(workspace), workspace_bytes, input, h0, c0, lengths, t, n);
+  }
+  // From here on oneDNN overwrites part of the workspace.
+  set_workspace_state(workspace, kWorkspaceConsumed);
   auto packed = layer.weights(weights, Layer::kLatest);
   const PlainDescs plain(s);
   Scratch &sc = scratch();
@@ -609,9 +644,7 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
   std::memset(diff_peephole, 0, D * 3 * H * sizeof(float));
   memory::desc diff_layer_desc, diff_iter_desc, diff_proj_desc;
   float *diff_layer = nullptr, *diff_iter = nullptr, *diff_proj = nullptr;
-  // oneDNN's backward consumes the workspace; the Java side runs the forward again before a
-  // second backward of the same context.
-  int64_t workspace_offset = 0;
+  int64_t workspace_offset = kWorkspaceHeader;
   char *workspace_bytes_of_forward = static_cast<char *>(const_cast<void *>(workspace));
   for (const Group &g : groups) {
     const int64_t ng = group_size(g, n), tg = g.length;
