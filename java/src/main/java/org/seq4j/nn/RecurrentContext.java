@@ -21,7 +21,6 @@ public final class RecurrentContext {
   final Tensor[] finalCell;
   final MemorySegment[] workspaces;
   final long[] dropoutSeeds;
-  final boolean[] workspaceConsumed;
   /** The backend the forward ran on ({@code SEQ4J_BACKEND_*}); the backward runs on it too. */
   int backend;
 
@@ -38,7 +37,6 @@ public final class RecurrentContext {
     this.finalCell = new Tensor[layers];
     this.workspaces = new MemorySegment[layers];
     this.dropoutSeeds = new long[layers];
-    this.workspaceConsumed = new boolean[layers];
   }
 
   /** Whether the arena holding the saved tensors is still open. */

@@ -738,14 +738,6 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       Tensor gradH0 = gradInitial.hidden().slice(first, first + directions);
       Tensor gradC0 = hasCell() ? gradInitial.cell().slice(first, first + directions) : null;
       MemorySegment workspace = context.workspaces[layer];
-      if (context.workspaceConsumed[layer]) {
-        // oneDNN's backward consumed the workspace: recompute it (same inputs, same values).
-        forwardLayer(layer, context.backend, -1L, context.outputs[layer], context.finalHidden[layer],
-            context.finalCell[layer], workspace, context.inputs[layer],
-            context.initialHidden[layer], context.initialCell[layer], context.lengths, steps,
-            batch);
-      }
-      context.workspaceConsumed[layer] = context.backend == Backend.ONEDNN.nativeCode();
       try {
         NativeBindings.check((int) NativeBindings.RNN_LAYER_BACKWARD.invokeExact(
             handles[layer], context.backend, weightStructs[layer], gradientStructs[layer],
