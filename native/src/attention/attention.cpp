@@ -18,6 +18,7 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
+#include "core/fast_exp.h"
 #include "core/runtime.h"
 #include "ops/dropout.h"
 #include "ops/gemm.h"
@@ -41,8 +42,8 @@ constexpr int64_t kForwardQueryBlock = 96;
 constexpr float kMinusInfinity = -std::numeric_limits<float>::infinity();
 
 // row[c] = exp(row[c] - shift), returning the sum. The scalar std::exp of this loop was most of
-// the attention's time; the AVX2 version evaluates Cephes' expf polynomial (about 1 ulp) on 8
-// floats at a time, chosen at run time. Masked scores (-inf) give exactly 0 in both.
+// the attention's time; the AVX2 version evaluates seq4j's fast exp (core/fast_exp.h, about
+// 1 ulp) on 8 floats at a time, chosen at run time. Masked scores (-inf) give exactly 0 in both.
 float exp_shifted_scalar(float *row, int64_t n, float shift) {
   float sum = 0;
   for (int64_t c = 0; c < n; ++c) {
@@ -55,29 +56,10 @@ float exp_shifted_scalar(float *row, int64_t n, float shift) {
 #if SEQ4J_X86_64
 __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n, float shift) {
   const __m256 shift8 = _mm256_set1_ps(shift);
-  const __m256 low = _mm256_set1_ps(-87.3f), high = _mm256_set1_ps(88.0f);
-  // x·log2(e) + 1.5·2²³ rounds to an integer k in the low mantissa bits; with 127 added there too
-  // they are k's exponent field already: no round and convert instructions
-  const __m256 magic = _mm256_set1_ps(12582912.0f + 127.0f);
   __m256 sum8 = _mm256_setzero_ps();
   int64_t c = 0;
   for (; c + 8 <= n; c += 8) {
-    const __m256 x = _mm256_sub_ps(_mm256_loadu_ps(row + c), shift8);
-    const __m256 underflow = _mm256_cmp_ps(x, low, _CMP_LT_OQ);
-    const __m256 clamped = _mm256_min_ps(_mm256_max_ps(x, low), high);
-    const __m256 biased = _mm256_fmadd_ps(clamped, _mm256_set1_ps(1.44269504088896341f), magic);
-    const __m256 k = _mm256_sub_ps(biased, magic);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), clamped);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i exponent = _mm256_slli_epi32(_mm256_castps_si256(biased), 23);
-    const __m256 e = _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(exponent)));
+    const __m256 e = exp8_avx2(_mm256_sub_ps(_mm256_loadu_ps(row + c), shift8));
     _mm256_storeu_ps(row + c, e);
     sum8 = _mm256_add_ps(sum8, e);
   }

@@ -5,6 +5,8 @@
 
 #include <cstring>
 
+#include "core/fast_exp.h"
+
 namespace seq4j {
 
 // One copy of the kernels per instruction set; the pragmas apply to everything in the include.
