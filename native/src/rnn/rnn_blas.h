@@ -15,15 +15,16 @@
 
 namespace seq4j {
 
-// The hidden units [begin, end) of thread `part` of `parts`, in blocks of 16 where the size allows,
-// so each thread's slice of a row starts on a cache line.
+// The hidden units [begin, end) of thread `part` of `parts`, in whole panels (kPanel units) where
+// the size allows, so each thread's slice of a row starts on a cache line and a panel's products
+// stay with one thread.
 inline void split(int64_t size, int part, int parts, int64_t *begin, int64_t *end) {
-  const int64_t blocks = (size + 15) / 16;
+  const int64_t blocks = (size + kPanel - 1) / kPanel;
   const int64_t per = blocks / parts, extra = blocks % parts;
   const int64_t first = part * per + std::min<int64_t>(part, extra);
   const int64_t count = per + (part < extra ? 1 : 0);
-  *begin = std::min(size, first * 16);
-  *end = std::min(size, (first + count) * 16);
+  *begin = std::min(size, first * kPanel);
+  *end = std::min(size, (first + count) * kPanel);
 }
 
 // A weight matrix packed once for the many products of a recurrence: out (n, cols) = x (n, k) * B,
