@@ -69,7 +69,6 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n
               ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
   return sum + exp_shifted_scalar(row + c, n - c, shift);
 }
-
 #endif  // SEQ4J_X86_64
 
 // The ISA switch (core/cpu.h) picks the AVX2 kernels, which AVX-512 runs too, or the portable
@@ -99,7 +98,6 @@ __attribute__((target("avx2,fma"))) float row_max_avx2(const float *row, int64_t
   for (float lane : lanes) max = std::max(max, lane);
   return max;
 }
-
 #endif  // SEQ4J_X86_64
 
 float row_max(const float *row, int64_t n) {
@@ -380,7 +378,6 @@ __attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, i
       o[r * ldo + e] += sum;
     }
 }
-
 #endif  // SEQ4J_X86_64
 
 // ds = scale · prob ⊙ (dp − row_dot), one row of a tile without dropout: the loop with dropout's
