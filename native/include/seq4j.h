@@ -96,7 +96,8 @@ SEQ4J_API int seq4j_fill(float *x, float value, int64_t n);
  * out must not overlap in. */
 SEQ4J_API int seq4j_swap_leading_axes(float *out, const float *in, int64_t a, int64_t b, int64_t c);
 
-/* ---- recurrent layers (native/src/rnn/rnn.cpp: oneDNN; rnn_blas.cpp: BLAS) ----------------
+/* ---- recurrent layers (native/src/rnn/: rnn.cpp the entry points and AUTO's table,
+ * rnn_onednn.cpp oneDNN, rnn_blas.cpp and rnn_step.cpp BLAS, cell_kernels.* its fused kernels) --
  *
  * One seq4j_rnn_layer is one layer of a recurrent network (one or two directions) with fixed sizes;
  * multi-layer networks chain them. Data is time-major and row-major:
@@ -177,10 +178,12 @@ SEQ4J_API int seq4j_rnn_layer_forward(seq4j_rnn_layer *layer, int32_t backend,
 /* Backward of the latest training forward of this layer on the same backend: writes grad_input,
  * grad_h0, grad_c0 (each may be NULL when not wanted) and ADDS the parameter gradients into the
  * buffers of grads (D structs). grad_h_n/grad_c_n NULL mean zero. The forward's tensors, workspace
- * and lengths are passed again, unchanged. On oneDNN it uses the weights as converted by that
- * forward and consumes the workspace (oneDNN reuses it): run the training forward again before
- * another backward of the same data. The BLAS backend reads the caller's weights and leaves the
- * workspace intact. */
+ * and lengths are passed again, unchanged. It may be called any number of times for one training
+ * forward, each call adding the parameter gradients again. On oneDNN it uses the weights as
+ * converted by that forward; oneDNN's backward overwrites part of the workspace, so a second
+ * backward first recomputes the forward into it (the workspace records its state; the recomputed
+ * outputs go to seq4j's own buffers, the caller's are left as they are), at the cost of one
+ * forward. The BLAS backend reads the caller's weights and leaves the workspace intact. */
 SEQ4J_API int seq4j_rnn_layer_backward(
     seq4j_rnn_layer *layer, int32_t backend, const seq4j_rnn_weights *weights,
     const seq4j_rnn_weights *grads, float *grad_input, float *grad_h0, float *grad_c0,
@@ -199,16 +202,35 @@ SEQ4J_API int seq4j_rnn_step(seq4j_rnn_layer *const *layers, const seq4j_rnn_wei
                              int64_t weights_version, int32_t num_layers, float *h, float *c,
                              const float *input, int64_t n);
 
-/* seq4j's own kernels (the BLAS backend's cell kernels) exist in copies for AVX-512, AVX2 + FMA
- * and the x86-64 baseline; the best one the CPU supports is chosen at load. This forces one, for
- * tests of the fallbacks and for comparisons: 0 the best, 1 baseline, 2 AVX2, 3 AVX-512. Fails with
- * SEQ4J_ERR_UNSUPPORTED when the CPU lacks it. *previous (may be NULL) receives the one in use
- * before (1, 2 or 3). Not meant to be called while kernels run on other threads. */
+/* The one ISA switch of seq4j's own vector kernels (native/src/core/cpu.cpp): the BLAS backend's
+ * cell kernels and panel products exist in copies for AVX-512, AVX2 + FMA and the baseline (the
+ * portable C++ fallback, the only copy on other architectures than x86-64); attention's tile
+ * kernels in an AVX2 + FMA copy (which AVX-512 runs too) and the baseline fallback, std::exp and
+ * OpenBLAS's sgemm. The best copy the CPU supports is chosen at load. This forces one for every
+ * kernel at once, for tests of the fallbacks and for comparisons: 0 the best, 1 baseline, 2 AVX2,
+ * 3 AVX-512. Fails with SEQ4J_ERR_UNSUPPORTED ("this CPU has no ...") when the CPU lacks it.
+ * *previous (may be NULL) receives the one in use before (1, 2 or 3). Not meant to be called
+ * while kernels run on other threads. */
 SEQ4J_API int seq4j_select_kernels(int32_t isa, int32_t *previous);
 
 /* Inverted dropout with a counter-based generator: out[i] = x[i] * keep_i / (1 - p), where keep_i
  * depends only on (seed, i). Calling it again with the same seed on the gradient gives the
- * backward. out may equal x. */
+ * backward. out may equal x (native/src/ops/dropout.cpp).
+ *
+ * The generator of every dropout mask in seq4j (this function's, and the attention weights' of
+ * seq4j_attention_forward/backward), exactly, so that references can reproduce it bit for bit.
+ * All arithmetic is on unsigned 64-bit integers, wrapping modulo 2^64; ^ is XOR, >> a logical
+ * shift:
+ *     splitmix64(z):  z = z + 0x9E3779B97F4A7C15
+ *                     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+ *                     z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+ *                     return z ^ (z >> 31)
+ *     key       = splitmix64((uint64_t) seed)            (the int64 seed's two's-complement bits)
+ *     threshold = (uint64_t) floor((double) p * 2^24)    (p as a float, widened to double)
+ *     keep_i    = (splitmix64(key ^ (uint64_t) i) >> 40) >= threshold
+ * i is the element's index: here the offset in x; in attention the score's row-major index
+ * ((n * Hq + h) * Tq + q) * Tk + k in the (N, Hq, Tq, Tk) weights. A kept element is scaled by
+ * 1 / (1 - p) in float32. */
 SEQ4J_API int seq4j_dropout(float *out, const float *x, int64_t n, float p, int64_t seed);
 
 /* ---- losses (native/src/ops/losses.cpp): each returns the mean loss in *loss and, when grad is
@@ -268,7 +290,8 @@ typedef struct seq4j_attention_desc {
   int64_t batch, query_heads, kv_heads, query_length, kv_length, head_dim, value_dim;
   float scale;          /* the factor of q kᵀ */
   int32_t causal;       /* key j is visible to query i only when j <= i (PyTorch's is_causal) */
-  float dropout;        /* probability of dropping an attention weight; 0 outside training */
+  float dropout;        /* probability of dropping an attention weight; 0 outside training.
+                         * The mask is seq4j_dropout's generator (above), indexed by score. */
   int64_t seed;         /* dropout's seed: the same seed gives the same mask */
   int32_t mask_kind;    /* SEQ4J_MASK_* */
   int64_t mask_strides[4]; /* element strides of mask for (n, h, i, j); 0 broadcasts */

@@ -4,8 +4,8 @@
 // the score blocks instead of storing them. The blocks are spread over the OpenMP pool. The
 // forward's block products are AVX2 micro-kernels on keys and values packed once per call, the
 // backward's the same kernels on keys and values packed once per task (with single-threaded
-// OpenBLAS sgemms as the fallback for both).
-#include <immintrin.h>
+// OpenBLAS sgemms, ops/gemm.h, as the portable fallback for both). The ISA switch (core/cpu.h)
+// chooses between them; the dropout of the attention weights draws its mask from ops/dropout.h.
 #include <omp.h>
 
 #include <algorithm>
@@ -16,9 +16,16 @@
 #include <memory>
 #include <vector>
 
-#include "cblas.h"
+#include "core/cpu.h"
 #include "core/error.h"
+#include "core/fast_exp.h"
 #include "core/runtime.h"
+#include "ops/dropout.h"
+#include "ops/gemm.h"
+
+#if SEQ4J_X86_64
+#include <immintrin.h>
+#endif
 
 namespace seq4j {
 namespace {
@@ -29,31 +36,14 @@ constexpr int64_t kKeyBlock = 128;
 // (OpenBLAS re-packed both operands of every small tile product, a third of the forward's time),
 // in blocks of at most kForwardQueryBlock queries by kKeyBlock keys (96 × 256, 48 × 128 and
 // 192 × 64 were no better within noise).
-constexpr int64_t kPanel = 16;
+constexpr int64_t kPanel = kPanelWidth;
 constexpr int64_t kKernelRows = 6;
 constexpr int64_t kForwardQueryBlock = 96;
 constexpr float kMinusInfinity = -std::numeric_limits<float>::infinity();
 
-// Dropout's keep decision for score (n, h, i, j), counter-based so the backward recomputes it.
-inline bool keep(uint64_t key, uint64_t index, uint64_t threshold) {
-  uint64_t z = key ^ index;
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  return (z >> 40) >= threshold;
-}
-
-inline uint64_t mix_seed(int64_t seed) {
-  uint64_t z = static_cast<uint64_t>(seed) + 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // row[c] = exp(row[c] - shift), returning the sum. The scalar std::exp of this loop was most of
-// the attention's time; the AVX2 version evaluates Cephes' expf polynomial (about 1 ulp) on 8
-// floats at a time, chosen at run time. Masked scores (-inf) give exactly 0 in both.
+// the attention's time; the AVX2 version evaluates seq4j's fast exp (core/fast_exp.h, about
+// 1 ulp) on 8 floats at a time, chosen at run time. Masked scores (-inf) give exactly 0 in both.
 float exp_shifted_scalar(float *row, int64_t n, float shift) {
   float sum = 0;
   for (int64_t c = 0; c < n; ++c) {
@@ -63,31 +53,13 @@ float exp_shifted_scalar(float *row, int64_t n, float shift) {
   return sum;
 }
 
+#if SEQ4J_X86_64
 __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n, float shift) {
   const __m256 shift8 = _mm256_set1_ps(shift);
-  const __m256 low = _mm256_set1_ps(-87.3f), high = _mm256_set1_ps(88.0f);
-  // x·log2(e) + 1.5·2²³ rounds to an integer k in the low mantissa bits; with 127 added there too
-  // they are k's exponent field already: no round and convert instructions
-  const __m256 magic = _mm256_set1_ps(12582912.0f + 127.0f);
   __m256 sum8 = _mm256_setzero_ps();
   int64_t c = 0;
   for (; c + 8 <= n; c += 8) {
-    const __m256 x = _mm256_sub_ps(_mm256_loadu_ps(row + c), shift8);
-    const __m256 underflow = _mm256_cmp_ps(x, low, _CMP_LT_OQ);
-    const __m256 clamped = _mm256_min_ps(_mm256_max_ps(x, low), high);
-    const __m256 biased = _mm256_fmadd_ps(clamped, _mm256_set1_ps(1.44269504088896341f), magic);
-    const __m256 k = _mm256_sub_ps(biased, magic);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), clamped);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const __m256i exponent = _mm256_slli_epi32(_mm256_castps_si256(biased), 23);
-    const __m256 e = _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(exponent)));
+    const __m256 e = exp8_avx2(_mm256_sub_ps(_mm256_loadu_ps(row + c), shift8));
     _mm256_storeu_ps(row + c, e);
     sum8 = _mm256_add_ps(sum8, e);
   }
@@ -97,14 +69,15 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n
               ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
   return sum + exp_shifted_scalar(row + c, n - c, shift);
 }
+#endif  // SEQ4J_X86_64
 
-bool has_avx2() {
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return avx2;
-}
-
+// The ISA switch (core/cpu.h) picks the AVX2 kernels, which AVX-512 runs too, or the portable
+// fallback: exp_shifted_scalar, row_max_scalar, d_scores_scalar and OpenBLAS's sgemm.
 float exp_shifted(float *row, int64_t n, float shift) {
-  return has_avx2() ? exp_shifted_avx2(row, n, shift) : exp_shifted_scalar(row, n, shift);
+#if SEQ4J_X86_64
+  if (use_avx2()) return exp_shifted_avx2(row, n, shift);
+#endif
+  return exp_shifted_scalar(row, n, shift);
 }
 
 // GCC keeps a float max reduction scalar (it may not reorder it), one score per cycle or worse.
@@ -114,6 +87,7 @@ float row_max_scalar(const float *row, int64_t n) {
   return max;
 }
 
+#if SEQ4J_X86_64
 __attribute__((target("avx2,fma"))) float row_max_avx2(const float *row, int64_t n) {
   __m256 max8 = _mm256_set1_ps(kMinusInfinity);
   int64_t c = 0;
@@ -124,9 +98,13 @@ __attribute__((target("avx2,fma"))) float row_max_avx2(const float *row, int64_t
   for (float lane : lanes) max = std::max(max, lane);
   return max;
 }
+#endif  // SEQ4J_X86_64
 
 float row_max(const float *row, int64_t n) {
-  return has_avx2() ? row_max_avx2(row, n) : row_max_scalar(row, n);
+#if SEQ4J_X86_64
+  if (use_avx2()) return row_max_avx2(row, n);
+#endif
+  return row_max_scalar(row, n);
 }
 
 // The forward's keys and values, packed once per call. Keys, for score_tile_avx2: per (sample,
@@ -178,6 +156,7 @@ struct PackedHeads {
   }
 };
 
+#if SEQ4J_X86_64
 // GCC keeps an array of __m256 accumulators in memory (it scalarises aggregates before it unrolls
 // the loops over them), storing each one on every step, so the kernels name their accumulators
 // and let `if constexpr` drop the rows past R.
@@ -399,6 +378,7 @@ __attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, i
       o[r * ldo + e] += sum;
     }
 }
+#endif  // SEQ4J_X86_64
 
 // ds = scale · prob ⊙ (dp − row_dot), one row of a tile without dropout: the loop with dropout's
 // per-score check is not vectorised, and at head size 64 it cost as much as a tile product.
@@ -407,6 +387,7 @@ void d_scores_scalar(float *ds, const float *prob, const float *dp, int64_t n, f
   for (int64_t c = 0; c < n; ++c) ds[c] = prob[c] * (dp[c] - row_dot) * scale;
 }
 
+#if SEQ4J_X86_64
 __attribute__((target("avx2,fma"))) void d_scores_avx2(float *ds, const float *prob,
                                                        const float *dp, int64_t n, float row_dot,
                                                        float scale) {
@@ -418,6 +399,7 @@ __attribute__((target("avx2,fma"))) void d_scores_avx2(float *ds, const float *p
   }
   d_scores_scalar(ds + c, prob + c, dp + c, n - c, row_dot, scale);
 }
+#endif  // SEQ4J_X86_64
 
 struct Problem {
   const seq4j_attention_desc &d;
@@ -428,8 +410,8 @@ struct Problem {
   float dropout_scale;
 
   Problem(const seq4j_attention_desc &desc, const float *m, const float *kp)
-      : d(desc), mask(m), key_padding(kp), dropout_key(mix_seed(desc.seed)),
-        dropout_threshold(static_cast<uint64_t>(static_cast<double>(desc.dropout) * 16777216.0)),
+      : d(desc), mask(m), key_padding(kp), dropout_key(seq4j::dropout_key(desc.seed)),
+        dropout_threshold(seq4j::dropout_threshold(desc.dropout)),
         dropout_scale(desc.dropout > 0 ? 1.0f / (1.0f - desc.dropout) : 1.0f) {}
 
   int64_t kv_head(int64_t h) const { return h / (d.query_heads / d.kv_heads); }
@@ -449,10 +431,8 @@ struct Problem {
   // scores (rows × cols) = scale · q kᵀ + mask, with -inf where masked.
   void scores(float *s, const float *q, const float *k, int64_t n, int64_t h, int64_t i0,
               int64_t rows, int64_t j0, int64_t cols) const {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
-                static_cast<blasint>(cols), static_cast<blasint>(d.head_dim), d.scale,
-                q_rows(q, n, h, i0), static_cast<blasint>(d.head_dim), k_rows(k, n, h, j0),
-                static_cast<blasint>(d.head_dim), 0.0f, s, static_cast<blasint>(cols));
+    sgemm_block(s, q_rows(q, n, h, i0), k_rows(k, n, h, j0), rows, cols, d.head_dim, d.head_dim,
+                d.head_dim, cols, false, true, d.scale, 0.0f);
     apply_mask(s, cols, n, h, i0, rows, j0, cols);
   }
 
@@ -503,7 +483,7 @@ Buffers &buffers() {
 // One block of queries against every key it sees: online softmax over blocks of kKeyBlock keys.
 // With packed keys and values the products are the AVX2 kernels, without them OpenBLAS's sgemm.
 void forward_block(float *out, float *lse, const float *q, const float *k, const float *v,
-                   const Problem &p, const PackedHeads *packed,
+                   const Problem &p, [[maybe_unused]] const PackedHeads *packed,
                    int64_t n, int64_t h, int64_t i0, int64_t rows, int64_t query_block) {
   const auto &d = p.d;
   Buffers &b = buffers();
@@ -517,12 +497,15 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
     const int64_t cols = std::min(kKeyBlock, key_end - j0);
     float *s = b.scores.data();
     int64_t lds = cols;
+#if SEQ4J_X86_64
     if (packed != nullptr) {
       lds = (cols + kPanel - 1) / kPanel * kPanel;  // the padded keys' scores are not used
       scores_avx2(s, lds, p.q_rows(q, n, h, i0), d.head_dim, rows, *packed,
                   n * d.kv_heads + p.kv_head(h), j0, d.scale);
       p.apply_mask(s, lds, n, h, i0, rows, j0, cols);
-    } else {
+    } else
+#endif
+    {
       p.scores(s, q, k, n, h, i0, rows, j0, cols);
     }
     for (int64_t r = 0; r < rows; ++r) {
@@ -545,20 +528,21 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
       b.row_sum[r] += sum;
       if (d.dropout > 0) {
         for (int64_t c = 0; c < cols; ++c)
-          row[c] = keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
+          row[c] = dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
+                                p.dropout_threshold)
                        ? row[c] * p.dropout_scale
                        : 0.0f;
       }
     }
+#if SEQ4J_X86_64
     if (packed != nullptr) {
       values_avx2(b.accumulator.data(), s, lds, rows, *packed, p.v_rows(v, n, h, j0),
                   n * d.kv_heads + p.kv_head(h), j0, cols, d.value_dim);
-    } else {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
-                  static_cast<blasint>(d.value_dim), static_cast<blasint>(cols), 1.0f, s,
-                  static_cast<blasint>(lds), p.v_rows(v, n, h, j0),
-                  static_cast<blasint>(d.value_dim), 1.0f, b.accumulator.data(),
-                  static_cast<blasint>(d.value_dim));
+    } else
+#endif
+    {
+      sgemm_block(b.accumulator.data(), s, p.v_rows(v, n, h, j0), rows, d.value_dim, cols, lds,
+                  d.value_dim, d.value_dim, false, false, 1.0f, 1.0f);
     }
   }
   for (int64_t r = 0; r < rows; ++r) {
@@ -576,7 +560,7 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
 void forward(float *out, float *lse, const float *q, const float *k, const float *v,
              const Problem &p) {
   const auto &d = p.d;
-  if (!has_avx2()) {
+  if (!use_avx2()) {
     const int64_t q_blocks = (d.query_length + kQueryBlock - 1) / kQueryBlock;
     const int64_t tasks = d.batch * d.query_heads * q_blocks;
 #pragma omp parallel for schedule(dynamic, 1)
@@ -587,6 +571,7 @@ void forward(float *out, float *lse, const float *q, const float *k, const float
     }
     return;
   }
+#if SEQ4J_X86_64
   // blocks of at most kForwardQueryBlock queries, of even sizes (128 queries as 66 + 62, not
   // 96 + 32) in multiples of the kernels' rows
   int64_t q_blocks = (d.query_length + kForwardQueryBlock - 1) / kForwardQueryBlock;
@@ -626,6 +611,7 @@ void forward(float *out, float *lse, const float *q, const float *k, const float
     forward_block(out, lse, q, k, v, p, &heads, n, h, i0,
                   std::min(query_block, d.query_length - i0), query_block);
   }
+#endif  // SEQ4J_X86_64
 }
 
 void backward(float *dq, float *dk, float *dv, const float *d_out, const float *q, const float *k,
@@ -637,9 +623,11 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
   // operands of each small tile product), on the task's keys and values packed once: keys and
   // values as panels for S = Q Kᵀ and dP = dO Vᵀ, keys as runs of columns for dQ += dS K. dV and
   // dK read the probability tiles transposed in place, and dO and Q as they are.
-  const bool avx2 = has_avx2();
+  const bool avx2 = use_avx2();
+#if SEQ4J_X86_64
   const int64_t padded = (d.kv_length + kPanel - 1) / kPanel * kPanel;
   const int64_t key_runs = d.head_dim / kPanel;
+#endif
   // 96 queries a tile, as in the forward: the dK and dV products run over the tile's queries,
   // so longer tiles load and store their accumulators less often (forward+backward
   // at T = 4096 1087 -> 858 ms, one paired run)
@@ -667,6 +655,7 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
       }
     }
     const float *head_k = k + (n * d.kv_heads + g) * d.kv_length * d.head_dim;
+#if SEQ4J_X86_64
     const float *head_v = v + (n * d.kv_heads + g) * d.kv_length * d.value_dim;
     float *key_panels = nullptr, *value_panels = nullptr, *key_columns = nullptr;
     if (avx2) {
@@ -678,6 +667,7 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
       pack_panels(value_panels, head_v, d.kv_length, d.value_dim);
       pack_runs(key_columns, head_k, d.kv_length, d.head_dim);
     }
+#endif
     b.scores.resize(query_block * kKeyBlock);
     b.d_probs.resize(query_block * kKeyBlock);
     b.d_scores.resize(query_block * kKeyBlock);
@@ -696,11 +686,14 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
           const float *q_block = p.q_rows(q, n, h, i0);
           float *dq_block = dq + ((n * d.query_heads + h) * d.query_length + i0) * d.head_dim;
           float *prob = b.scores.data();
+#if SEQ4J_X86_64
           if (avx2) {
             panel_products_avx2(prob, lds, q_block, d.head_dim, rows, key_panels + j0 * d.head_dim,
                                 d.head_dim, d.scale);
             p.apply_mask(prob, lds, n, h, i0, rows, j0, cols);
-          } else {
+          } else
+#endif
+          {
             p.scores(prob, q, k, n, h, i0, rows, j0, cols);
           }
           const float *lse_rows = lse + (n * d.query_heads + h) * d.query_length + i0;
@@ -717,27 +710,27 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
               for (int64_t c = 0; c < cols; ++c) {
                 const float x = prob[r * lds + c];
                 dropped[r * lds + c] =
-                    !keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
+                    !dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
+                                  p.dropout_threshold)
                         ? 0.0f
                         : x * p.dropout_scale;
               }
           }
           const float *go = d_out + ((n * d.query_heads + h) * d.query_length + i0) * d.value_dim;
           float *dp = b.d_probs.data();
+#if SEQ4J_X86_64
           if (avx2) {
             // dV += P_droppedᵀ dO ; dP_dropped = dO Vᵀ
             accumulate_avx2<true>(dv_block, dropped, lds, cols, go, nullptr, 0, rows, d.value_dim);
             panel_products_avx2(dp, lds, go, d.value_dim, rows, value_panels + j0 * d.value_dim,
                                 d.value_dim, 1.0f);
-          } else {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(cols),
-                        static_cast<blasint>(d.value_dim), static_cast<blasint>(rows), 1.0f,
-                        dropped, static_cast<blasint>(lds), go, static_cast<blasint>(d.value_dim),
-                        1.0f, dv_block, static_cast<blasint>(d.value_dim));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(rows),
-                        static_cast<blasint>(cols), static_cast<blasint>(d.value_dim), 1.0f, go,
-                        static_cast<blasint>(d.value_dim), p.v_rows(v, n, h, j0),
-                        static_cast<blasint>(d.value_dim), 0.0f, dp, static_cast<blasint>(lds));
+          } else
+#endif
+          {
+            sgemm_block(dv_block, dropped, go, cols, d.value_dim, rows, lds, d.value_dim,
+                        d.value_dim, true, false, 1.0f, 1.0f);
+            sgemm_block(dp, go, p.v_rows(v, n, h, j0), rows, cols, d.value_dim, d.value_dim,
+                        d.value_dim, lds, false, true, 1.0f, 0.0f);
           }
           // scale · dS = scale · P ⊙ (dP − D), with dP = dP_dropped ⊙ keep / (1 − p): the scale
           // of both products below, applied once here
@@ -745,34 +738,37 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
           for (int64_t r = 0; r < rows; ++r) {
             const float row_dot = b.row_dot[hh * d.query_length + i0 + r];
             if (d.dropout == 0) {
+#if SEQ4J_X86_64
               (avx2 ? d_scores_avx2 : d_scores_scalar)(ds + r * lds, prob + r * lds, dp + r * lds,
                                                        cols, row_dot, d.scale);
+#else
+              d_scores_scalar(ds + r * lds, prob + r * lds, dp + r * lds, cols, row_dot, d.scale);
+#endif
               continue;
             }
             for (int64_t c = 0; c < cols; ++c) {
               float grad_prob = dp[r * lds + c];
               if (d.dropout > 0)
-                grad_prob = keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c), p.dropout_threshold)
+                grad_prob = dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
+                                         p.dropout_threshold)
                                 ? grad_prob * p.dropout_scale
                                 : 0.0f;
               ds[r * lds + c] = prob[r * lds + c] * (grad_prob - row_dot) * d.scale;
             }
           }
           // dQ += scale · dS K ; dK += scale · dSᵀ Q
+#if SEQ4J_X86_64
           if (avx2) {
             accumulate_avx2<false>(dq_block, ds, lds, rows, head_k + j0 * d.head_dim,
                                    key_columns + j0 * kPanel, d.kv_length, cols, d.head_dim);
             accumulate_avx2<true>(dk_block, ds, lds, cols, q_block, nullptr, 0, rows, d.head_dim);
-          } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(rows),
-                        static_cast<blasint>(d.head_dim), static_cast<blasint>(cols), 1.0f, ds,
-                        static_cast<blasint>(lds), head_k + j0 * d.head_dim,
-                        static_cast<blasint>(d.head_dim), 1.0f, dq_block,
-                        static_cast<blasint>(d.head_dim));
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<blasint>(cols),
-                        static_cast<blasint>(d.head_dim), static_cast<blasint>(rows), 1.0f, ds,
-                        static_cast<blasint>(lds), q_block, static_cast<blasint>(d.head_dim), 1.0f,
-                        dk_block, static_cast<blasint>(d.head_dim));
+          } else
+#endif
+          {
+            sgemm_block(dq_block, ds, head_k + j0 * d.head_dim, rows, d.head_dim, cols, lds,
+                        d.head_dim, d.head_dim, false, false, 1.0f, 1.0f);
+            sgemm_block(dk_block, ds, q_block, cols, d.head_dim, rows, lds, d.head_dim,
+                        d.head_dim, true, false, 1.0f, 1.0f);
           }
         }
       }

@@ -8,9 +8,9 @@
 #include <mutex>
 #include <string>
 
-#include "cblas.h"
 #include "dnnl.h"
 #include "error.h"
+#include "ops/openblas.h"
 
 #ifndef SEQ4J_VERSION
 #error "SEQ4J_VERSION must be defined by the build"

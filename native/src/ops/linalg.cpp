@@ -8,11 +8,11 @@
 #include <algorithm>
 #include <cstring>
 
-#include "cblas.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "dnnl.h"
 #include "ops/gemm.h"
+#include "ops/openblas.h"
 
 namespace seq4j {
 namespace {

@@ -1,6 +1,7 @@
 // What the two implementations of the recurrent layers share: the sizes of a layer, the interface
-// each backend implements (rnn.cpp: oneDNN's primitives; rnn_blas.cpp: OpenBLAS sgemm and seq4j's
-// fused cell kernels), and the argument checks both rely on.
+// each backend implements (rnn_onednn.cpp: oneDNN's primitives; rnn_blas.cpp: OpenBLAS sgemm and
+// seq4j's fused cell kernels; rnn_step.cpp: the BLAS backend's streaming step), and the argument
+// checks both rely on (rnn.cpp, beside the C entry points).
 #pragma once
 
 #include <cstdint>
@@ -49,11 +50,6 @@ class RecurrentStepper {
 std::unique_ptr<RecurrentBackend> make_onednn_recurrent(const RecurrentSizes &sizes);
 std::unique_ptr<RecurrentBackend> make_blas_recurrent(const RecurrentSizes &sizes);
 std::unique_ptr<RecurrentStepper> make_recurrent_stepper(const RecurrentSizes &sizes);
-
-// Which copy of the BLAS backend's cell kernels runs (seq4j_select_kernels): 0 the best the CPU
-// has, 1 the x86-64 baseline, 2 AVX2 + FMA, 3 AVX-512.
-void select_cell_kernels(int32_t isa);
-int32_t selected_cell_kernels();
 
 // Fails with SEQ4J_ERR_INVALID_ARGUMENT unless every lengths[i] (when lengths is not NULL) is in
 // [1, t].

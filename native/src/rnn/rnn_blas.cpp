@@ -1,6 +1,7 @@
 // The BLAS backend of the recurrent layers: seq4j's own implementation, the cross-check of oneDNN's
 // and the template for other backends. Forward and backward through time of one layer (one or
-// two directions), and the streaming step.
+// two directions). The streaming step is rnn_step.cpp; the fused cell kernels, one copy per
+// instruction set, are cell_kernels.inc (compiled by cell_kernels.cpp).
 //
 // The story of a forward, per direction:
 //  1. The input projections of every step in one GEMM: gates (T*N, G*H) = x (T*N, I) W_ih^T.
@@ -23,7 +24,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -34,83 +34,12 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "ops/gemm.h"
-#include "rnn/recurrent.h"
+#include "rnn/rnn_blas.h"
 
 namespace seq4j {
 namespace {
 
-// Weight rows per panel of the streaming path's packed weights.
-constexpr int kPanel = 16;
-
-struct CellKernels {
-  void (*lstm_forward)(float *gates, float *cell, float *hidden, const float *bias,
-                       const float *peephole, const float *c_prev, int64_t h_size, int64_t j0,
-                       int64_t j1);
-  void (*lstm_backward)(float *d_gates, float *d_cell, const float *d_hidden, const float *gates,
-                        const float *cell, const float *c_prev, const float *peephole,
-                        int64_t h_size, int64_t j0, int64_t j1);
-  void (*gru_forward)(float *gates, float *recurrent_n, float *hidden, const float *recurrent,
-                      const float *bias_ih, const float *bias_hh, const float *h_prev,
-                      int64_t h_size, int64_t j0, int64_t j1);
-  void (*gru_backward)(float *d_gates_input, float *d_gates_recurrent, float *d_h_direct,
-                       const float *d_hidden, const float *gates, const float *recurrent_n,
-                       const float *h_prev, int64_t h_size, int64_t j0, int64_t j1);
-  void (*rnn_forward)(float *gates, float *hidden, const float *bias, bool relu, int64_t j0,
-                      int64_t j1);
-  void (*rnn_backward)(float *d_gates, const float *d_hidden, const float *gates, bool relu,
-                       int64_t j0, int64_t j1);
-  void (*panel_product)(float *out, const float *panel, const float *x, int64_t ldx, int64_t k,
-                        int64_t rows);
-};
-
-}  // namespace
-
-// One copy of the kernels per instruction set; the pragmas apply to everything in the include.
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
-namespace cell_avx512 {
-#include "rnn/cell_kernels.inc"
-}  // namespace cell_avx512
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-namespace cell_avx2 {
-#include "rnn/cell_kernels.inc"
-}  // namespace cell_avx2
-#pragma GCC pop_options
-
-namespace cell_baseline {
-#include "rnn/cell_kernels.inc"
-}  // namespace cell_baseline
-
-namespace {
-
-const CellKernels *best_kernels() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
-    return &cell_avx512::kernels;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &cell_avx2::kernels;
-  return &cell_baseline::kernels;
-}
-
-std::atomic<const CellKernels *> active_kernels{best_kernels()};
-
-const CellKernels &kernels() { return *active_kernels.load(std::memory_order_relaxed); }
-
 using Sizes = RecurrentSizes;
-
-// The hidden units [begin, end) of thread `part` of `parts`, in blocks of 16 where the size allows,
-// so each thread's slice of a row starts on a cache line.
-void split(int64_t size, int part, int parts, int64_t *begin, int64_t *end) {
-  const int64_t blocks = (size + 15) / 16;
-  const int64_t per = blocks / parts, extra = blocks % parts;
-  const int64_t first = part * per + std::min<int64_t>(part, extra);
-  const int64_t count = per + (part < extra ? 1 : 0);
-  *begin = std::min(size, first * 16);
-  *end = std::min(size, (first + count) * 16);
-}
 
 // Inside a parallel region: the calling thread's hidden units [j0, j1) and output columns [o0, o1).
 struct ThreadSlice {
@@ -157,50 +86,6 @@ struct WorkspaceLayout {
   }
 };
 
-// A weight matrix packed once for the many products of a recurrence: out (n, cols) = x (n, k) * B,
-// where B is W^T (transposed: W is (cols, k) row-major, as PyTorch stores weight_hh) or W itself
-// ((k, cols)). Columns come in blocks of kPanel, each stored k-major (panel[kk * kPanel + lane]),
-// the layout of the register-tiled panel_product; sgemm would re-pack W at every step.
-struct PanelMatrix {
-  int64_t k = 0, cols = 0;
-  std::vector<float> panels;
-
-  void pack(const float *w, int64_t k_size, int64_t col_count, bool transposed) {
-    k = k_size;
-    cols = col_count;
-    const int64_t blocks = (cols + kPanel - 1) / kPanel;
-    panels.resize(blocks * k * kPanel);
-    float *data = panels.data();
-#pragma omp parallel for schedule(static) if (blocks * k * kPanel > (1 << 16))
-    for (int64_t b = 0; b < blocks; ++b) {
-      float *panel = data + b * k * kPanel;
-      for (int64_t kk = 0; kk < k; ++kk)
-        for (int lane = 0; lane < kPanel; ++lane) {
-          const int64_t c = b * kPanel + lane;
-          panel[kk * kPanel + lane] =
-              c >= cols ? 0.0f : transposed ? w[c * k + kk] : w[kk * cols + c];
-        }
-    }
-  }
-
-  // out[i * ldo + c] (+)= (x B)[i][c] for the columns [c0, c1). scratch holds n * kPanel floats.
-  void product(const CellKernels &kernels, float *out, int64_t ldo, const float *x, int64_t ldx,
-               int64_t n, int64_t c0, int64_t c1, bool accumulate, float *scratch) const {
-    for (int64_t b = c0 / kPanel; c0 < c1 && b * kPanel < c1; ++b) {
-      kernels.panel_product(scratch, panels.data() + b * k * kPanel, x, ldx, k, n);
-      const int64_t first = std::max(c0, b * kPanel), last = std::min(c1, b * kPanel + kPanel);
-      for (int64_t i = 0; i < n; ++i) {
-        float *row = out + i * ldo;
-        const float *value = scratch + i * kPanel - b * kPanel;
-        if (accumulate)
-          for (int64_t c = first; c < last; ++c) row[c] += value[c];
-        else
-          for (int64_t c = first; c < last; ++c) row[c] = value[c];
-      }
-    }
-  }
-};
-
 // The forward recurrence's packed weights of one direction: W_hh per gate, W_hr^T.
 struct ForwardPanels {
   PanelMatrix gates[4], projection;
@@ -215,7 +100,7 @@ struct ForwardPanels {
 struct BlasScratch {
   enum Slot {
     kGates, kState, kCell, kHidden, kRecurrent, kRecurrentN, kBias, kDGates, kDGatesRecurrent,
-    kDState, kDCell, kDHidden, kDDirect, kDProjected, kStepInput, kStepOut, kZeros, kPanelOut,
+    kDState, kDCell, kDHidden, kDDirect, kDProjected, kZeros, kPanelOut,
     kSlotCount
   };
   AlignedBuffer slots[kSlotCount];
@@ -282,186 +167,6 @@ const float *peephole_block(const Sizes &s, const seq4j_rnn_weights &w, int64_t 
   return p;
 }
 
-// Batches above this take the GEMM route of the full forward instead of the panels.
-constexpr int64_t kStepPanelMaxBatch = 8;
-
-// ---- the streaming step
-
-// The weights of one direction packed for matrix-vector work: for each block of 16 hidden units
-// and each product group, a panel over the group's slice of [x; h]. Groups: LSTM i, f, g, o and
-// the simple RNN's one over [x; h]; GRU r, z over [x; h], n over x alone and over h alone (r
-// multiplies the latter). The projection has its own panels over m.
-struct StepWeights {
-  struct Group {
-    int64_t gate, k_begin, k_end;
-    bool recurrent_only;  // GRU n's recurrent product (goes to `recurrent`, not `gates`)
-  };
-  std::vector<Group> groups;
-  int64_t blocks = 0;
-  std::vector<int64_t> panel_offset;  // per (block, group)
-  std::vector<float> panels;
-  PanelMatrix projection;  // W_hr^T
-  std::vector<float> bias, peephole;
-};
-
-std::shared_ptr<StepWeights> pack_step(const Sizes &s, const seq4j_rnn_weights &w,
-                                      int64_t direction) {
-  auto packed = std::make_shared<StepWeights>();
-  const int64_t I = s.input, O = s.output, H = s.hidden, K = I + O;
-  require_weight("weight_ih", direction, w.weight_ih);
-  require_weight("weight_hh", direction, w.weight_hh);
-  if (s.gru()) {
-    packed->groups = {{0, 0, K, false}, {1, 0, K, false}, {2, 0, I, false}, {2, I, K, true}};
-  } else {
-    for (int64_t g = 0; g < s.gates; ++g) packed->groups.push_back({g, 0, K, false});
-  }
-  packed->blocks = (H + kPanel - 1) / kPanel;
-  int64_t offset = 0;
-  for (int64_t b = 0; b < packed->blocks; ++b)
-    for (const auto &group : packed->groups) {
-      packed->panel_offset.push_back(offset);
-      offset += (group.k_end - group.k_begin) * kPanel;
-    }
-  packed->panels.assign(offset, 0.0f);
-  for (int64_t b = 0; b < packed->blocks; ++b)
-    for (size_t gi = 0; gi < packed->groups.size(); ++gi) {
-      const auto &group = packed->groups[gi];
-      float *panel = packed->panels.data() + packed->panel_offset[b * packed->groups.size() + gi];
-      for (int lane = 0; lane < kPanel; ++lane) {
-        const int64_t unit = b * kPanel + lane;
-        if (unit >= H) break;
-        const int64_t row = group.gate * H + unit;
-        for (int64_t kk = group.k_begin; kk < group.k_end; ++kk) {
-          const float value = kk < I ? w.weight_ih[row * I + kk] : w.weight_hh[row * O + (kk - I)];
-          panel[(kk - group.k_begin) * kPanel + lane] = value;
-        }
-      }
-    }
-  if (s.projection()) {
-    require_weight("weight_hr", direction, w.weight_hr);
-    packed->projection.pack(w.weight_hr, H, O, true);
-  }
-  if (s.bias) {
-    require_weight("bias_ih", direction, w.bias_ih);
-    require_weight("bias_hh", direction, w.bias_hh);
-    const int64_t GH = s.gates * H;
-    if (s.gru()) {
-      packed->bias.assign(w.bias_ih, w.bias_ih + GH);
-      packed->bias.insert(packed->bias.end(), w.bias_hh, w.bias_hh + GH);
-    } else {
-      packed->bias.resize(GH);
-      for (int64_t i = 0; i < GH; ++i) packed->bias[i] = w.bias_ih[i] + w.bias_hh[i];
-    }
-  }
-  if (s.peephole) {
-    require_weight("weight_ci", direction, w.weight_ci);
-    require_weight("weight_cf", direction, w.weight_cf);
-    require_weight("weight_co", direction, w.weight_co);
-    packed->peephole.assign(w.weight_ci, w.weight_ci + H);
-    packed->peephole.insert(packed->peephole.end(), w.weight_cf, w.weight_cf + H);
-    packed->peephole.insert(packed->peephole.end(), w.weight_co, w.weight_co + H);
-  }
-  return packed;
-}
-
-
-void split_blocks(int64_t blocks, int part, int parts, int64_t *begin, int64_t *end) {
-  const int64_t per = blocks / parts, extra = blocks % parts;
-  *begin = part * per + std::min<int64_t>(part, extra);
-  *end = *begin + per + (part < extra ? 1 : 0);
-}
-
-// The packed weights of each direction, re-packed when the caller's weights_version changes.
-class PackedStepWeights {
- public:
-  std::shared_ptr<StepWeights> get(const Sizes &s, const seq4j_rnn_weights &w, int64_t direction,
-                                   int64_t version) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    Entry &entry = entries_[direction];
-    if (version < 0 || !entry.packed || version != entry.version) {
-      entry.packed = pack_step(s, w, direction);
-      entry.version = version;
-    }
-    return entry.packed;
-  }
-
- private:
-  struct Entry {
-    std::shared_ptr<StepWeights> packed;
-    int64_t version = -1;
-  };
-  std::mutex mutex_;
-  Entry entries_[2];
-};
-
-// One step of one direction on packed weights, for n <= kStepPanelMaxBatch samples: h (n, Hout)
-// and c (n, H) are read and overwritten in place. One parallel region; each thread owns blocks of
-// 16 hidden units and runs the products and the cell on them back to back.
-void step_packed(const Sizes &s, const StepWeights &pw, float *h, float *c, const float *input,
-               int64_t n) {
-  const int64_t I = s.input, O = s.output, H = s.hidden, K = I + O, G = s.gates, GH = G * H;
-  BlasScratch &sc = blas_scratch();
-  // [x; h] of every sample, so the threads can overwrite h while others still read it.
-  float *xh = sc.slots[BlasScratch::kStepInput].floats(n * K);
-  for (int64_t i = 0; i < n; ++i) {
-    std::memcpy(xh + i * K, input + i * I, I * sizeof(float));
-    std::memcpy(xh + i * K + I, h + i * O, O * sizeof(float));
-  }
-  // Per sample: the gate products (G*H), then the GRU's recurrent products (3H, only n used).
-  float *gates = sc.slots[BlasScratch::kGates].floats(n * GH);
-  float *recurrent = s.gru() ? sc.slots[BlasScratch::kRecurrent].floats(n * GH) : nullptr;
-  float *recurrent_n = s.gru() ? sc.slots[BlasScratch::kRecurrentN].floats(n * H) : nullptr;
-  float *hidden = s.projection() ? sc.slots[BlasScratch::kHidden].floats(n * H) : nullptr;
-  float *c_prev = s.lstm() ? sc.slots[BlasScratch::kCell].floats(n * H) : nullptr;
-  if (s.lstm()) std::memcpy(c_prev, c, n * H * sizeof(float));
-  const CellKernels &k = kernels();
-  const int64_t groups = static_cast<int64_t>(pw.groups.size());
-  const float *bias = pw.bias.empty() ? nullptr : pw.bias.data();
-  const float *peephole = pw.peephole.empty() ? nullptr : pw.peephole.data();
-  const bool relu = s.cell == SEQ4J_CELL_RNN_RELU;
-  // One thread for small layers: the fork costs more than it saves below ~64K weights.
-  const int threads = pw.panels.size() < (size_t{1} << 16) ? 1 : seq4j::threads();
-  float *out_buffer = sc.slots[BlasScratch::kStepOut].floats(threads * n * kPanel);
-  if (s.gru()) std::memset(recurrent, 0, n * GH * sizeof(float));
-
-#pragma omp parallel num_threads(threads)
-  {
-    const int parts = omp_get_num_threads(), part = omp_get_thread_num();
-    int64_t b0, b1;
-    split_blocks(pw.blocks, part, parts, &b0, &b1);
-    float *out = out_buffer + part * n * kPanel;
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t u0 = b * kPanel, u1 = std::min(H, u0 + kPanel);
-      for (int64_t gi = 0; gi < groups; ++gi) {
-        const auto &group = pw.groups[gi];
-        k.panel_product(out, pw.panels.data() + pw.panel_offset[b * groups + gi], xh + group.k_begin,
-                        K, group.k_end - group.k_begin, n);
-        float *target = group.recurrent_only ? recurrent : gates;
-        for (int64_t i = 0; i < n; ++i)
-          std::memcpy(target + i * GH + group.gate * H + u0, out + i * kPanel, (u1 - u0) * sizeof(float));
-      }
-      for (int64_t i = 0; i < n; ++i) {
-        float *g_row = gates + i * GH;
-        if (s.lstm()) {
-          float *dst = s.projection() ? hidden + i * H : h + i * O;
-          k.lstm_forward(g_row, c + i * H, dst, bias, peephole, c_prev + i * H, H, u0, u1);
-        } else if (s.gru()) {
-          k.gru_forward(g_row, recurrent_n + i * H, h + i * O, recurrent + i * GH, bias,
-                        bias == nullptr ? nullptr : bias + GH, xh + i * K + I, H, u0, u1);
-        } else {
-          k.rnn_forward(g_row, h + i * O, bias, relu, u0, u1);
-        }
-      }
-    }
-    if (s.projection()) {
-#pragma omp barrier
-      int64_t o0, o1;
-      split(O, part, parts, &o0, &o1);
-      pw.projection.product(k, h, O, hidden, H, n, o0, o1, false, out);
-    }
-  }
-}
-
 class BlasRecurrent final : public RecurrentBackend {
  public:
   explicit BlasRecurrent(const Sizes &sizes) : s_(sizes) {}
@@ -520,7 +225,7 @@ class BlasRecurrent final : public RecurrentBackend {
     const Sizes &s = s_;
     const int64_t H = s.hidden, O = s.output, D = s.directions;
     std::shared_ptr<StepWeights> packed = packed_.get(s, w, d, version);
-    BlasScratch &sc = blas_scratch();  // step_packed uses other slots than these
+    BlasScratch &sc = blas_scratch();  // step_packed has scratch of its own
     float *h = sc.slots[BlasScratch::kDState].floats(n * O);
     float *c = s.lstm() ? sc.slots[BlasScratch::kDCell].floats(n * H) : nullptr;
     float *saved_h = sc.slots[BlasScratch::kDDirect].floats(n * O);
@@ -850,74 +555,10 @@ class BlasRecurrent final : public RecurrentBackend {
   CachedForwardPanels forward_panels_;
 };
 
-class BlasStepper final : public RecurrentStepper {
- public:
-  explicit BlasStepper(const Sizes &sizes) : s_(sizes), full_(sizes) {}
-
-  void step(const seq4j_rnn_weights *weights, int64_t version, float *h, float *c,
-            const float *input, int64_t n) override {
-    if (n > kStepPanelMaxBatch) {
-      step_by_gemm(weights, h, c, input, n);
-      return;
-    }
-    step_packed(s_, *packed_.get(s_, *weights, 0, version), h, c, input, n);
-  }
-
- private:
-  // Larger batches: the full forward's GEMM route over one step, into scratch, then copied back.
-  void step_by_gemm(const seq4j_rnn_weights *weights, float *h, float *c, const float *input,
-                    int64_t n) {
-    BlasScratch &sc = blas_scratch();
-    const int64_t O = s_.output, H = s_.hidden;
-    float *out = sc.slots[BlasScratch::kStepOut].floats(n * O);
-    float *h_n = sc.slots[BlasScratch::kDState].floats(n * O);
-    float *c_n = s_.lstm() ? sc.slots[BlasScratch::kDCell].floats(n * H) : nullptr;
-    full_.forward(weights, -1, out, h_n, c_n, nullptr, 0, input, h, c, nullptr, 1, n);
-    std::memcpy(h, h_n, n * O * sizeof(float));
-    if (s_.lstm()) std::memcpy(c, c_n, n * H * sizeof(float));
-  }
-
-  Sizes s_;
-  BlasRecurrent full_;
-  PackedStepWeights packed_;
-};
-
 }  // namespace
 
 std::unique_ptr<RecurrentBackend> make_blas_recurrent(const RecurrentSizes &sizes) {
   return std::make_unique<BlasRecurrent>(sizes);
-}
-
-std::unique_ptr<RecurrentStepper> make_recurrent_stepper(const RecurrentSizes &sizes) {
-  return std::make_unique<BlasStepper>(sizes);
-}
-
-// Which copy of the cell kernels runs: 0 the best the CPU has, 1 the baseline, 2 AVX2, 3 AVX-512.
-void select_cell_kernels(int32_t isa) {
-  const CellKernels *chosen = nullptr;
-  __builtin_cpu_init();
-  switch (isa) {
-    case 0: chosen = best_kernels(); break;
-    case 1: chosen = &cell_baseline::kernels; break;
-    case 2:
-      if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
-        fail(SEQ4J_ERR_UNSUPPORTED, "this CPU has no AVX2 and FMA");
-      chosen = &cell_avx2::kernels;
-      break;
-    case 3:
-      if (best_kernels() != &cell_avx512::kernels)
-        fail(SEQ4J_ERR_UNSUPPORTED, "this CPU has no AVX-512 (F, VL, DQ, BW)");
-      chosen = &cell_avx512::kernels;
-      break;
-    default:
-      fail(SEQ4J_ERR_INVALID_ARGUMENT, "isa must be 0 (best), 1 (baseline), 2 (AVX2) or 3 (AVX-512), got ", isa);
-  }
-  active_kernels.store(chosen);
-}
-
-int32_t selected_cell_kernels() {
-  const CellKernels *k = active_kernels.load();
-  return k == &cell_avx512::kernels ? 3 : k == &cell_avx2::kernels ? 2 : 1;
 }
 
 }  // namespace seq4j

@@ -1,7 +1,8 @@
 package org.seq4j;
 
 /**
- * The copies of seq4j's own vectorized kernels (the BLAS backend's cell kernels), for {@link
+ * The copies of seq4j's own vectorized kernels (the BLAS backend's cell kernels and the attention kernels; under {@link #BASELINE}
+ * attention runs its scalar and OpenBLAS fallback), for {@link
  * Seq4j#selectKernels(KernelIsa)}: each computes the same result within the op's tolerance.
  */
 public enum KernelIsa {

@@ -64,7 +64,7 @@ public final class Seq4j {
   }
 
   /**
-   * Forces one copy of seq4j's own vectorized kernels (the BLAS backend's cell kernels), for tests
+   * Forces one copy of seq4j's own vectorized kernels (the BLAS backend's cell kernels and attention's tile kernels), for tests
    * of the fallbacks and for comparisons; {@link KernelIsa#BEST} (the default) is the one chosen
    * for the CPU at load. Call it while no kernels run.
    *

@@ -80,7 +80,6 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     final Tensor[] finalCell;
     final MemorySegment[] workspaces;
     final long[] dropoutSeeds;
-    final boolean[] workspaceConsumed;
     /** The backend the forward ran on ({@code SEQ4J_BACKEND_*}); the backward runs on it too. */
     int backend;
 
@@ -97,7 +96,6 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       this.finalCell = new Tensor[layers];
       this.workspaces = new MemorySegment[layers];
       this.dropoutSeeds = new long[layers];
-      this.workspaceConsumed = new boolean[layers];
     }
 
     /** Whether the arena holding the saved tensors is still open. */
@@ -545,15 +543,6 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       Tensor gradH0 = gradInitial.hidden().slice(first, first + directions);
       Tensor gradC0 = hasCell() ? gradInitial.cell().slice(first, first + directions) : null;
       MemorySegment workspace = context.workspaces[layer];
-      if (context.workspaceConsumed[layer]) {
-        // oneDNN's backward consumed the workspace: recompute it (same inputs, same values).
-        handles.forward(layer, context.backend, -1L, context.outputs[layer].segment(),
-            context.finalHidden[layer].segment(), segmentOrNull(context.finalCell[layer]),
-            workspace, context.inputs[layer].segment(),
-            segmentOrNull(context.initialHidden[layer]),
-            segmentOrNull(context.initialCell[layer]), context.lengths, steps, batch);
-      }
-      context.workspaceConsumed[layer] = context.backend == AbiConstants.BACKEND_ONEDNN;
       handles.backward(layer, context.backend, gradLayerInput.segment(), gradH0.segment(),
           segmentOrNull(gradC0), gradLayerOutput.segment(), segmentOrNull(gradHN),
           segmentOrNull(gradCN), workspace, context.inputs[layer].segment(),

@@ -1,0 +1,79 @@
+// The one fast e^x of seq4j's kernels: Cephes' expf. x = n ln 2 + r with n the integer nearest
+// x log2(e) and |r| <= ln(2) / 2 (ln 2 split in a high and a low part, so r is exact to a float);
+// e^r = 1 + r + r^2 p(r) with p of degree 5; times 2^n built in the exponent bits. About 1 ulp
+// for x in [kMin, kMax]; inputs outside are clamped (exp8_avx2 gives 0 below kMin).
+//
+// Two forms of the same algorithm and constants:
+//  - exp_approx, scalar, which each copy of the cell kernels (rnn/cell_kernels.inc) inlines into
+//    its `#pragma omp simd` loops, so the compiler vectorizes it at that copy's width; it rounds
+//    n half up, floor(x log2(e) + 0.5);
+//  - exp8_avx2, eight lanes with FMA, for attention's softmax (attention/attention.cpp); it rounds
+//    n half to even by adding 1.5 * 2^23 (no round or convert instruction). The two agree except
+//    where x log2(e) is exactly halfway between integers.
+#pragma once
+
+#include <cstdint>
+
+#include "core/cpu.h"
+
+#if SEQ4J_X86_64
+#include <immintrin.h>
+#endif
+
+namespace seq4j {
+namespace fast_exp {
+
+constexpr float kMin = -87.3f;  // e^kMin is near the smallest normal float
+constexpr float kMax = 88.3f;   // e^kMax is near the largest float
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2High = 0.693359375f;  // ln 2 = kLn2High + kLn2Low
+constexpr float kLn2Low = -2.12194440e-4f;
+// p(r) = ((((kP0 r + kP1) r + kP2) r + kP3) r + kP4) r + kP5
+constexpr float kP0 = 1.9875691500e-4f, kP1 = 1.3981999507e-3f, kP2 = 8.3334519073e-3f,
+                kP3 = 4.1665795894e-2f, kP4 = 1.6666665459e-1f, kP5 = 5.0000001201e-1f;
+
+}  // namespace fast_exp
+
+// e^x, scalar and branch-free. always_inline: the vectorized loops of every copy of the cell
+// kernels must see its body (it takes on the copy's instruction set there).
+__attribute__((always_inline)) inline float exp_approx(float x) {
+  using namespace fast_exp;
+  x = x < kMin ? kMin : x;
+  x = x > kMax ? kMax : x;
+  const float n = __builtin_floorf(x * kLog2e + 0.5f);
+  const float r = x - n * kLn2High + n * -kLn2Low;
+  const float z = r * r;
+  const float y = (((((kP0 * r + kP1) * r + kP2) * r + kP3) * r + kP4) * r + kP5) * z + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  __builtin_memcpy(&scale, &bits, sizeof scale);
+  return y * scale;
+}
+
+#if SEQ4J_X86_64
+// e^x on eight lanes, 0 where x < kMin.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 exp8_avx2(__m256 x) {
+  using namespace fast_exp;
+  const __m256 low = _mm256_set1_ps(kMin), high = _mm256_set1_ps(kMax);
+  // x·log2(e) + 1.5·2²³ rounds to an integer n in the low mantissa bits; with 127 added there too
+  // they are n's exponent field already
+  const __m256 magic = _mm256_set1_ps(12582912.0f + 127.0f);
+  const __m256 underflow = _mm256_cmp_ps(x, low, _CMP_LT_OQ);
+  const __m256 clamped = _mm256_min_ps(_mm256_max_ps(x, low), high);
+  const __m256 biased = _mm256_fmadd_ps(clamped, _mm256_set1_ps(kLog2e), magic);
+  const __m256 n = _mm256_sub_ps(biased, magic);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2High), clamped);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Low), r);
+  __m256 p = _mm256_set1_ps(kP0);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP1));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP2));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP3));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP4));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kP5));
+  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i exponent = _mm256_slli_epi32(_mm256_castps_si256(biased), 23);
+  return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(exponent)));
+}
+#endif
+
+}  // namespace seq4j
