@@ -64,8 +64,8 @@ public final class Seq4j {
   }
 
   /**
-   * Forces one copy of seq4j's own vectorized kernels (the BLAS backend's cell kernels and attention's tile kernels), for tests
-   * of the fallbacks and for comparisons; {@link KernelIsa#BEST} (the default) is the one chosen
+   * Forces one copy of seq4j's own vectorized kernels (the BLAS backend's cell kernels and
+   * attention's tile kernels), for tests of the fallbacks and for comparisons; {@link KernelIsa#BEST} (the default) is the one chosen
    * for the CPU at load. Call it while no kernels run.
    *
    * @return the copy in use before ({@link KernelIsa#BASELINE}, {@link KernelIsa#AVX2} or {@link
