@@ -510,6 +510,18 @@ public final class NativeLoader {
   }
 
   private static Loaded loadFrom(Path folder, List<Entry> manifest, String source) {
+    List<String> clashes = sameNamesAlreadyLoaded(folder, manifest);
+    if (!clashes.isEmpty()) {
+      Set<String> names = new LinkedHashSet<>();
+      for (String clash : clashes) {
+        names.add(Path.of(clash).getFileName().toString());
+      }
+      source += "; WARNING: other copies of " + String.join(", ", names) + " were already loaded"
+          + " in this process (" + String.join(", ", clashes) + "), by another native library"
+          + " such as JavaCPP's; libseq4j binds to those, since the dynamic linker matches"
+          + " dependencies by name";
+      System.getLogger("org.seq4j").log(System.Logger.Level.WARNING, source);
+    }
     List<Path> loaded = new ArrayList<>();
     SymbolLookup lookup = null;
     for (Entry entry : manifest) {
@@ -527,6 +539,42 @@ public final class NativeLoader {
       loaded.add(file);
     }
     return new Loaded(folder, List.copyOf(loaded), lookup, source);
+  }
+
+  /**
+   * Linux: the files of other folders, already mapped into this process, that have the name of
+   * one of our dependencies. glibc resolves libseq4j's DT_NEEDED entries by soname against every
+   * object already loaded, so such a copy (e.g. JavaCPP's libopenblas.so.0 of another version)
+   * is the one libseq4j would use. Said in runtimeInfo and logged; not an error, since such copies
+   * are usually compatible.
+   */
+  static List<String> sameNamesAlreadyLoaded(Path folder, List<Entry> manifest) {
+    Path maps = Path.of("/proc/self/maps");
+    if (!Files.isReadable(maps)) {
+      return List.of();
+    }
+    Set<String> names = new LinkedHashSet<>();
+    for (int i = 0; i < manifest.size() - 1; i++) {
+      names.add(manifest.get(i).fileName());
+    }
+    Set<String> clashes = new LinkedHashSet<>();
+    try {
+      Path ours = folder.toRealPath();
+      for (String line : Files.readAllLines(maps)) {
+        int slash = line.indexOf('/');
+        if (slash < 0) {
+          continue;
+        }
+        Path file = Path.of(line.substring(slash).trim());
+        if (file.getFileName() != null && names.contains(file.getFileName().toString())
+            && !ours.equals(file.getParent())) {
+          clashes.add(file.toString());
+        }
+      }
+    } catch (IOException | RuntimeException unreadable) {
+      return List.of();
+    }
+    return List.copyOf(clashes);
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -278,6 +278,24 @@ class NativeLoaderTest {
     assertEquals(null, NativeLoader.findOnModulePath(temp.resolve("tmp").toString(), platform));
   }
 
+  @Test
+  void copiesOfOurDependenciesFromAnotherFolderAreReported() throws Exception {
+    if (!Files.isReadable(Path.of("/proc/self/maps"))) {
+      return; // Linux only
+    }
+    String platform = NativeLoader.platform();
+    List<NativeLoader.Entry> manifest =
+        NativeLoader.readManifest(NativeLoader.findResources(platform), platform);
+    Path ours = Seq4j.runtimeInfo().libraryFolder();
+    assertEquals(List.of(), NativeLoader.sameNamesAlreadyLoaded(ours, manifest));
+    // Seen from another folder, the files this JVM loaded are "someone else's" copies.
+    List<String> clashes = NativeLoader.sameNamesAlreadyLoaded(
+        Files.createDirectories(temp.resolve("other")), manifest);
+    assertTrue(clashes.contains(ours.toRealPath().resolve("libgomp.so.1").toString()),
+        clashes.toString());
+    assertFalse(clashes.stream().anyMatch(c -> c.endsWith("libseq4j.so")), clashes.toString());
+  }
+
   private static void assertNoPartialFiles(Path folder) throws IOException {
     if (!Files.exists(folder)) {
       return;

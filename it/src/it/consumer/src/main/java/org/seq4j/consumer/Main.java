@@ -17,14 +17,24 @@ import org.seq4j.nn.RecurrentResult;
  *   <li>{@code folder-under=<path>}: the natives were loaded from a folder below this one;
  *   <li>{@code source-contains=<text>}: runtimeInfo's librarySource contains the text;
  *   <li>{@code resource=<name>}: the class path holds this resource (e.g. another bytedeco JAR);
+ *   <li>{@code openblas-version=<v>}: the OpenBLAS that seq4j's calls reach is version v;
  *   <li>{@code native-access}: native access is enabled for seq4j (no warning was printed);
- *   <li>{@code module=<name>}: seq4j runs in the named module (module path), or "unnamed".
+ *   <li>{@code module=<name>}: seq4j runs in the named module (module path), or "unnamed";
+ *   <li>{@code javacpp-openblas-first}: before seq4j, JavaCPP loads its own OpenBLAS (another
+ *       version, from org.bytedeco:openblas on the class path) into this process.
  * </ul>
  */
 public final class Main {
   private Main() {}
 
-  public static void main(String[] args) {
+  public static void main(String[] args) throws Exception {
+    if (java.util.List.of(args).contains("javacpp-openblas-first")) {
+      // Reflection: the consumer does not compile against JavaCPP.
+      Class<?> openblas = Class.forName("org.bytedeco.openblas.global.openblas");
+      Class.forName("org.bytedeco.javacpp.Loader").getMethod("load", Class.class)
+          .invoke(null, openblas);
+      System.out.println("JavaCPP loaded its OpenBLAS first");
+    }
     RuntimeInfo info = Seq4j.runtimeInfo();
     System.out.println(info);
     try (Arena arena = Arena.ofConfined()) {
@@ -61,6 +71,11 @@ public final class Main {
         case "module" -> check(value.equals(Seq4j.class.getModule().isNamed()
                 ? Seq4j.class.getModule().getName() : "unnamed"),
             "seq4j runs in " + Seq4j.class.getModule() + ", expected " + value);
+        case "javacpp-openblas-first" -> { }
+        // a bytedeco version such as 0.3.31-1.5.13: OpenBLAS 0.3.31
+        case "openblas-version" -> check(
+            info.openblasConfig().contains("OpenBLAS " + value.split("-")[0] + " "),
+            "seq4j calls OpenBLAS '" + info.openblasConfig() + "', expected " + value);
         default -> check(false, "unknown argument " + arg);
       }
     }
