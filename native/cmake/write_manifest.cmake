@@ -1,6 +1,6 @@
 # Writes natives.list: one line per native file, in the order the Java loader loads them:
 #   <file name> <sha256>
-# and copies each dependency beside libseq4j, so SEQ4J_OUTPUT_DIR is the complete platform folder
+# and copies each dependency and its licence beside libseq4j, so SEQ4J_OUTPUT_DIR is the complete platform folder
 # of the native JAR (the resource of an entry is the file of that name beside natives.list).
 # Dependencies come first (OpenMP, oneDNN, the Fortran runtime, OpenBLAS), libseq4j.so last.
 # TEMPORARY (distribution branch): linux file names only; the cross-platform CMake replaces it.
@@ -24,3 +24,7 @@ foreach(entry IN LISTS entries)
   string(APPEND text "${name} ${hash}\n")
 endforeach()
 file(WRITE "${OUTPUT}" "${text}")
+foreach(licence oneDNN OpenBLAS gcc-runtime libquadmath)
+  file(COPY_FILE "${CMAKE_CURRENT_LIST_DIR}/../licenses/LICENSE-${licence}.txt"
+       "${out_dir}/LICENSE-${licence}.txt" ONLY_IF_DIFFERENT)
+endforeach()
