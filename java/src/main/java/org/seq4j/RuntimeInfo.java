@@ -16,6 +16,9 @@ import java.util.Map;
  * @param openblasCoreTypeEnv the value of {@code OPENBLAS_CORETYPE}, empty when unset
  * @param openblasThreads OpenBLAS's own thread count (1: seq4j splits work across its pool)
  * @param libraryFolder the folder the native libraries were loaded from
+ * @param librarySource where the native files came from (which JAR) and why this folder was used
+ *     (the user cache, {@code -Dseq4j.cache.dir}, the temp-folder fallback and why the user cache
+ *     failed, or {@code -Dseq4j.library.path})
  * @param libraries the native files, in load order
  * @param details every key the native library reported, as text
  */
@@ -29,6 +32,7 @@ public record RuntimeInfo(
     String openblasCoreTypeEnv,
     int openblasThreads,
     Path libraryFolder,
+    String librarySource,
     List<Path> libraries,
     Map<String, String> details) {
 
@@ -47,6 +51,7 @@ public record RuntimeInfo(
     for (Path library : libraries) {
       text.append(' ').append(library.getFileName());
     }
+    text.append("\n  ").append(librarySource);
     return text.toString();
   }
 }

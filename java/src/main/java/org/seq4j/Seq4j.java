@@ -116,13 +116,14 @@ public final class Seq4j {
         details.getOrDefault("openblas.coretype_env", ""),
         Integer.parseInt(details.getOrDefault("openblas.threads", "0")),
         loaded.folder(),
+        loaded.source(),
         loaded.libraries(),
         Map.copyOf(details));
   }
 
   /**
-   * Prints {@link #runtimeInfo()} and checks a matrix product on both backends: {@code java -cp
-   * <seq4j, dnnl and openblas JARs> org.seq4j.Seq4j}.
+   * Prints {@link #runtimeInfo()} and checks a matrix product on both backends: {@code java
+   * --enable-native-access=ALL-UNNAMED -cp <seq4j and seq4j-native JARs> org.seq4j.Seq4j}.
    *
    * @param args ignored
    */

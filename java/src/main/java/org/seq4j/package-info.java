@@ -24,12 +24,12 @@
  *
  * <p>seq4j needs JDK 22 or later and native access: {@code --enable-native-access=ALL-UNNAMED} on
  * the class path, {@code --enable-native-access=org.seq4j} on the module path. Its native
- * libraries come from the JARs on the class path (seq4j, {@code org.bytedeco:dnnl} and {@code
- * org.bytedeco:openblas} for the platform). The lookup order is: the folder named by {@code
- * -Dseq4j.library.path}, if set (then nothing else is tried); else extraction, once, from the
- * class path into a cache folder under {@code -Dseq4j.cache.dir}, or {@code
- * $XDG_CACHE_HOME/seq4j}, or {@code ~/.cache/seq4j}, each file checked against the SHA-256 of the
- * manifest built with the library.
+ * libraries come from the JAR {@code org.seq4j:seq4j-native} of the platform (classifier {@code
+ * linux-x86_64}, {@code linux-aarch64}, {@code macosx-arm64} or {@code windows-x86_64}), on the
+ * class path or the module path, and are extracted once into a cache folder; the lookup order
+ * is: a folder named by {@code -Dseq4j.library.path}, then extraction into {@code
+ * -Dseq4j.cache.dir}, or by default the user cache ({@code ~/.cache/seq4j}) with the per-user
+ * temp folder as fallback. {@link org.seq4j.Seq4j#runtimeInfo()} says which was used.
  *
  * <h2>Errors</h2>
  *

@@ -8,7 +8,8 @@ import org.seq4j.TensorOps;
 
 /**
  * Run in a child JVM by {@link NativeLoaderTest}: loads seq4j, runs a product, prints {@code OK
- * <folder>} or {@code FAILED <exception>} and exits 0 or 3.
+ * <folder>} and {@code SOURCE <where from and why>}, or {@code FAILED <exception>} and exits 0 or
+ * 3.
  */
 public final class LoaderProbe {
   private LoaderProbe() {}
@@ -24,6 +25,7 @@ public final class LoaderProbe {
         }
       }
       System.out.println("OK " + info.libraryFolder());
+      System.out.println("SOURCE " + info.librarySource());
     } catch (Throwable t) {
       System.out.println("FAILED " + t);
       System.exit(3);

@@ -11,6 +11,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.Properties;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
@@ -27,13 +29,20 @@ class NativeLoaderTest {
 
   /** Runs {@link LoaderProbe} in a fresh JVM with the test class path and the given options. */
   static Process startProbe(List<String> jvmOptions) throws IOException {
+    return startProbe(jvmOptions, Map.of());
+  }
+
+  static Process startProbe(List<String> jvmOptions, Map<String, String> environment)
+      throws IOException {
     List<String> command = new ArrayList<>();
     command.add(ProcessHandle.current().info().command().orElseThrow());
     command.addAll(jvmOptions);
     command.add("-cp");
     command.add(System.getProperty("java.class.path"));
     command.add(LoaderProbe.class.getName());
-    return new ProcessBuilder(command).redirectErrorStream(true).start();
+    ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
+    builder.environment().putAll(environment);
+    return builder.start();
   }
 
   static Result finish(Process process) throws Exception {
@@ -60,7 +69,8 @@ class NativeLoaderTest {
   @Test
   void concurrentExtractionInOneJvmLeavesVerifiedFilesOnly() throws Exception {
     String platform = NativeLoader.platform();
-    List<NativeLoader.Entry> manifest = NativeLoader.readManifest(platform);
+    NativeLoader.Resources resources = NativeLoader.findResources(platform);
+    List<NativeLoader.Entry> manifest = NativeLoader.readManifest(resources, platform);
     Path folder = temp.resolve("threads");
     int threads = 4;
     CyclicBarrier start = new CyclicBarrier(threads);
@@ -69,7 +79,7 @@ class NativeLoaderTest {
       runs.add(CompletableFuture.runAsync(() -> {
         try {
           start.await();
-          NativeLoader.extract(folder, manifest);
+          NativeLoader.extract(resources, folder, manifest);
         } catch (Exception e) {
           throw new RuntimeException(e);
         }
@@ -86,15 +96,14 @@ class NativeLoaderTest {
 
   @Test
   void aFileWhoseHashDiffersIsRejectedAndNotLeftBehind() throws Exception {
-    String platform = NativeLoader.platform();
-    NativeLoader.Entry forged = new NativeLoader.Entry("libforged.so", "00".repeat(32),
-        NativeLoader.manifestResource(platform));
+    NativeLoader.Resources resources = NativeLoader.findResources(NativeLoader.platform());
+    NativeLoader.Entry forged = new NativeLoader.Entry("natives.list", "00".repeat(32));
     Path folder = temp.resolve("forged");
     var e = assertThrows(IllegalStateException.class,
-        () -> NativeLoader.extract(folder, List.of(forged)));
-    assertTrue(e.getMessage().startsWith("libforged.so: SHA-256 of"), e.getMessage());
+        () -> NativeLoader.extract(resources, folder, List.of(forged)));
+    assertTrue(e.getMessage().startsWith("natives.list: SHA-256 of"), e.getMessage());
     assertTrue(e.getMessage().contains("expected " + "00".repeat(32)), e.getMessage());
-    assertFalse(Files.exists(folder.resolve("libforged.so")));
+    assertFalse(Files.exists(folder.resolve("natives.list")));
     assertNoPartialFiles(folder);
   }
 
@@ -109,7 +118,8 @@ class NativeLoaderTest {
         + " libraries for platform " + NativeLoader.platform()), text);
     assertTrue(text.contains("1. -Dseq4j.library.path=" + empty + ": IllegalStateException:"
         + " missing " + empty.resolve("libgomp.so.1")), text);
-    assertTrue(text.contains("org.bytedeco:dnnl:3.13-1.5.14:" + NativeLoader.platform()), text);
+    assertTrue(text.contains("org.seq4j:seq4j-native:" + NativeLoader.javaVersion() + ":"
+        + NativeLoader.platform()), text);
   }
 
   @Test
@@ -134,13 +144,156 @@ class NativeLoaderTest {
 
   @Test
   void manifestListsDependenciesBeforeSeq4jInLoadOrder() throws Exception {
-    List<String> names = NativeLoader.readManifest(NativeLoader.platform()).stream()
-        .map(NativeLoader.Entry::fileName).toList();
+    String platform = NativeLoader.platform();
+    List<String> names = NativeLoader.readManifest(NativeLoader.findResources(platform), platform)
+        .stream().map(NativeLoader.Entry::fileName).toList();
     assertEquals(List.of("libgomp.so.1", "libdnnl.so.3", "libquadmath.so.0", "libgfortran.so.5",
         "libopenblas.so.0", "libseq4j.so"), names);
     List<String> loaded = Seq4j.runtimeInfo().libraries().stream()
         .map(path -> path.getFileName().toString()).toList();
     assertEquals(names, loaded);
+  }
+
+  @Test
+  void anUnwritableUserCacheFallsBackToThePerUserTempFolder() throws Exception {
+    // Tests run as root, which ignores permission bits: a cache home below a regular file can be
+    // created by nobody, which is what a read-only home looks like to the loader.
+    Path file = Files.writeString(temp.resolve("a-file"), "not a folder");
+    Path tmp = Files.createDirectories(temp.resolve("tmp"));
+    Result result = finish(startProbe(List.of("--enable-native-access=ALL-UNNAMED",
+        "-Djava.io.tmpdir=" + tmp), Map.of("XDG_CACHE_HOME", file.resolve("cache").toString())));
+    assertEquals(0, result.exitCode(), result.output());
+    Path expected = tmp.resolve("seq4j-" + System.getProperty("user.name"));
+    assertTrue(result.output().contains("OK " + expected.resolve(
+        NativeLoader.javaVersion() + "-" + NativeLoader.platform() + "-")), result.output());
+    assertTrue(result.output().contains("into the per-user temp folder (java.io.tmpdir), since "
+        + file.resolve("cache").resolve("seq4j") + " failed"), result.output());
+    // A second JVM reuses the folder: one per user and version, not one per process.
+    Result again = finish(startProbe(List.of("--enable-native-access=ALL-UNNAMED",
+        "-Djava.io.tmpdir=" + tmp), Map.of("XDG_CACHE_HOME", file.resolve("cache").toString())));
+    assertEquals(0, again.exitCode(), again.output());
+    try (Stream<Path> folders = Files.list(expected)) {
+      assertEquals(1, folders.count());
+    }
+  }
+
+  @Test
+  void anUnusableCacheDirPropertyFailsWithoutFallback() throws Exception {
+    Path file = Files.writeString(temp.resolve("a-file"), "not a folder");
+    Result result = finish(startProbe(List.of("--enable-native-access=ALL-UNNAMED",
+        "-D" + NativeLoader.CACHE_DIR_PROPERTY + "=" + file.resolve("cache"))));
+    assertEquals(3, result.exitCode(), result.output());
+    assertTrue(result.output().contains("1. extract into " + file.resolve("cache")), result.output());
+    assertFalse(result.output().contains("2. "), result.output());
+  }
+
+  @Test
+  void platformNamesForEverySupportedPlatform() {
+    assertEquals("linux-x86_64", NativeLoader.platform("Linux", "amd64"));
+    assertEquals("linux-x86_64", NativeLoader.platform("Linux", "x86_64"));
+    assertEquals("linux-aarch64", NativeLoader.platform("Linux", "aarch64"));
+    assertEquals("macosx-arm64", NativeLoader.platform("Mac OS X", "aarch64"));
+    assertEquals("macosx-x86_64", NativeLoader.platform("Mac OS X", "x86_64"));
+    assertEquals("windows-x86_64", NativeLoader.platform("Windows 11", "amd64"));
+    assertEquals("windows-aarch64", NativeLoader.platform("Windows 11", "aarch64"));
+    assertEquals("freebsd-x86_64", NativeLoader.platform("FreeBSD", "amd64"));
+    assertEquals("linux-ppc64le", NativeLoader.platform("Linux", "ppc64le"));
+    for (String platform : List.of("linux-x86_64", "linux-aarch64", "macosx-arm64",
+        "windows-x86_64")) {
+      assertTrue(NativeLoader.SUPPORTED_PLATFORMS.contains(platform), platform);
+    }
+    assertEquals(4, NativeLoader.SUPPORTED_PLATFORMS.size());
+  }
+
+  @Test
+  void libraryFileNamesPerOperatingSystem() {
+    assertEquals("libseq4j.so", NativeLoader.libraryFileName("linux-x86_64", "seq4j"));
+    assertEquals("libseq4j.so", NativeLoader.libraryFileName("linux-aarch64", "seq4j"));
+    assertEquals("libseq4j.dylib", NativeLoader.libraryFileName("macosx-arm64", "seq4j"));
+    assertEquals("seq4j.dll", NativeLoader.libraryFileName("windows-x86_64", "seq4j"));
+  }
+
+  @Test
+  void aMissingOrUnsupportedPlatformNamesThePlatformAndTheArtifact() {
+    String version = NativeLoader.javaVersion();
+    String missing = NativeLoader.missingPlatform("linux-aarch64").getMessage();
+    assertTrue(missing.contains("platform linux-aarch64"), missing);
+    assertTrue(missing.contains("add the dependency org.seq4j:seq4j-native:" + version
+        + ":linux-aarch64"), missing);
+    String unsupported = NativeLoader.missingPlatform("freebsd-x86_64").getMessage();
+    assertTrue(unsupported.contains("no native libraries for platform freebsd-x86_64"), unsupported);
+    assertTrue(unsupported.contains("org.seq4j:seq4j-native:" + version + ":<classifier> is built"
+        + " for linux-x86_64, linux-aarch64, macosx-arm64, windows-x86_64"), unsupported);
+  }
+
+  @Test
+  void cacheRootsPerOperatingSystemAndOverride() {
+    Properties properties = new Properties();
+    properties.setProperty("user.home", "/home/ada");
+    properties.setProperty("user.name", "ada");
+    properties.setProperty("java.io.tmpdir", "/tmp");
+    assertEquals(List.of(Path.of("/home/ada/.cache/seq4j"), Path.of("/tmp/seq4j-ada")),
+        roots(NativeLoader.cacheRoots(properties, Map.of(), "linux-aarch64")));
+    assertEquals(List.of(Path.of("/xdg/seq4j"), Path.of("/tmp/seq4j-ada")),
+        roots(NativeLoader.cacheRoots(properties, Map.of("XDG_CACHE_HOME", "/xdg"),
+            "linux-x86_64")));
+    assertEquals(List.of(Path.of("/home/ada/Library/Caches/seq4j"), Path.of("/tmp/seq4j-ada")),
+        roots(NativeLoader.cacheRoots(properties, Map.of(), "macosx-arm64")));
+    assertEquals(Path.of("/local", "seq4j", "cache"),
+        roots(NativeLoader.cacheRoots(properties, Map.of("LOCALAPPDATA", "/local"),
+            "windows-x86_64")).getFirst());
+    properties.setProperty(NativeLoader.CACHE_DIR_PROPERTY, "/opt/cache");
+    assertEquals(List.of(Path.of("/opt/cache")),
+        roots(NativeLoader.cacheRoots(properties, Map.of("XDG_CACHE_HOME", "/xdg"),
+            "linux-x86_64")));
+  }
+
+  private static List<Path> roots(List<NativeLoader.CacheRoot> roots) {
+    return roots.stream().map(NativeLoader.CacheRoot::root).toList();
+  }
+
+  @Test
+  void theNativeJarIsFoundOnAModulePathItselfOrInItsFolder() throws Exception {
+    String platform = NativeLoader.platform();
+    Path jar = null;
+    for (String entry : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+      if (entry.endsWith(".jar") && Path.of(entry).getFileName().toString()
+          .startsWith("seq4j-native")) {
+        jar = Path.of(entry);
+      }
+    }
+    if (jar == null) {
+      return; // run from an IDE with the native module's folder on the class path
+    }
+    NativeLoader.Resources byJar = NativeLoader.findOnModulePath(
+        temp + java.io.File.pathSeparator + jar, platform);
+    assertTrue(byJar != null && byJar.location().contains(jar.toString()), String.valueOf(byJar));
+    Path folder = Files.createDirectories(temp.resolve("mods"));
+    Files.copy(jar, folder.resolve(jar.getFileName()));
+    NativeLoader.Resources inFolder = NativeLoader.findOnModulePath(folder.toString(), platform);
+    assertTrue(inFolder != null, "found in a folder of JARs");
+    assertEquals(
+        NativeLoader.readManifest(NativeLoader.findResources(platform), platform),
+        NativeLoader.readManifest(inFolder, platform));
+    assertEquals(null, NativeLoader.findOnModulePath(temp.resolve("tmp").toString(), platform));
+  }
+
+  @Test
+  void copiesOfOurDependenciesFromAnotherFolderAreReported() throws Exception {
+    if (!Files.isReadable(Path.of("/proc/self/maps"))) {
+      return; // Linux only
+    }
+    String platform = NativeLoader.platform();
+    List<NativeLoader.Entry> manifest =
+        NativeLoader.readManifest(NativeLoader.findResources(platform), platform);
+    Path ours = Seq4j.runtimeInfo().libraryFolder();
+    assertEquals(List.of(), NativeLoader.sameNamesAlreadyLoaded(ours, manifest));
+    // Seen from another folder, the files this JVM loaded are "someone else's" copies.
+    List<String> clashes = NativeLoader.sameNamesAlreadyLoaded(
+        Files.createDirectories(temp.resolve("other")), manifest);
+    assertTrue(clashes.contains(ours.toRealPath().resolve("libgomp.so.1").toString()),
+        clashes.toString());
+    assertFalse(clashes.stream().anyMatch(c -> c.endsWith("libseq4j.so")), clashes.toString());
   }
 
   private static void assertNoPartialFiles(Path folder) throws IOException {
