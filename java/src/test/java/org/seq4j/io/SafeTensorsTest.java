@@ -360,7 +360,7 @@ class SafeTensorsTest {
       byte[] bytes = seeds.get(random.nextInt(seeds.size())).clone();
       int mutations = 1 + random.nextInt(4);
       for (int m = 0; m < mutations && bytes.length > 0; m++) {
-        int kind = random.nextInt(6);
+        int kind = random.nextInt(8);
         int at = random.nextInt(bytes.length);
         switch (kind) {
           case 0 -> bytes[at] ^= (byte) (1 << random.nextInt(8));
@@ -381,6 +381,29 @@ class SafeTensorsTest {
             if (headerEnd > 8) {
               bytes[8 + random.nextInt(headerEnd - 8)] =
                   (byte) alphabet.charAt(random.nextInt(alphabet.length()));
+            }
+          }
+          case 5 -> { // a shorter header length: the JSON ends inside a token
+            if (bytes.length >= 8) {
+              long declared = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+              if (declared > 0 && declared <= bytes.length) {
+                ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN)
+                    .putLong(0, random.nextLong(declared));
+              }
+            }
+          }
+          case 6 -> { // a run of brackets, for the nesting limit
+            byte[] run = (random.nextBoolean() ? "[" : "{\"k\":")
+                .repeat(1 + random.nextInt(5000)).getBytes(StandardCharsets.US_ASCII);
+            if (bytes.length >= 8) {
+              int where = Math.max(8, at);
+              byte[] grown = new byte[bytes.length + run.length];
+              System.arraycopy(bytes, 0, grown, 0, where);
+              System.arraycopy(run, 0, grown, where, run.length);
+              System.arraycopy(bytes, where, grown, where + run.length, bytes.length - where);
+              ByteBuffer b = ByteBuffer.wrap(grown).order(ByteOrder.LITTLE_ENDIAN);
+              b.putLong(0, b.getLong(0) + run.length); // the header still covers the insertion
+              bytes = grown;
             }
           }
           default -> bytes[Math.min(at, 7)] = (byte) random.nextInt(256); // the length itself
@@ -406,7 +429,7 @@ class SafeTensorsTest {
 
   @Test
   void randomMutationsOfValidFilesGiveIOExceptionOrAValidRead() throws IOException {
-    FuzzCounts counts = fuzz(folder, 12, 4000);
+    FuzzCounts counts = fuzz(folder, 12, 3000);
     System.out.println("safetensors fuzz: " + counts.cases() + " cases, " + counts.valid()
         + " valid, " + counts.ioExceptions() + " IOException, " + counts.others().size()
         + " other");
