@@ -36,6 +36,13 @@ import org.seq4j.Tensor;
  * The safetensors reader against hostile files: every malformed file is an {@link IOException}
  * naming the file and, where the fault is in one entry, the tensor; nothing is allocated for a file
  * whose header is invalid.
+ *
+ * <p>Checked by hand against the Rust reference reader (the Python package {@code safetensors}
+ * 0.8.0, {@code safetensors.deserialize}): it rejects every file of the table too, except the
+ * duplicate keys (its map keeps the last; the format's README disallows them) and the valid F16
+ * file (seq4j reads F32 only). It accepts the edge cases of {@link #validEdgeCasesLoad}, and also
+ * an empty shape with a dimension above {@code Long.MAX_VALUE} ({@code [0, 2^64 - 1]}), which
+ * seq4j refuses (its shapes are longs). It loads the files seq4j writes.
  */
 class SafeTensorsTest {
   @TempDir Path folder;
@@ -243,6 +250,11 @@ class SafeTensorsTest {
 
       Files.write(path, file("{}", 0));
       assertTrue(SafeTensors.read(path, arena).tensors().isEmpty());
+      // whitespace around the object, and two empty tensors at one offset, as the reference allows
+      Files.write(path, file(" \n{" + entry("a", "F32", "[0]", 0, 0) + ","
+          + entry("b", "F32", "[2,0]", 0, 0) + "}\t\r\n ", 0));
+      assertEquals(List.of("a", "b"),
+          new ArrayList<>(SafeTensors.read(path, arena).tensors().keySet()));
     }
   }
 
