@@ -7,7 +7,6 @@ import org.seq4j.Seq4j;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
 import org.seq4j.nn.Lstm;
-import org.seq4j.nn.RecurrentResult;
 
 /**
  * What a user's application does: loads seq4j, prints runtimeInfo, runs a matrix product and an
@@ -44,7 +43,7 @@ public final class Main {
       check(c.get(0, 0) == 58f && c.get(1, 1) == 154f, "matmul gave " + c);
       try (Lstm lstm = Lstm.builder(8, 16).build()) {
         Tensor x = Tensor.randomNormal(arena, 3, 5, 2, 8); // (T=5, N=2, I=8)
-        RecurrentResult result = lstm.forward(arena, x);
+        Lstm.Result result = lstm.forward(arena, x);
         float[] out = result.output().toArray();
         check(out.length == 5 * 2 * 16, "LSTM output of " + out.length + " values");
         for (float v : out) {
