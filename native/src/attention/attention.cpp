@@ -5,12 +5,15 @@
 // forward's block products are AVX2 micro-kernels on keys and values packed once per call, the
 // backward's the same kernels on keys and values packed once per task (with single-threaded
 // OpenBLAS sgemms as the fallback for both).
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
 #include <immintrin.h>
+#endif
 #include <omp.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -63,6 +66,7 @@ float exp_shifted_scalar(float *row, int64_t n, float shift) {
   return sum;
 }
 
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
 __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n, float shift) {
   const __m256 shift8 = _mm256_set1_ps(shift);
   const __m256 low = _mm256_set1_ps(-87.3f), high = _mm256_set1_ps(88.0f);
@@ -97,10 +101,18 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n
               ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
   return sum + exp_shifted_scalar(row + c, n - c, shift);
 }
+#else
+[[noreturn]] inline void no_avx2() { std::abort(); }  // has_avx2() is false off x86-64
+float exp_shifted_avx2(float *, int64_t, float) { no_avx2(); }
+#endif
 
 bool has_avx2() {
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return avx2;
+#else
+  return false;
+#endif
 }
 
 float exp_shifted(float *row, int64_t n, float shift) {
@@ -114,6 +126,7 @@ float row_max_scalar(const float *row, int64_t n) {
   return max;
 }
 
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
 __attribute__((target("avx2,fma"))) float row_max_avx2(const float *row, int64_t n) {
   __m256 max8 = _mm256_set1_ps(kMinusInfinity);
   int64_t c = 0;
@@ -124,6 +137,9 @@ __attribute__((target("avx2,fma"))) float row_max_avx2(const float *row, int64_t
   for (float lane : lanes) max = std::max(max, lane);
   return max;
 }
+#else
+float row_max_avx2(const float *, int64_t) { no_avx2(); }
+#endif
 
 float row_max(const float *row, int64_t n) {
   return has_avx2() ? row_max_avx2(row, n) : row_max_scalar(row, n);
@@ -178,6 +194,7 @@ struct PackedHeads {
   }
 };
 
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
 // GCC keeps an array of __m256 accumulators in memory (it scalarises aggregates before it unrolls
 // the loops over them), storing each one on every step, so the kernels name their accumulators
 // and let `if constexpr` drop the rows past R.
@@ -308,6 +325,12 @@ __attribute__((target("avx2,fma"))) void value_columns_avx2(float *o, int64_t ld
     default: break;
   }
 }
+#else
+void scores_avx2(float *, int64_t, const float *, int64_t, int64_t, const PackedHeads &, int64_t,
+                 int64_t, float) {
+  no_avx2();
+}
+#endif
 
 // The backward's products, on operands packed once per task. Panels: keys (or values) in
 // panels of kPanel as score_tile_avx2 reads them, depth rows each, zero past length. Runs: the
@@ -325,6 +348,7 @@ void pack_runs(float *dst, const float *src, int64_t length, int64_t width) {
       std::memcpy(dst, src + j * width + e0, kPanel * sizeof(float));
 }
 
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
 // s (rows × lds, lds a multiple of kPanel) = scale · a bᵀ, b's rows given as packed panels.
 __attribute__((target("avx2,fma"))) void panel_products_avx2(float *s, int64_t lds, const float *a,
                                                              int64_t lda, int64_t rows,
@@ -399,6 +423,21 @@ __attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, i
       o[r * ldo + e] += sum;
     }
 }
+#else
+void panel_products_avx2(float *, int64_t, const float *, int64_t, int64_t, const float *, int64_t,
+                         float) {
+  no_avx2();
+}
+template <bool Transposed>
+void accumulate_avx2(float *, const float *, int64_t, int64_t, const float *, const float *, int64_t,
+                     int64_t, int64_t) {
+  no_avx2();
+}
+void values_avx2(float *, const float *, int64_t, int64_t, const PackedHeads &, const float *, int64_t,
+                 int64_t, int64_t, int64_t) {
+  no_avx2();
+}
+#endif
 
 // ds = scale · prob ⊙ (dp − row_dot), one row of a tile without dropout: the loop with dropout's
 // per-score check is not vectorised, and at head size 64 it cost as much as a tile product.
@@ -407,6 +446,7 @@ void d_scores_scalar(float *ds, const float *prob, const float *dp, int64_t n, f
   for (int64_t c = 0; c < n; ++c) ds[c] = prob[c] * (dp[c] - row_dot) * scale;
 }
 
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
 __attribute__((target("avx2,fma"))) void d_scores_avx2(float *ds, const float *prob,
                                                        const float *dp, int64_t n, float row_dot,
                                                        float scale) {
@@ -418,6 +458,9 @@ __attribute__((target("avx2,fma"))) void d_scores_avx2(float *ds, const float *p
   }
   d_scores_scalar(ds + c, prob + c, dp + c, n - c, row_dot, scale);
 }
+#else
+void d_scores_avx2(float *, const float *, const float *, int64_t, float, float) { no_avx2(); }
+#endif
 
 struct Problem {
   const seq4j_attention_desc &d;
@@ -608,7 +651,11 @@ void forward(float *out, float *lse, const float *q, const float *k, const float
       heads.pack(k, v, g);
       state[g].store(2, std::memory_order_release);
     } else {
-      while (state[g].load(std::memory_order_acquire) != 2) _mm_pause();
+      while (state[g].load(std::memory_order_acquire) != 2) {
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
+        _mm_pause();
+#endif
+      }
     }
   };
 #pragma omp parallel for schedule(dynamic, 1)

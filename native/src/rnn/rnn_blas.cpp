@@ -66,6 +66,7 @@ struct CellKernels {
 }  // namespace
 
 // One copy of the kernels per instruction set; the pragmas apply to everything in the include.
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")
 namespace cell_avx512 {
@@ -79,6 +80,7 @@ namespace cell_avx2 {
 #include "rnn/cell_kernels.inc"
 }  // namespace cell_avx2
 #pragma GCC pop_options
+#endif
 
 namespace cell_baseline {
 #include "rnn/cell_kernels.inc"
@@ -87,11 +89,13 @@ namespace cell_baseline {
 namespace {
 
 const CellKernels *best_kernels() {
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw"))
     return &cell_avx512::kernels;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &cell_avx2::kernels;
+#endif
   return &cell_baseline::kernels;
 }
 
@@ -895,11 +899,12 @@ std::unique_ptr<RecurrentStepper> make_recurrent_stepper(const RecurrentSizes &s
 // Which copy of the cell kernels runs: 0 the best the CPU has, 1 the baseline, 2 AVX2, 3 AVX-512.
 void select_cell_kernels(int32_t isa) {
   const CellKernels *chosen = nullptr;
-  __builtin_cpu_init();
   switch (isa) {
     case 0: chosen = best_kernels(); break;
     case 1: chosen = &cell_baseline::kernels; break;
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
     case 2:
+      __builtin_cpu_init();
       if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
         fail(SEQ4J_ERR_UNSUPPORTED, "this CPU has no AVX2 and FMA");
       chosen = &cell_avx2::kernels;
@@ -909,6 +914,10 @@ void select_cell_kernels(int32_t isa) {
         fail(SEQ4J_ERR_UNSUPPORTED, "this CPU has no AVX-512 (F, VL, DQ, BW)");
       chosen = &cell_avx512::kernels;
       break;
+#else
+    case 2:
+    case 3: fail(SEQ4J_ERR_UNSUPPORTED, "the AVX2 and AVX-512 kernels exist only on x86-64");
+#endif
     default:
       fail(SEQ4J_ERR_INVALID_ARGUMENT, "isa must be 0 (best), 1 (baseline), 2 (AVX2) or 3 (AVX-512), got ", isa);
   }
@@ -917,7 +926,12 @@ void select_cell_kernels(int32_t isa) {
 
 int32_t selected_cell_kernels() {
   const CellKernels *k = active_kernels.load();
+#if defined(__x86_64__) || defined(_M_X64)  // x86-only (cross-platform guard)
   return k == &cell_avx512::kernels ? 3 : k == &cell_avx2::kernels ? 2 : 1;
+#else
+  (void)k;
+  return 1;
+#endif
 }
 
 }  // namespace seq4j
