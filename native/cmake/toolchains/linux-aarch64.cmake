@@ -16,6 +16,9 @@ find_program(CMAKE_READELF NAMES ${SEQ4J_CROSS_TRIPLE}-readelf readelf)
 find_program(SEQ4J_QEMU NAMES qemu-aarch64 qemu-aarch64-static)
 if(SEQ4J_QEMU)
   set(CMAKE_CROSSCOMPILING_EMULATOR "${SEQ4J_QEMU};-L;${SEQ4J_CROSS_SYSROOT}")
+else()
+  message(WARNING "qemu-aarch64 not found (apt-get install qemu-user): the build works, ctest cannot "
+                  "run the aarch64 tests")
 endif()
 
 # Search the sysroot for libraries and headers, the host for programs.
