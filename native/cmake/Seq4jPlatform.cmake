@@ -85,8 +85,8 @@ if(SEQ4J_PLATFORM STREQUAL "linux-x86_64")
     "libquadmath.so.0|${OPENBLAS_DIR}/libquadmath.so.0"
     "libgfortran.so.5|${OPENBLAS_DIR}/libgfortran.so.5"
     "libopenblas.so.0|${OPENBLAS_DIR}/libopenblas.so.0")
-  set(SEQ4J_LICENSE_FILES "${_licenses}/oneDNN-LICENSE.txt" "${_licenses}/OpenBLAS-LICENSE.txt"
-                          "${_licenses}/GCC-runtime-LICENSE.txt" "${_licenses}/libquadmath-LICENSE.txt")
+  set(SEQ4J_LICENSE_FILES "${_licenses}/LICENSE-oneDNN.txt" "${_licenses}/LICENSE-OpenBLAS.txt"
+                          "${_licenses}/LICENSE-gcc-runtime.txt" "${_licenses}/LICENSE-libquadmath.txt")
 elseif(SEQ4J_PLATFORM STREQUAL "linux-aarch64")
   set(SEQ4J_LIBRARY_NAME libseq4j.so)
   set(SEQ4J_LINK_FILES "${DNNL_DIR}/libdnnl.so.3" "${OPENBLAS_DIR}/libopenblas.so.0"
@@ -96,8 +96,8 @@ elseif(SEQ4J_PLATFORM STREQUAL "linux-aarch64")
     "libdnnl.so.3|${DNNL_DIR}/libdnnl.so.3"
     "libgfortran.so.5|${OPENBLAS_DIR}/libgfortran.so.5"
     "libopenblas.so.0|${OPENBLAS_DIR}/libopenblas.so.0")
-  set(SEQ4J_LICENSE_FILES "${_licenses}/oneDNN-LICENSE.txt" "${_licenses}/OpenBLAS-LICENSE.txt"
-                          "${_licenses}/GCC-runtime-LICENSE.txt")
+  set(SEQ4J_LICENSE_FILES "${_licenses}/LICENSE-oneDNN.txt" "${_licenses}/LICENSE-OpenBLAS.txt"
+                          "${_licenses}/LICENSE-gcc-runtime.txt")
 elseif(SEQ4J_PLATFORM STREQUAL "macosx-arm64")
   set(SEQ4J_LIBRARY_NAME libseq4j.dylib)
   set(SEQ4J_LINK_FILES "${DNNL_DIR}/libdnnl.3.dylib" "${OPENBLAS_DIR}/libopenblas.0.dylib"
@@ -108,8 +108,8 @@ elseif(SEQ4J_PLATFORM STREQUAL "macosx-arm64")
     "libomp.dylib|${DNNL_DIR}/libomp.dylib"
     "libdnnl.3.dylib|${DNNL_DIR}/libdnnl.3.dylib"
     "libopenblas.0.dylib|${OPENBLAS_DIR}/libopenblas.0.dylib")
-  set(SEQ4J_LICENSE_FILES "${_licenses}/oneDNN-LICENSE.txt" "${_licenses}/OpenBLAS-LICENSE.txt"
-                          "${_licenses}/LLVM-OpenMP-LICENSE.txt")
+  set(SEQ4J_LICENSE_FILES "${_licenses}/LICENSE-oneDNN.txt" "${_licenses}/LICENSE-OpenBLAS.txt"
+                          "${_licenses}/LICENSE-llvm-openmp.txt")
 elseif(SEQ4J_PLATFORM STREQUAL "windows-x86_64")
   set(SEQ4J_LIBRARY_NAME seq4j.dll)
   set(SEQ4J_LINK_FILES "${DNNL_DIR}/lib/dnnl.lib" "${OPENBLAS_DIR}/lib/openblas.lib")
@@ -118,8 +118,8 @@ elseif(SEQ4J_PLATFORM STREQUAL "windows-x86_64")
   set(SEQ4J_RUNTIME_FILES
     "dnnl.dll|${DNNL_DIR}/dnnl.dll"
     "libopenblas.dll|${OPENBLAS_DIR}/libopenblas.dll")
-  set(SEQ4J_LICENSE_FILES "${_licenses}/oneDNN-LICENSE.txt" "${_licenses}/OpenBLAS-LICENSE.txt"
-                          "${_licenses}/GCC-runtime-LICENSE.txt" "${_licenses}/LLVM-OpenMP-LICENSE.txt")
+  set(SEQ4J_LICENSE_FILES "${_licenses}/LICENSE-oneDNN.txt" "${_licenses}/LICENSE-OpenBLAS.txt"
+                          "${_licenses}/LICENSE-gcc-runtime.txt" "${_licenses}/LICENSE-llvm-openmp.txt")
 endif()
 
 foreach(_entry IN LISTS SEQ4J_RUNTIME_FILES)

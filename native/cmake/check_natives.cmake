@@ -1,7 +1,7 @@
 # ctest "natives_folder": the output folder holds exactly what the native JAR should carry.
 #   cmake -DDIR=<SEQ4J_OUTPUT_DIR> -DOS=linux|macos|windows [-DREADELF=..] [-DOTOOL=..] -P check_natives.cmake
 # Checks: natives.list is 2-column and in load order, every listed file exists with that SHA-256,
-# nothing else but licenses/ lies beside them, libseq4j is last, and every library's dependencies
+# nothing but LICENSE-*.txt lies beside them, libseq4j is last, and every library's dependencies
 # (readelf NEEDED / otool -L) are either listed before it or the operating system's own.
 cmake_minimum_required(VERSION 3.22)
 set(errors "")
@@ -37,13 +37,13 @@ endif()
 
 file(GLOB present RELATIVE "${DIR}" "${DIR}/*")
 foreach(name IN LISTS present)
-  if(NOT name IN_LIST listed AND NOT name STREQUAL "natives.list" AND NOT name STREQUAL "licenses")
+  if(NOT name IN_LIST listed AND NOT name STREQUAL "natives.list" AND NOT name MATCHES "^LICENSE-.+\\.txt$")
     string(APPEND errors "not listed but present: ${name}\n")
   endif()
 endforeach()
-file(GLOB licences "${DIR}/licenses/*")
+file(GLOB licences "${DIR}/LICENSE-*.txt")
 if(NOT licences)
-  string(APPEND errors "no licence files in ${DIR}/licenses\n")
+  string(APPEND errors "no LICENSE-*.txt in ${DIR}\n")
 endif()
 
 # What the operating system provides (never shipped).

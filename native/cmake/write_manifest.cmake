@@ -1,7 +1,7 @@
 # Run after libseq4j is linked (cmake -P, from a POST_BUILD step). Fills SEQ4J_OUTPUT_DIR with what the
 # platform's native JAR carries and the Java loader extracts:
 #   - a copy of every dependency library libseq4j was linked against (SEQ4J_RUNTIME_FILES),
-#   - their licence texts under licenses/,
+#   - their licence texts, LICENSE-<component>.txt beside them,
 #   - natives.list: one line per library, in load order, dependencies first and libseq4j last:
 #       <file name> <sha256>
 #     the resource being the file of that name beside natives.list.
@@ -45,10 +45,9 @@ endforeach()
 file(SHA256 "${LIBRARY}" hash)
 string(APPEND text "${library_name} ${hash}\n")
 
-file(MAKE_DIRECTORY "${OUTPUT_DIR}/licenses")
 foreach(licence IN LISTS LICENSES)
   get_filename_component(name "${licence}" NAME)
-  file(COPY_FILE "${licence}" "${OUTPUT_DIR}/licenses/${name}" ONLY_IF_DIFFERENT)
+  file(COPY_FILE "${licence}" "${OUTPUT_DIR}/${name}" ONLY_IF_DIFFERENT)
 endforeach()
 
 # natives.list last, so that its presence means the folder is complete.
