@@ -52,7 +52,7 @@ set(_want_system_linux Linux)
 set(_want_system_macos Darwin)
 set(_want_system_windows Windows)
 if(NOT CMAKE_SYSTEM_NAME STREQUAL "${_want_system_${SEQ4J_OS}}")
-  message(FATAL_ERROR "SEQ4J_PLATFORM=${SEQ4J_PLATFORM} needs a ${_want_system_${SEQ4J_OS}} target, "
+  message(FATAL_ERROR "SEQ4J_PLATFORM=${SEQ4J_PLATFORM} needs a target system ${_want_system_${SEQ4J_OS}}, "
                       "but CMake targets ${CMAKE_SYSTEM_NAME}. Cross builds need "
                       "-DCMAKE_TOOLCHAIN_FILE=native/cmake/toolchains/${SEQ4J_PLATFORM}.cmake.")
 endif()
@@ -66,7 +66,7 @@ elseif(_processor MATCHES "^(aarch64|arm64)$")
   set(_processor aarch64)
 endif()
 if(NOT _processor STREQUAL SEQ4J_ARCH)
-  message(FATAL_ERROR "SEQ4J_PLATFORM=${SEQ4J_PLATFORM} needs a ${SEQ4J_ARCH} compiler, but CMake "
+  message(FATAL_ERROR "SEQ4J_PLATFORM=${SEQ4J_PLATFORM} needs a compiler for ${SEQ4J_ARCH}, but CMake "
                       "targets ${CMAKE_SYSTEM_PROCESSOR}. Cross builds need "
                       "-DCMAKE_TOOLCHAIN_FILE=native/cmake/toolchains/${SEQ4J_PLATFORM}.cmake.")
 endif()
