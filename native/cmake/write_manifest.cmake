@@ -1,30 +1,55 @@
-# Writes natives.list: one line per native file, in the order the Java loader loads them:
-#   <file name> <sha256>
-# and copies each dependency and its licence beside libseq4j, so SEQ4J_OUTPUT_DIR is the complete platform folder
-# of the native JAR (the resource of an entry is the file of that name beside natives.list).
-# Dependencies come first (OpenMP, oneDNN, the Fortran runtime, OpenBLAS), libseq4j.so last.
-# TEMPORARY (distribution branch): linux file names only; the cross-platform CMake replaces it.
-get_filename_component(out_dir "${OUTPUT}" DIRECTORY)
-set(entries
-  "libgomp.so.1|${DNNL_DIR}/libgomp.so.1"
-  "libdnnl.so.3|${DNNL_DIR}/libdnnl.so.3"
-  "libquadmath.so.0|${OPENBLAS_DIR}/libquadmath.so.0"
-  "libgfortran.so.5|${OPENBLAS_DIR}/libgfortran.so.5"
-  "libopenblas.so.0|${OPENBLAS_DIR}/libopenblas.so.0"
-  "libseq4j.so|${SEQ4J_LIBRARY}")
-set(text "# seq4j natives for ${PLATFORM}, in load order: file sha256\n")
-foreach(entry IN LISTS entries)
+# Run after libseq4j is linked (cmake -P, from a POST_BUILD step). Fills SEQ4J_OUTPUT_DIR with what the
+# platform's native JAR carries and the Java loader extracts:
+#   - a copy of every dependency library libseq4j was linked against (SEQ4J_RUNTIME_FILES),
+#   - their licence texts, LICENSE-<component>.txt beside them,
+#   - natives.list: one line per library, in load order, dependencies first and libseq4j last:
+#       <file name> <sha256>
+#     the resource being the file of that name beside natives.list.
+#
+# -DCONFIG=<file> sets OUTPUT_DIR, LIBRARY (the built libseq4j), ENTRIES ("name|source" list),
+# LICENSES, PLATFORM, DEPS_DIR and FORMAT. FORMAT "legacy" writes the 3-column manifest of the
+# loader before issue 16 instead (<file name> <sha256> <class-path resource>, the dependencies read
+# from the org.bytedeco JARs themselves) and copies nothing: the old loader's build, on request.
+cmake_minimum_required(VERSION 3.22)
+include("${CONFIG}")
+get_filename_component(library_name "${LIBRARY}" NAME)
+
+if(FORMAT STREQUAL "legacy")
+  set(text "# seq4j natives for ${PLATFORM}, in load order: file sha256 resource\n")
+  foreach(entry IN LISTS ENTRIES)
+    string(REPLACE "|" ";" parts "${entry}")
+    list(GET parts 0 name)
+    list(GET parts 1 source)
+    file(RELATIVE_PATH resource "${DEPS_DIR}" "${source}")
+    file(SHA256 "${source}" hash)
+    string(APPEND text "${name} ${hash} ${resource}\n")
+  endforeach()
+  file(SHA256 "${LIBRARY}" hash)
+  string(APPEND text "${library_name} ${hash} org/seq4j/native/${PLATFORM}/${library_name}\n")
+  file(WRITE "${OUTPUT_DIR}/natives.list" "${text}")
+  return()
+endif()
+
+set(text "")
+foreach(entry IN LISTS ENTRIES)
   string(REPLACE "|" ";" parts "${entry}")
   list(GET parts 0 name)
-  list(GET parts 1 file)
-  if(NOT "${file}" STREQUAL "${out_dir}/${name}")
-    file(COPY_FILE "${file}" "${out_dir}/${name}" ONLY_IF_DIFFERENT)
+  list(GET parts 1 source)
+  set(target "${OUTPUT_DIR}/${name}")
+  if(NOT EXISTS "${target}" OR "${source}" IS_NEWER_THAN "${target}")
+    file(COPY_FILE "${source}" "${target}" ONLY_IF_DIFFERENT)
   endif()
-  file(SHA256 "${file}" hash)
+  file(SHA256 "${target}" hash)
   string(APPEND text "${name} ${hash}\n")
 endforeach()
-file(WRITE "${OUTPUT}" "${text}")
-foreach(licence oneDNN OpenBLAS gcc-runtime libquadmath)
-  file(COPY_FILE "${CMAKE_CURRENT_LIST_DIR}/../licenses/LICENSE-${licence}.txt"
-       "${out_dir}/LICENSE-${licence}.txt" ONLY_IF_DIFFERENT)
+file(SHA256 "${LIBRARY}" hash)
+string(APPEND text "${library_name} ${hash}\n")
+
+foreach(licence IN LISTS LICENSES)
+  get_filename_component(name "${licence}" NAME)
+  file(COPY_FILE "${licence}" "${OUTPUT_DIR}/${name}" ONLY_IF_DIFFERENT)
 endforeach()
+
+# natives.list last, so that its presence means the folder is complete.
+file(WRITE "${OUTPUT_DIR}/natives.list.tmp" "${text}")
+file(RENAME "${OUTPUT_DIR}/natives.list.tmp" "${OUTPUT_DIR}/natives.list")

@@ -1,6 +1,8 @@
 // Tests of the C boundary itself: statuses, error text, no exception escaping, both matmul
 // backends against a naive double-precision product, and repeated recurrent backwards. The
-// numerical suite lives in Java.
+// numerical suite lives in Java; the few kernel checks below (LSTM and GRU forward on both
+// backends, attention forward and backward) are what a cross-built platform runs under qemu, where
+// the Java suite cannot run. Keep them small: under qemu-aarch64 the whole file takes seconds.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -79,6 +81,205 @@ void test_runtime_info_reports_libraries() {
   check(seq4j_runtime_info(text.data(), needed, &needed) == SEQ4J_OK, "runtime info");
   check(std::strstr(text.data(), "onednn.version=") != nullptr, "names oneDNN");
   check(std::strstr(text.data(), "openblas.core=") != nullptr, "names OpenBLAS");
+}
+
+
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+std::vector<float> random_vector(std::mt19937 &rng, size_t n, float range = 1.0f) {
+  std::uniform_real_distribution<float> uniform(-range, range);
+  std::vector<float> v(n);
+  for (auto &x : v) x = uniform(rng);
+  return v;
+}
+
+double max_difference(const std::vector<float> &a, const std::vector<double> &b) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double difference = std::fabs(double(a[i]) - b[i]);
+    if (std::isnan(difference)) return INFINITY;
+    if (difference > worst) worst = difference;
+  }
+  return worst;
+}
+
+// One unidirectional layer, PyTorch's equations and gate orders (LSTM i, f, g, o; GRU r, z, n with
+// n = tanh(W_in x + b_in + r * (W_hn h + b_hn))), in double, loop by loop.
+void recurrent_reference(int32_t cell, const std::vector<float> &x, const std::vector<float> &w_ih,
+                         const std::vector<float> &w_hh, const std::vector<float> &b_ih,
+                         const std::vector<float> &b_hh, int64_t t_len, int64_t n, int64_t in,
+                         int64_t h, std::vector<double> &out, std::vector<double> &h_n,
+                         std::vector<double> &c_n) {
+  const int64_t gates = cell == SEQ4J_CELL_LSTM ? 4 : 3;
+  std::vector<double> hs(n * h, 0.0), cs(n * h, 0.0), xg(gates * h), hg(gates * h);
+  out.assign(t_len * n * h, 0.0);
+  for (int64_t t = 0; t < t_len; ++t)
+    for (int64_t b = 0; b < n; ++b) {
+      for (int64_t g = 0; g < gates * h; ++g) {
+        double sx = b_ih[g], sh = b_hh[g];
+        for (int64_t i = 0; i < in; ++i) sx += double(w_ih[g * in + i]) * x[(t * n + b) * in + i];
+        for (int64_t j = 0; j < h; ++j) sh += double(w_hh[g * h + j]) * hs[b * h + j];
+        xg[g] = sx;
+        hg[g] = sh;
+      }
+      for (int64_t j = 0; j < h; ++j) {
+        double &hj = hs[b * h + j];
+        if (cell == SEQ4J_CELL_LSTM) {
+          const double i_gate = sigmoid(xg[j] + hg[j]), f_gate = sigmoid(xg[h + j] + hg[h + j]);
+          const double g_gate = std::tanh(xg[2 * h + j] + hg[2 * h + j]);
+          const double o_gate = sigmoid(xg[3 * h + j] + hg[3 * h + j]);
+          double &cj = cs[b * h + j];
+          cj = f_gate * cj + i_gate * g_gate;
+          hj = o_gate * std::tanh(cj);
+        } else {
+          const double r = sigmoid(xg[j] + hg[j]), z = sigmoid(xg[h + j] + hg[h + j]);
+          const double candidate = std::tanh(xg[2 * h + j] + r * hg[2 * h + j]);
+          hj = (1 - z) * candidate + z * hj;
+        }
+      }
+      for (int64_t j = 0; j < h; ++j) out[(t * n + b) * h + j] = hs[b * h + j];
+    }
+  h_n = hs;
+  c_n = cs;
+}
+
+void test_recurrent_forward_matches_reference() {
+  std::mt19937 rng(11);
+  const int64_t t_len = 5, n = 3, in = 7, h = 9;
+  for (int32_t cell : {SEQ4J_CELL_LSTM, SEQ4J_CELL_GRU}) {
+    const int64_t gates = cell == SEQ4J_CELL_LSTM ? 4 : 3;
+    const char *name = cell == SEQ4J_CELL_LSTM ? "LSTM" : "GRU";
+    auto x = random_vector(rng, t_len * n * in);
+    auto w_ih = random_vector(rng, gates * h * in, 0.4f), w_hh = random_vector(rng, gates * h * h, 0.4f);
+    auto b_ih = random_vector(rng, gates * h, 0.2f), b_hh = random_vector(rng, gates * h, 0.2f);
+    std::vector<double> out_ref, h_ref, c_ref;
+    recurrent_reference(cell, x, w_ih, w_hh, b_ih, b_hh, t_len, n, in, h, out_ref, h_ref, c_ref);
+    seq4j_rnn_layer_desc desc{};
+    desc.cell = cell;
+    desc.directions = 1;
+    desc.input_size = in;
+    desc.hidden_size = h;
+    desc.bias = 1;
+    seq4j_rnn_layer *layer = nullptr;
+    check(seq4j_rnn_layer_create(&layer, &desc) == SEQ4J_OK,
+          std::string(name) + " create: " + seq4j_last_error());
+    if (layer == nullptr) continue;
+    seq4j_rnn_weights weights{};
+    weights.weight_ih = w_ih.data();
+    weights.weight_hh = w_hh.data();
+    weights.bias_ih = b_ih.data();
+    weights.bias_hh = b_hh.data();
+    for (int backend : {SEQ4J_BACKEND_ONEDNN, SEQ4J_BACKEND_BLAS}) {
+      const std::string what = std::string(name) + " backend " + std::to_string(backend);
+      std::vector<float> out(t_len * n * h, -7.0f), h_n(n * h, -7.0f), c_n(n * h, -7.0f);
+      const int status = seq4j_rnn_layer_forward(
+          layer, backend, &weights, 1, out.data(), h_n.data(),
+          cell == SEQ4J_CELL_LSTM ? c_n.data() : nullptr, nullptr, 0, x.data(), nullptr, nullptr,
+          nullptr, t_len, n);
+      check(status == SEQ4J_OK, what + " forward: " + seq4j_last_error());
+      const double out_error = max_difference(out, out_ref), h_error = max_difference(h_n, h_ref);
+      check(out_error < 1e-4, what + " output error " + std::to_string(out_error));
+      check(h_error < 1e-4, what + " h_n error " + std::to_string(h_error));
+      if (cell == SEQ4J_CELL_LSTM) {
+        const double c_error = max_difference(c_n, c_ref);
+        check(c_error < 1e-4, what + " c_n error " + std::to_string(c_error));
+      }
+    }
+    check(seq4j_rnn_layer_destroy(layer) == SEQ4J_OK, "destroy");
+  }
+}
+
+// out = softmax(scale · q kᵀ, causal) v per (sample, query head), grouped-query heads, in double.
+std::vector<double> attention_reference(const std::vector<double> &q, const std::vector<double> &k,
+                                        const std::vector<double> &v, const seq4j_attention_desc &d) {
+  std::vector<double> out(d.batch * d.query_heads * d.query_length * d.value_dim, 0.0);
+  std::vector<double> p(d.kv_length);
+  const int64_t group = d.query_heads / d.kv_heads;
+  for (int64_t b = 0; b < d.batch; ++b)
+    for (int64_t hq = 0; hq < d.query_heads; ++hq) {
+      const int64_t hk = hq / group;
+      for (int64_t i = 0; i < d.query_length; ++i) {
+        const double *qi = &q[((b * d.query_heads + hq) * d.query_length + i) * d.head_dim];
+        double max = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < d.kv_length; ++j) {
+          p[j] = -INFINITY;
+          if (d.causal && j > i) continue;
+          const double *kj = &k[((b * d.kv_heads + hk) * d.kv_length + j) * d.head_dim];
+          double s = 0;
+          for (int64_t e = 0; e < d.head_dim; ++e) s += qi[e] * kj[e];
+          p[j] = d.scale * s;
+          if (p[j] > max) max = p[j];
+        }
+        for (int64_t j = 0; j < d.kv_length; ++j) {
+          p[j] = std::exp(p[j] - max);
+          sum += p[j];
+        }
+        double *o = &out[((b * d.query_heads + hq) * d.query_length + i) * d.value_dim];
+        for (int64_t j = 0; j < d.kv_length; ++j)
+          for (int64_t e = 0; e < d.value_dim; ++e)
+            o[e] += p[j] / sum * v[((b * d.kv_heads + hk) * d.kv_length + j) * d.value_dim + e];
+      }
+    }
+  return out;
+}
+
+double dot(const std::vector<double> &a, const std::vector<double> &b) {
+  double sum = 0;
+  for (size_t i = 0; i < a.size(); ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+std::vector<double> widen(const std::vector<float> &x) { return std::vector<double>(x.begin(), x.end()); }
+
+// Forward against the reference; backward against a central difference of the reference along one
+// random direction of (q, k, v): d/de sum(d_out · out(x + e u)) = <dq, uq> + <dk, uk> + <dv, uv>.
+void test_attention_matches_reference() {
+  std::mt19937 rng(5);
+  for (int32_t causal : {0, 1}) {
+    seq4j_attention_desc d{};
+    d.batch = 2;
+    d.query_heads = 4;
+    d.kv_heads = 2;
+    d.query_length = causal ? 7 : 5;  // causal: every query sees key 0 at least
+    d.kv_length = 7;
+    d.head_dim = 8;
+    d.value_dim = 6;
+    d.scale = 1.0f / std::sqrt(8.0f);
+    d.causal = causal;
+    d.mask_kind = SEQ4J_MASK_NONE;
+    const std::string what = std::string("attention causal=") + std::to_string(causal);
+    auto q = random_vector(rng, d.batch * d.query_heads * d.query_length * d.head_dim);
+    auto k = random_vector(rng, d.batch * d.kv_heads * d.kv_length * d.head_dim);
+    auto v = random_vector(rng, d.batch * d.kv_heads * d.kv_length * d.value_dim);
+    auto d_out = random_vector(rng, d.batch * d.query_heads * d.query_length * d.value_dim);
+    std::vector<float> out(d_out.size()), lse(d.batch * d.query_heads * d.query_length);
+    check(seq4j_attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), nullptr,
+                                  nullptr, &d) == SEQ4J_OK,
+          what + " forward: " + seq4j_last_error());
+    const double error = max_difference(out, attention_reference(widen(q), widen(k), widen(v), d));
+    check(error < 2e-5, what + " forward error " + std::to_string(error));
+
+    std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
+    check(seq4j_attention_backward(dq.data(), dk.data(), dv.data(), d_out.data(), q.data(),
+                                   k.data(), v.data(), out.data(), lse.data(), nullptr, nullptr,
+                                   &d) == SEQ4J_OK,
+          what + " backward: " + seq4j_last_error());
+    const auto uq = widen(random_vector(rng, q.size())), uk = widen(random_vector(rng, k.size())),
+               uv = widen(random_vector(rng, v.size()));
+    const auto d_out_wide = widen(d_out);
+    auto loss = [&](double e) {
+      std::vector<double> qe = widen(q), ke = widen(k), ve = widen(v);
+      for (size_t i = 0; i < qe.size(); ++i) qe[i] += e * uq[i];
+      for (size_t i = 0; i < ke.size(); ++i) ke[i] += e * uk[i];
+      for (size_t i = 0; i < ve.size(); ++i) ve[i] += e * uv[i];
+      return dot(attention_reference(qe, ke, ve, d), d_out_wide);
+    };
+    const double eps = 1e-4, numeric = (loss(eps) - loss(-eps)) / (2 * eps);
+    const double analytic = dot(widen(dq), uq) + dot(widen(dk), uk) + dot(widen(dv), uv);
+    const double relative = std::fabs(analytic - numeric) / std::fmax(1e-6, std::fabs(numeric));
+    check(relative < 1e-3, what + " backward: directional derivative " + std::to_string(analytic) +
+                               ", central difference " + std::to_string(numeric));
+  }
 }
 
 // max |a[i] - factor * b[i]|, element by element (a plain loop: GCC 12 for AArch64 fails on this
@@ -173,12 +374,15 @@ void test_a_second_backward_equals_the_first() {
   }
 }
 
+
 }  // namespace
 
 int main() {
   test_invalid_arguments_return_status_and_message();
   test_matmul_backends_match_double_reference();
   test_runtime_info_reports_libraries();
+  test_recurrent_forward_matches_reference();
+  test_attention_matches_reference();
   test_a_second_backward_equals_the_first();
   std::printf("%s: %d failed\n", failures ? "FAILED" : "OK", failures);
   return failures ? 1 : 0;
