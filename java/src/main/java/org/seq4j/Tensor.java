@@ -165,8 +165,7 @@ public final class Tensor {
     }
     Shape shape = Shape.of(dims);
     // checked: (2^62,) * 4 bytes must not wrap to 0 and pass for an empty segment
-    long bytes = Checks.multiply(shape.size(), DType.F32.byteSize(), "shape",
-        shape + " of " + DType.F32);
+    long bytes = Checks.multiply(shape.size(), DType.F32.byteSize(), "shape", shape);
     if (segment.byteSize() != bytes) {
       throw new IllegalArgumentException(
           "segment: expected " + bytes + " bytes for shape " + shape + ", got "
@@ -186,10 +185,9 @@ public final class Tensor {
     if (arena == null) {
       throw new NullPointerException("arena");
     }
-    String what = shape + " of " + DType.F32;
-    long bytes = Checks.multiply(shape.size(), DType.F32.byteSize(), "shape", what);
+    long bytes = Checks.multiply(shape.size(), DType.F32.byteSize(), "shape", shape);
     // the allocation rounds up to ALIGNMENT: that must not wrap around either
-    Checks.add(bytes, ALIGNMENT - 1, "shape", what);
+    Checks.add(bytes, ALIGNMENT - 1, "shape", shape);
     return bytes;
   }
 
@@ -344,7 +342,12 @@ public final class Tensor {
           throw new IllegalArgumentException(
               "dims: dimension " + i + " must be >= 0 (or a single -1), got " + resolved[i]);
         }
-        known = Checks.multiply(known, resolved[i], "dims", Arrays.toString(dims));
+        try {
+          known = Math.multiplyExact(known, resolved[i]);
+        } catch (ArithmeticException overflow) {
+          throw new IllegalArgumentException("dims: " + Arrays.toString(dims) + " is too large:"
+              + " the product of its sizes overflows a long", overflow);
+        }
       }
     }
     if (inferred >= 0) {

@@ -437,6 +437,23 @@ class HardeningTest {
   }
 
   @Test
+  void aClosedResultArenaIsNamedEvenWhenLengthsAreCopiedFirst() {
+    Arena closedArena = Arena.ofConfined();
+    closedArena.close();
+    try (Arena arena = Arena.ofConfined(); Lstm lstm = Lstm.builder(3, 4).seed(7).build()) {
+      Tensor input = Tensor.randomNormal(arena, 1, 5, 2, 3);
+      var e = assertThrows(IllegalStateException.class, () -> lstm.forward(closedArena, input,
+          null, new long[] {5, 3}, Mode.INFERENCE));
+      assertEquals("arena: it is closed", e.getMessage());
+      e = assertThrows(IllegalStateException.class,
+          () -> lstm.forward(closedArena, input, null, null, Mode.INFERENCE));
+      assertEquals("arena: it is closed", e.getMessage());
+      assertEquals(Shape.of(5, 2, 4),
+          lstm.forward(arena, input, null, new long[] {5, 3}, Mode.INFERENCE).output().shape());
+    }
+  }
+
+  @Test
   void optimizersAndClippingNameTheParameterOfAClosedLayer() {
     Linear linear = new Linear(3, 2, true, 1);
     List<Parameter> parameters = linear.parameters();

@@ -60,8 +60,11 @@ public final class NativeMemory {
     }
     // checked: rounding a size near Long.MAX_VALUE up must not wrap into a tiny block behind a
     // huge segment
-    long rounded = Math.max(ALIGNMENT,
-        Checks.add(bytes, ALIGNMENT - 1, "bytes", bytes + " bytes") / ALIGNMENT * ALIGNMENT);
+    if (bytes > Long.MAX_VALUE - (ALIGNMENT - 1)) {
+      throw new IllegalArgumentException("bytes: " + bytes + " is too large: rounding it up to "
+          + ALIGNMENT + " bytes overflows a long");
+    }
+    long rounded = Math.max(ALIGNMENT, (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT);
     Block block = rounded >= CACHE_MIN_BYTES ? takeCached(rounded) : null;
     if (block == null) {
       MemorySegment raw;

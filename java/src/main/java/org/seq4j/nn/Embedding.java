@@ -87,7 +87,13 @@ public final class Embedding implements AutoCloseable {
     if (gradOutput == null) {
       throw new NullPointerException("gradOutput");
     }
-    long rows = Checks.multiply(indices.length, dim, "indices", indices.length + " rows of " + dim);
+    long rows;
+    try {
+      rows = Math.multiplyExact(indices.length, dim);
+    } catch (ArithmeticException overflow) {
+      throw new IllegalArgumentException("indices: " + indices.length + " rows of " + dim
+          + " overflow a long", overflow);
+    }
     if (gradOutput.shape().rank() < 1 || gradOutput.size() != rows
         || gradOutput.dim(-1) != dim) {
       throw new IllegalArgumentException("gradOutput: expected " + indices.length + " rows of "

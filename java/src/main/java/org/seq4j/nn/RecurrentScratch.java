@@ -25,8 +25,7 @@ final class RecurrentScratch {
   /** A tensor of these dimensions over buffer {@code slot} (0 to 3). */
   Tensor tensor(int slot, long... dims) {
     Shape shape = Shape.of(dims);
-    long bytes = org.seq4j.internal.Checks.multiply(shape.size(), Float.BYTES, "shape",
-        shape + " of F32");
+    long bytes = org.seq4j.internal.Checks.multiply(shape.size(), Float.BYTES, "shape", shape);
     if (buffers[slot] == null || buffers[slot].byteSize() < bytes) {
       buffers[slot] = Arena.ofAuto().allocate(Math.max(bytes, 64), 64);
     }

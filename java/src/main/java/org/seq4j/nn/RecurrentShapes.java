@@ -188,6 +188,16 @@ final class RecurrentShapes {
             "lengths[" + i + "]: expected 1 <= length <= " + steps + " (T), got " + lengths[i]);
       }
     }
-    return arena.allocateFrom(JAVA_LONG, lengths);
+    if (arena == null) {
+      throw new NullPointerException("arena");
+    }
+    try {
+      return arena.allocateFrom(JAVA_LONG, lengths);
+    } catch (WrongThreadException wrongThread) {
+      throw new WrongThreadException("arena: it is confined to another thread than '"
+          + Thread.currentThread().getName() + "'");
+    } catch (IllegalStateException closed) {
+      throw new IllegalStateException("arena: it is closed", closed);
+    }
   }
 }
