@@ -80,8 +80,11 @@ final class RecurrentShapes {
     Checks.writable(state.hidden().segment(), name, ".hidden");
     if (config.hasCell()) {
       Checks.writable(state.cell().segment(), name, ".cell");
-      Checks.disjointOutputs(state.hidden().segment(), name + ".hidden", state.cell().segment(),
-          name + ".cell");
+      // names built only on failure: this runs on the allocation-free paths
+      if (Checks.overlaps(state.hidden().segment(), state.cell().segment())) {
+        Checks.disjointOutputs(state.hidden().segment(), name + ".hidden",
+            state.cell().segment(), name + ".cell");
+      }
     }
   }
 
@@ -94,8 +97,12 @@ final class RecurrentShapes {
     if (read == null) {
       return;
     }
-    Checks.disjoint(written.segment(), writtenName, read.hidden().segment(), readName + ".hidden");
-    if (config.hasCell()) {
+    // names built only on failure: this runs on the allocation-free path
+    if (Checks.overlaps(written.segment(), read.hidden().segment())) {
+      Checks.disjoint(written.segment(), writtenName, read.hidden().segment(),
+          readName + ".hidden");
+    }
+    if (config.hasCell() && Checks.overlaps(written.segment(), read.cell().segment())) {
       Checks.disjoint(written.segment(), writtenName, read.cell().segment(), readName + ".cell");
     }
   }
