@@ -74,6 +74,26 @@ void test_matmul_backends_match_double_reference() {
   }
 }
 
+// An empty product (k = 0) gives c = beta * c on every backend, beta = 0 without reading c.
+void test_empty_product_on_every_backend() {
+  for (int backend : {SEQ4J_BACKEND_AUTO, SEQ4J_BACKEND_ONEDNN, SEQ4J_BACKEND_BLAS}) {
+    for (int trans = 0; trans < 4; ++trans) {
+      std::vector<float> c(6, std::nanf(""));
+      int status = seq4j_matmul(c.data(), nullptr, nullptr, 2, 3, 0, trans & 1, trans & 2, 1.0f,
+                                0.0f, backend);
+      check(status == SEQ4J_OK, std::string("k = 0 status: ") + seq4j_last_error());
+      bool zeros = true;
+      for (float v : c) zeros = zeros && v == 0.0f;
+      check(zeros, "k = 0, beta = 0 gives zeros on backend " + std::to_string(backend));
+      std::vector<float> d = {1, 2, 3, 4, 5, 6};
+      status = seq4j_matmul(d.data(), nullptr, nullptr, 2, 3, 0, trans & 1, trans & 2, 1.0f, 0.5f,
+                            backend);
+      check(status == SEQ4J_OK && d[0] == 0.5f && d[5] == 3.0f,
+            "k = 0 scales c by beta on backend " + std::to_string(backend));
+    }
+  }
+}
+
 void test_runtime_info_reports_libraries() {
   int64_t needed = 0;
   check(seq4j_runtime_info(nullptr, 0, &needed) == SEQ4J_OK && needed > 1, "size query");
@@ -380,6 +400,7 @@ void test_a_second_backward_equals_the_first() {
 int main() {
   test_invalid_arguments_return_status_and_message();
   test_matmul_backends_match_double_reference();
+  test_empty_product_on_every_backend();
   test_runtime_info_reports_libraries();
   test_recurrent_forward_matches_reference();
   test_attention_matches_reference();

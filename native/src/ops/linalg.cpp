@@ -99,7 +99,26 @@ int seq4j_matmul(float *c, const float *a, const float *b, int64_t m, int64_t n,
     if (seq4j::overlaps(c, m * n, a, m * k)) fail(SEQ4J_ERR_INVALID_ARGUMENT, "c overlaps a");
     if (seq4j::overlaps(c, m * n, b, k * n)) fail(SEQ4J_ERR_INVALID_ARGUMENT, "c overlaps b");
     if (m == 0 || n == 0) return SEQ4J_OK;
+    if (backend != SEQ4J_BACKEND_AUTO && backend != SEQ4J_BACKEND_ONEDNN &&
+        backend != SEQ4J_BACKEND_BLAS)
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "backend must be 0 (AUTO), 1 (ONEDNN) or 2 (BLAS), got ",
+           backend);
     seq4j::use_configured_threads();
+    if (k == 0) {
+      // An empty product: c = beta * c, and beta = 0 overwrites c without reading it (BLAS's
+      // rule, so a NaN in c does not survive). Done here for every backend: oneDNN's sgemm
+      // rejects the leading dimension 0 that k = 0 gives a or b, and OpenBLAS's xerbla would
+      // print to stderr and leave c untouched.
+      const int64_t size = m * n;
+      if (beta == 0.0f) {
+#pragma omp parallel for simd if (size >= kParallelElementwiseMin)
+        for (int64_t i = 0; i < size; ++i) c[i] = 0.0f;
+      } else if (beta != 1.0f) {
+#pragma omp parallel for simd if (size >= kParallelElementwiseMin)
+        for (int64_t i = 0; i < size; ++i) c[i] *= beta;
+      }
+      return SEQ4J_OK;
+    }
     switch (backend) {
       case SEQ4J_BACKEND_AUTO:
       case SEQ4J_BACKEND_ONEDNN:

@@ -122,6 +122,14 @@ public final class Tape implements AutoCloseable {
     if (Thread.currentThread() != owner) {
       throw new WrongThreadException("Tape: it belongs to thread '" + owner.getName() + "'");
     }
+    if (output == null) {
+      throw new NullPointerException("output");
+    }
+    if (gradient == null) {
+      throw new NullPointerException("gradient");
+    }
+    org.seq4j.internal.Checks.usable(output.segment(), "output");
+    org.seq4j.internal.Checks.usable(gradient.segment(), "gradient");
     if (!gradient.shape().equals(output.shape())) {
       throw new IllegalArgumentException("gradient: expected shape " + output.shape()
           + " (the shape of output), got " + gradient.shape());

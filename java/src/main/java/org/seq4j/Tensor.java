@@ -27,6 +27,11 @@ import org.seq4j.internal.NativeBindings;
  * }
  * }</pre>
  *
+ * <p>A tensor over read-only memory ({@link #ofSegment} of a read-only segment) may be read by
+ * every call; a call that would write it throws {@link IllegalArgumentException} naming the
+ * argument, before any native code runs. Sizes are checked arithmetic: a shape whose byte count
+ * does not fit in a {@code long} is an {@link IllegalArgumentException}, never a wrapped size.
+ *
  * <p>A tensor is not synchronised: concurrent writes to one tensor, or a read concurrent with a
  * write, give unspecified values (never a crash).
  */
@@ -110,6 +115,9 @@ public final class Tensor {
 
   /** A tensor holding a copy of {@code data}, whose length must equal the shape's size. */
   public static Tensor fromArray(Arena arena, float[] data, long... dims) {
+    if (data == null) {
+      throw new NullPointerException("data");
+    }
     Shape shape = Shape.of(dims);
     if (data.length != shape.size()) {
       throw new IllegalArgumentException(
@@ -126,6 +134,9 @@ public final class Tensor {
    * not changed), which must equal the shape's size.
    */
   public static Tensor fromBuffer(Arena arena, FloatBuffer data, long... dims) {
+    if (data == null) {
+      throw new NullPointerException("data");
+    }
     Shape shape = Shape.of(dims);
     if (data.remaining() != shape.size()) {
       throw new IllegalArgumentException(
@@ -143,14 +154,22 @@ public final class Tensor {
   /**
    * A tensor over existing memory (no copy), for interoperation with other FFM code: the segment
    * must hold exactly the shape's floats and be 4-byte aligned. The tensor lives as long as the
-   * segment.
+   * segment. A read-only segment ({@link MemorySegment#asReadOnly()}, a read-only mapped file)
+   * gives a read-only tensor: it may be the input of any call, and every call that would write it
+   * (an output, a state updated in place, {@link #fill}, {@link #set}) throws {@link
+   * IllegalArgumentException} instead; see {@link #isReadOnly()}.
    */
   public static Tensor ofSegment(MemorySegment segment, long... dims) {
+    if (segment == null) {
+      throw new NullPointerException("segment");
+    }
     Shape shape = Shape.of(dims);
-    if (segment.byteSize() != shape.size() * DType.F32.byteSize()) {
+    // checked: (2^62,) * 4 bytes must not wrap to 0 and pass for an empty segment
+    long bytes = Checks.multiply(shape.size(), DType.F32.byteSize(), "shape", shape);
+    if (segment.byteSize() != bytes) {
       throw new IllegalArgumentException(
-          "segment: expected " + shape.size() * DType.F32.byteSize() + " bytes for shape " + shape
-              + ", got " + segment.byteSize());
+          "segment: expected " + bytes + " bytes for shape " + shape + ", got "
+              + segment.byteSize());
     }
     if (segment.isNative() && segment.address() % DType.F32.byteSize() != 0) {
       throw new IllegalArgumentException(
@@ -166,11 +185,10 @@ public final class Tensor {
     if (arena == null) {
       throw new NullPointerException("arena");
     }
-    try {
-      return Math.multiplyExact(shape.size(), (long) DType.F32.byteSize());
-    } catch (ArithmeticException e) {
-      throw new IllegalArgumentException("shape: " + shape + " is too large", e);
-    }
+    long bytes = Checks.multiply(shape.size(), DType.F32.byteSize(), "shape", shape);
+    // the allocation rounds up to ALIGNMENT: that must not wrap around either
+    Checks.add(bytes, ALIGNMENT - 1, "shape", shape);
+    return bytes;
   }
 
   private static MemorySegment allocate(Arena arena, Shape shape) {
@@ -220,6 +238,14 @@ public final class Tensor {
     return segment;
   }
 
+  /**
+   * Whether this tensor's memory is read-only (made by {@link #ofSegment} over a read-only
+   * segment, or a view of such a tensor): calls that would write it refuse it.
+   */
+  public boolean isReadOnly() {
+    return segment.isReadOnly();
+  }
+
   /** Whether this tensor can be used now: its arena is open and this thread may access it. */
   public boolean isUsable() {
     return segment.scope().isAlive() && segment.isAccessibleBy(Thread.currentThread());
@@ -235,7 +261,7 @@ public final class Tensor {
 
   /** Sets the element at {@code index} (one coordinate per dimension) to {@code value}. */
   public void set(float value, long... index) {
-    Checks.usable(segment, "tensor");
+    Checks.writable(segment, "tensor");
     segment.setAtIndex(JAVA_FLOAT, shape.offsetOf(index), value);
   }
 
@@ -254,7 +280,13 @@ public final class Tensor {
    * Copies every element into {@code target} at its position, which advances by {@link #size()}.
    */
   public void copyTo(FloatBuffer target) {
+    if (target == null) {
+      throw new NullPointerException("target");
+    }
     Checks.usable(segment, "tensor");
+    if (target.isReadOnly()) {
+      throw new IllegalArgumentException("target: expected a writable buffer, got a read-only one");
+    }
     if (target.remaining() < size()) {
       throw new IllegalArgumentException(
           "target: expected at least " + size() + " remaining floats, got " + target.remaining());
@@ -264,14 +296,17 @@ public final class Tensor {
 
   /** Sets every element to {@code value}; returns this tensor. */
   public Tensor fill(float value) {
-    Checks.usable(segment, "tensor");
+    Checks.writable(segment, "tensor");
     NativeBindings.fill(segment, value, size());
     return this;
   }
 
   /** Copies {@code source}, which must have the same shape, into this tensor; returns this. */
   public Tensor copyFrom(Tensor source) {
-    Checks.usable(segment, "tensor");
+    if (source == null) {
+      throw new NullPointerException("source");
+    }
+    Checks.writable(segment, "tensor");
     Checks.usable(source.segment, "source");
     if (!source.shape.equals(shape)) {
       throw new IllegalArgumentException(
@@ -307,7 +342,12 @@ public final class Tensor {
           throw new IllegalArgumentException(
               "dims: dimension " + i + " must be >= 0 (or a single -1), got " + resolved[i]);
         }
-        known = Math.multiplyExact(known, resolved[i]);
+        try {
+          known = Math.multiplyExact(known, resolved[i]);
+        } catch (ArithmeticException overflow) {
+          throw new IllegalArgumentException("dims: " + Arrays.toString(dims) + " is too large:"
+              + " the product of its sizes overflows a long", overflow);
+        }
       }
     }
     if (inferred >= 0) {

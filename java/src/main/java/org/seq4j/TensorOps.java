@@ -7,8 +7,11 @@ import org.seq4j.internal.NativeBindings;
 
 /**
  * Basic tensor arithmetic in native code: the matrix product on oneDNN or OpenBLAS, and
- * elementwise add, scale and axpy. Every method checks shapes, liveness and aliasing before the
- * native call and names the offending argument.
+ * elementwise add, scale and axpy. Every method checks shapes, liveness, aliasing and that its
+ * output is writable (not a read-only tensor) before the native call and names the offending
+ * argument. An empty product ({@code k = 0}) is well defined on every backend: {@code out = beta
+ * * out}, zeros for the default {@code beta = 0}; an empty {@code out} ({@code m = 0} or {@code n
+ * = 0}) is left alone.
  */
 public final class TensorOps {
   private TensorOps() {}
@@ -38,7 +41,10 @@ public final class TensorOps {
     requireMatrix(out, "out");
     Checks.usable(a.segment(), "a");
     Checks.usable(b.segment(), "b");
-    Checks.usable(out.segment(), "out");
+    Checks.writable(out.segment(), "out");
+    if (options == null) {
+      throw new NullPointerException("options");
+    }
     long m = options.transposeA() ? a.dim(1) : a.dim(0);
     long k = options.transposeA() ? a.dim(0) : a.dim(1);
     long kb = options.transposeB() ? b.dim(1) : b.dim(0);
@@ -66,7 +72,7 @@ public final class TensorOps {
     requireSameShape(a, "a", out, "out");
     Checks.usable(a.segment(), "a");
     Checks.usable(b.segment(), "b");
-    Checks.usable(out.segment(), "out");
+    Checks.writable(out.segment(), "out");
     requireIdenticalOrDisjoint(out, a, "a");
     requireIdenticalOrDisjoint(out, b, "b");
     NativeBindings.add(out.segment(), a.segment(), b.segment(), a.size());
@@ -76,7 +82,7 @@ public final class TensorOps {
   public static void scale(Tensor x, float alpha, Tensor out) {
     requireSameShape(x, "x", out, "out");
     Checks.usable(x.segment(), "x");
-    Checks.usable(out.segment(), "out");
+    Checks.writable(out.segment(), "out");
     requireIdenticalOrDisjoint(out, x, "x");
     NativeBindings.scale(out.segment(), x.segment(), alpha, x.size());
   }
@@ -85,7 +91,7 @@ public final class TensorOps {
   public static void axpy(float alpha, Tensor x, Tensor y) {
     requireSameShape(x, "x", y, "y");
     Checks.usable(x.segment(), "x");
-    Checks.usable(y.segment(), "y");
+    Checks.writable(y.segment(), "y");
     Checks.disjoint(y.segment(), "y", x.segment(), "x");
     NativeBindings.axpy(y.segment(), alpha, x.segment(), x.size());
   }

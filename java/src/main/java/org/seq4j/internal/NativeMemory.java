@@ -44,11 +44,25 @@ public final class NativeMemory {
    * {@code bytes} of uninitialised memory aligned to 64 bytes, freed when {@code arena} closes.
    *
    * @throws IllegalStateException if the arena is closed
+   * @throws WrongThreadException if the arena is confined to another thread
+   * @throws IllegalArgumentException if {@code bytes} is negative or too large to round up
    * @throws OutOfMemoryError if the system has no memory left
    */
   public static MemorySegment allocate(Arena arena, long bytes) {
+    if (arena == null) {
+      throw new NullPointerException("arena");
+    }
     if (!arena.scope().isAlive()) {
       throw new IllegalStateException("arena: it is closed");
+    }
+    if (bytes < 0) {
+      throw new IllegalArgumentException("bytes: expected >= 0, got " + bytes);
+    }
+    // checked: rounding a size near Long.MAX_VALUE up must not wrap into a tiny block behind a
+    // huge segment
+    if (bytes > Long.MAX_VALUE - (ALIGNMENT - 1)) {
+      throw new IllegalArgumentException("bytes: " + bytes + " is too large: rounding it up to "
+          + ALIGNMENT + " bytes overflows a long");
     }
     long rounded = Math.max(ALIGNMENT, (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT);
     Block block = rounded >= CACHE_MIN_BYTES ? takeCached(rounded) : null;
@@ -76,6 +90,13 @@ public final class NativeMemory {
     try {
       return MemorySegment.ofAddress(owned.address())
           .reinterpret(bytes, arena, ignored -> release(owned));
+    } catch (WrongThreadException wrongThread) {
+      release(owned);
+      throw new WrongThreadException("arena: it is confined to another thread than '"
+          + Thread.currentThread().getName() + "'");
+    } catch (IllegalStateException closed) {
+      release(owned);
+      throw new IllegalStateException("arena: it is closed", closed);
     } catch (RuntimeException e) {
       release(owned);
       throw e;

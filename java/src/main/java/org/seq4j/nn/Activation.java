@@ -25,6 +25,9 @@ public enum Activation {
 
   /** {@code f(x)} in a new tensor in {@code arena}. */
   public Tensor forward(Arena arena, Tensor x) {
+    if (x == null) {
+      throw new NullPointerException("x");
+    }
     Checks.usable(x.segment(), "x");
     Tensor out = Tensor.uninitialized(arena, x.shape().dims());
     NativeBindings.activationForward(out.segment(), x.segment(), x.size(), code);
@@ -41,6 +44,12 @@ public enum Activation {
 
   /** {@code gradOutput · f'(x)} for the forward's input {@code x}. */
   public Tensor backward(Arena arena, Tensor x, Tensor gradOutput) {
+    if (x == null) {
+      throw new NullPointerException("x");
+    }
+    if (gradOutput == null) {
+      throw new NullPointerException("gradOutput");
+    }
     if (!gradOutput.shape().equals(x.shape())) {
       throw new IllegalArgumentException("gradOutput: expected shape " + x.shape()
           + " (the input's), got " + gradOutput.shape());

@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.random.RandomGenerator;
 import org.seq4j.Shape;
 import org.seq4j.Tensor;
+import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
 import org.seq4j.Tape;
 
@@ -25,6 +26,9 @@ public final class Embedding implements AutoCloseable {
       throw new IllegalArgumentException(
           "vocabulary, dim: expected >= 1, got " + vocabulary + " and " + dim);
     }
+    Checks.multiply(Checks.multiply(vocabulary, dim, "vocabulary, dim",
+        "weight (" + vocabulary + ", " + dim + ")"), Float.BYTES, "vocabulary, dim",
+        "weight (" + vocabulary + ", " + dim + ")");
     this.vocabulary = vocabulary;
     this.dim = dim;
     this.arena = Arena.ofShared();
@@ -77,19 +81,45 @@ public final class Embedding implements AutoCloseable {
   /** Adds {@code gradOutput (shape..., dim)} into the rows of {@code indices}. */
   public void backward(long[] indices, Tensor gradOutput) {
     requireOpen();
-    if (gradOutput.size() != (long) indices.length * dim || gradOutput.dim(-1) != dim) {
+    if (indices == null) {
+      throw new NullPointerException("indices");
+    }
+    if (gradOutput == null) {
+      throw new NullPointerException("gradOutput");
+    }
+    long rows;
+    try {
+      rows = Math.multiplyExact(indices.length, dim);
+    } catch (ArithmeticException overflow) {
+      throw new IllegalArgumentException("indices: " + indices.length + " rows of " + dim
+          + " overflow a long", overflow);
+    }
+    if (gradOutput.shape().rank() < 1 || gradOutput.size() != rows
+        || gradOutput.dim(-1) != dim) {
       throw new IllegalArgumentException("gradOutput: expected " + indices.length + " rows of "
           + dim + ", got shape " + gradOutput.shape());
     }
+    checkIndices(indices);
+    Checks.usable(gradOutput.segment(), "gradOutput");
     NativeBindings.embeddingBackward(weight.grad().segment(), gradOutput.segment(), indices,
         vocabulary, dim);
   }
 
   private void check(long[] indices, long[] shape) {
+    if (indices == null) {
+      throw new NullPointerException("indices");
+    }
+    if (shape == null) {
+      throw new NullPointerException("shape");
+    }
     if (Shape.of(shape).size() != indices.length) {
       throw new IllegalArgumentException("shape: " + Shape.of(shape) + " holds "
           + Shape.of(shape).size() + " indices, got " + indices.length);
     }
+    checkIndices(indices);
+  }
+
+  private void checkIndices(long[] indices) {
     for (int i = 0; i < indices.length; i++) {
       if (indices[i] < 0 || indices[i] >= vocabulary) {
         throw new IllegalArgumentException("indices[" + i + "]: expected 0 <= index < "

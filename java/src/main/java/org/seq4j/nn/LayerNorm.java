@@ -91,6 +91,9 @@ public final class LayerNorm implements AutoCloseable {
     if (context == null) {
       throw new NullPointerException("context");
     }
+    if (gradOutput == null) {
+      throw new NullPointerException("gradOutput");
+    }
     if (!gradOutput.shape().equals(context.input.shape())) {
       throw new IllegalArgumentException("gradOutput: expected shape " + context.input.shape()
           + " (the input's), got " + gradOutput.shape());
@@ -106,6 +109,9 @@ public final class LayerNorm implements AutoCloseable {
   }
 
   private long rows(Tensor x, String name) {
+    if (x == null) {
+      throw new NullPointerException(name);
+    }
     if (x.shape().rank() < 1 || x.dim(-1) != size) {
       throw new IllegalArgumentException(
           name + ": expected shape (..., " + size + "), got " + x.shape());

@@ -7,6 +7,7 @@ import org.seq4j.MatmulOptions;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
 import org.seq4j.Tape;
+import org.seq4j.internal.Checks;
 
 /**
  * A fully connected layer, PyTorch's {@code nn.Linear}: {@code y = x·Wᵀ + b} over the last
@@ -31,6 +32,9 @@ public final class Linear implements AutoCloseable {
       throw new IllegalArgumentException("inputSize, outputSize: expected >= 1, got " + inputSize
           + " and " + outputSize);
     }
+    Checks.multiply(Checks.multiply(outputSize, inputSize, "inputSize, outputSize",
+        "weight (" + outputSize + ", " + inputSize + ")"), Float.BYTES, "inputSize, outputSize",
+        "weight (" + outputSize + ", " + inputSize + ")");
     this.inputSize = inputSize;
     this.outputSize = outputSize;
     this.arena = Arena.ofShared();
@@ -125,6 +129,7 @@ public final class Linear implements AutoCloseable {
       throw new IllegalArgumentException(
           name + ": expected shape (..., " + features + "), got " + t.shape());
     }
+    Checks.usable(t.segment(), name);
     return t.size() / features;
   }
 

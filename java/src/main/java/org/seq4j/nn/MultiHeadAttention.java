@@ -154,6 +154,14 @@ public final class MultiHeadAttention implements AutoCloseable {
     if (!(options.dropout >= 0 && options.dropout < 1)) {
       throw new IllegalArgumentException("dropout: expected 0 <= p < 1, got " + options.dropout);
     }
+    if (options.keyDim < 0 || options.valueDim < 0) {
+      throw new IllegalArgumentException("keyDim, valueDim: expected >= 1 (or 0 for embedDim),"
+          + " got " + options.keyDim + " and " + options.valueDim);
+    }
+    long widest = Math.max(embedDim, Math.max(options.keyDim, options.valueDim));
+    Checks.multiply(Checks.multiply(Checks.multiply(3, embedDim, "embedDim", "in_proj_weight"),
+        widest, "embedDim", "the projections (3 * " + embedDim + ", " + widest + ")"),
+        Float.BYTES, "embedDim", "the projections (3 * " + embedDim + ", " + widest + ")");
     this.embedDim = embedDim;
     this.heads = heads;
     this.keyDim = options.keyDim == 0 ? embedDim : options.keyDim;
@@ -228,6 +236,16 @@ public final class MultiHeadAttention implements AutoCloseable {
   /** The number of heads. */
   public int heads() {
     return heads;
+  }
+
+  /** The size of the queries and of the output (E), for the callers' entry checks. */
+  long embedDimension() {
+    return embedDim;
+  }
+
+  /** Whether inputs are {@code (N, L, E)}, for the callers' entry checks. */
+  boolean isBatchFirst() {
+    return batchFirst;
   }
 
   /**
@@ -362,6 +380,15 @@ public final class MultiHeadAttention implements AutoCloseable {
    */
   public Tensor forwardStep(Arena arena, Tensor step, Cache cache) {
     requireOpen();
+    if (keyDim != embedDim || valueDim != embedDim) {
+      throw new IllegalStateException("forwardStep: self-attention needs keyDim = valueDim ="
+          + " embedDim, this layer has embedDim " + embedDim + ", keyDim " + keyDim
+          + " and valueDim " + valueDim);
+    }
+    SequenceChecks.requireSequence(step, "step", "T", embedDim, batchFirst);
+    if (cache == null) {
+      throw new NullPointerException("cache");
+    }
     long[] sizes = check(step, step, step);
     long t = sizes[0];
     long n = sizes[2];

@@ -33,7 +33,9 @@ public final class Parameter {
 
   /**
    * A parameter over tensors the caller owns (for models built from parts): {@code grad} must have
-   * the shape of {@code data} and share no memory with it.
+   * the shape of {@code data}, share no memory with it, and be writable (backward passes add into
+   * it). {@code data} may be read-only for a frozen parameter used in inference; an optimizer
+   * refuses it.
    */
   public static Parameter of(String name, Tensor data, Tensor grad) {
     java.util.Objects.requireNonNull(name, "name");
@@ -43,6 +45,8 @@ public final class Parameter {
       throw new IllegalArgumentException(
           "grad: expected shape " + data.shape() + " (the shape of data), got " + grad.shape());
     }
+    org.seq4j.internal.Checks.usable(data.segment(), "data");
+    org.seq4j.internal.Checks.writable(grad.segment(), "grad");
     org.seq4j.internal.Checks.disjoint(grad.segment(), "grad", data.segment(), "data");
     return new Parameter(name, data, grad);
   }
@@ -84,6 +88,7 @@ public final class Parameter {
 
   /** Sets the gradient to zero. */
   public void zeroGrad() {
+    org.seq4j.internal.Checks.writable(grad.segment(), name, ".grad");
     grad.fill(0f);
   }
 

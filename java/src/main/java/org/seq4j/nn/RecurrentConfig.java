@@ -2,6 +2,7 @@ package org.seq4j.nn;
 
 import org.seq4j.Backend;
 import org.seq4j.internal.AbiConstants;
+import org.seq4j.internal.Checks;
 
 /** The sizes and options of a recurrent network, checked when built. */
 record RecurrentConfig(Cell cell, long inputSize, long hiddenSize, int numLayers,
@@ -36,6 +37,29 @@ record RecurrentConfig(Cell cell, long inputSize, long hiddenSize, int numLayers
     if (!(dropout >= 0f && dropout < 1f)) {
       throw new IllegalArgumentException("dropout: expected 0 <= p < 1, got " + dropout);
     }
+    checkSizes(cell, inputSize, hiddenSize, numLayers, bidirectional, projSize);
+  }
+
+  /**
+   * Checked arithmetic on every size derived from the builder's (gate rows {@code gates * H},
+   * output width {@code D * Hout}, states {@code numLayers * D}, and the bytes of the largest
+   * weight), so that a huge {@code hiddenSize} is an exception naming it rather than a size that
+   * wrapped around.
+   */
+  private static void checkSizes(Cell cell, long inputSize, long hiddenSize, int numLayers,
+      boolean bidirectional, long projSize) {
+    String what = "(inputSize=" + inputSize + ", hiddenSize=" + hiddenSize
+        + (projSize > 0 ? ", projSize=" + projSize : "") + ", numLayers=" + numLayers
+        + (bidirectional ? ", bidirectional" : "") + ")";
+    int directions = bidirectional ? 2 : 1;
+    long outputSize = projSize > 0 ? projSize : hiddenSize;
+    long gateRows = Checks.multiply(cell.gates, hiddenSize, "hiddenSize", what);
+    long width = Checks.multiply(directions, outputSize, "hiddenSize", what);
+    Checks.multiply(numLayers, directions, "numLayers", what);
+    long widestInput = Math.max(Math.max(inputSize, width), outputSize);
+    String blamed = inputSize > width ? "inputSize, hiddenSize" : "hiddenSize";
+    long weightElements = Checks.multiply(gateRows, widestInput, blamed, what);
+    Checks.multiply(weightElements, Float.BYTES, blamed, what);
   }
 
   static void requirePositive(String name, long value) {

@@ -330,7 +330,9 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
   /**
    * Inference into tensors the caller allocated once: for a service that calls one step per
    * event, this path allocates nothing on the Java heap once warm. {@code initial} (null for
-   * zeros) and {@code finalState} must not share memory.
+   * zeros) and {@code finalState} must not share memory; nor may any two of {@code output},
+   * {@code finalState.hidden} and {@code finalState.cell}, nor any of them with {@code input}.
+   * {@code output} and {@code finalState} must be writable (not read-only tensors).
    *
    * @param input {@code (T, N, inputSize)}, or {@code (N, T, inputSize)} when batch-first
    * @param initial the state to start from, or null
@@ -344,18 +346,23 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     long steps = shapes.steps(input);
     long batch = shapes.batch(input);
     shapes.checkState(initial, "initial", batch);
-    if (finalState == null) {
-      throw new NullPointerException("finalState");
-    }
-    shapes.checkState(finalState, "finalState", batch);
+    shapes.checkWrittenState(finalState, "finalState", batch);
     shapes.checkOutput(output, "output", steps, batch);
-    if (initial != null) {
-      Checks.disjoint(finalState.hidden().segment(), "finalState.hidden",
-          initial.hidden().segment(), "initial.hidden");
-      if (hasCell()) {
-        Checks.disjoint(finalState.cell().segment(), "finalState.cell",
-            initial.cell().segment(), "initial.cell");
-      }
+    // what the call writes: output and finalState, which must not overlap each other ...
+    Checks.disjointOutputs(output.segment(), "output", finalState.hidden().segment(),
+        "finalState.hidden");
+    if (hasCell()) {
+      Checks.disjointOutputs(output.segment(), "output", finalState.cell().segment(),
+          "finalState.cell");
+    }
+    // ... nor anything it reads: input and initial
+    Checks.disjoint(output.segment(), "output", input.segment(), "input");
+    shapes.checkDisjoint(output, "output", initial, "initial");
+    Checks.disjoint(finalState.hidden().segment(), "finalState.hidden", input.segment(), "input");
+    shapes.checkDisjoint(finalState.hidden(), "finalState.hidden", initial, "initial");
+    if (hasCell()) {
+      Checks.disjoint(finalState.cell().segment(), "finalState.cell", input.segment(), "input");
+      shapes.checkDisjoint(finalState.cell(), "finalState.cell", initial, "initial");
     }
     run(null, input, initial, MemorySegment.NULL, steps, batch, output, finalState, null,
         RecurrentScratch.current());
@@ -375,6 +382,9 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
    *     hidden)} cells for an LSTM)
    * @param output receives the top layer's new hidden state {@code (N, Hout)}, or null
    * @throws IllegalStateException for a bidirectional layer, which cannot stream
+   * @throws IllegalArgumentException if {@code state} or {@code output} is read-only, or if any
+   *     two of {@code state.hidden}, {@code state.cell}, {@code output} and {@code input} share
+   *     memory ({@code output} may overlap {@code input}, which is read before it is written)
    */
   public void step(Tensor input, RecurrentState state, Tensor output) {
     requireOpen();

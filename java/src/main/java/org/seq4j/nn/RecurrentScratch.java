@@ -24,7 +24,8 @@ final class RecurrentScratch {
 
   /** A tensor of these dimensions over buffer {@code slot} (0 to 3). */
   Tensor tensor(int slot, long... dims) {
-    long bytes = Shape.of(dims).size() * Float.BYTES;
+    Shape shape = Shape.of(dims);
+    long bytes = org.seq4j.internal.Checks.multiply(shape.size(), Float.BYTES, "shape", shape);
     if (buffers[slot] == null || buffers[slot].byteSize() < bytes) {
       buffers[slot] = Arena.ofAuto().allocate(Math.max(bytes, 64), 64);
     }

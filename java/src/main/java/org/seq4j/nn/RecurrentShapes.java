@@ -50,17 +50,61 @@ final class RecurrentShapes {
         : "(T, N, " + config.inputSize() + ") [time-major]";
   }
 
-  /** A sequence output (or its gradient) shaped like the forward's output. */
+  /** A sequence output the call writes, shaped like the forward's output. */
   void checkOutput(Tensor output, String name, long steps, long batch) {
+    if (output == null) {
+      throw new NullPointerException(name);
+    }
     long width = config.outputWidth();
     long first = config.batchFirst() ? batch : steps;
     long second = config.batchFirst() ? steps : batch;
     if (output.shape().rank() != 3 || output.dim(0) != first || output.dim(1) != second
         || output.dim(2) != width) {
-      throw new IllegalArgumentException("output: expected shape "
+      throw new IllegalArgumentException(name + ": expected shape "
           + Shape.of(first, second, width) + ", got " + output.shape());
     }
-    Checks.usable(output.segment(), name);
+    Checks.writable(output.segment(), name);
+  }
+
+  /**
+   * A state the call writes (the final state of the allocation-free forward, the streaming step's
+   * state): {@link #checkState}, writable, and its hidden and cell tensors share no memory (else
+   * writing one overwrites the other, and the two backends, which write them in different orders,
+   * disagree).
+   */
+  void checkWrittenState(RecurrentState state, String name, long batch) {
+    if (state == null) {
+      throw new NullPointerException(name);
+    }
+    checkState(state, name, batch);
+    Checks.writable(state.hidden().segment(), name, ".hidden");
+    if (config.hasCell()) {
+      Checks.writable(state.cell().segment(), name, ".cell");
+      // names built only on failure: this runs on the allocation-free paths
+      if (Checks.overlaps(state.hidden().segment(), state.cell().segment())) {
+        Checks.disjointOutputs(state.hidden().segment(), name + ".hidden",
+            state.cell().segment(), name + ".cell");
+      }
+    }
+  }
+
+  /**
+   * Throws unless {@code written} shares no memory with {@code read}'s hidden and cell tensors:
+   * the recurrent kernels read their inputs while they write their outputs, so no output may
+   * overlap an input.
+   */
+  void checkDisjoint(Tensor written, String writtenName, RecurrentState read, String readName) {
+    if (read == null) {
+      return;
+    }
+    // names built only on failure: this runs on the allocation-free path
+    if (Checks.overlaps(written.segment(), read.hidden().segment())) {
+      Checks.disjoint(written.segment(), writtenName, read.hidden().segment(),
+          readName + ".hidden");
+    }
+    if (config.hasCell() && Checks.overlaps(written.segment(), read.cell().segment())) {
+      Checks.disjoint(written.segment(), writtenName, read.cell().segment(), readName + ".cell");
+    }
   }
 
   /** A state {@code (numLayers * D, N, Hout)}, cells {@code (numLayers * D, N, H)}; or null. */
@@ -110,15 +154,24 @@ final class RecurrentShapes {
     }
     Checks.usable(input.segment(), "input");
     long batch = input.dim(0);
-    checkState(state, "state", batch);
-    Checks.disjoint(input.segment(), "input", state.hidden().segment(), "state.hidden");
+    checkWrittenState(state, "state", batch);
+    // the state is overwritten layer by layer while the input is read
+    Checks.disjoint(state.hidden().segment(), "state.hidden", input.segment(), "input");
+    if (config.hasCell()) {
+      Checks.disjoint(state.cell().segment(), "state.cell", input.segment(), "input");
+    }
     if (output != null) {
       long outputSize = config.outputSize();
       if (output.shape().rank() != 2 || output.dim(0) != batch || output.dim(1) != outputSize) {
         throw new IllegalArgumentException("output: expected shape (" + batch + ", " + outputSize
             + "), got " + output.shape());
       }
-      Checks.usable(output.segment(), "output");
+      Checks.writable(output.segment(), "output");
+      Checks.disjointOutputs(output.segment(), "output", state.hidden().segment(),
+          "state.hidden");
+      if (config.hasCell()) {
+        Checks.disjointOutputs(output.segment(), "output", state.cell().segment(), "state.cell");
+      }
     }
   }
 
@@ -142,6 +195,16 @@ final class RecurrentShapes {
             "lengths[" + i + "]: expected 1 <= length <= " + steps + " (T), got " + lengths[i]);
       }
     }
-    return arena.allocateFrom(JAVA_LONG, lengths);
+    if (arena == null) {
+      throw new NullPointerException("arena");
+    }
+    try {
+      return arena.allocateFrom(JAVA_LONG, lengths);
+    } catch (WrongThreadException wrongThread) {
+      throw new WrongThreadException("arena: it is confined to another thread than '"
+          + Thread.currentThread().getName() + "'");
+    } catch (IllegalStateException closed) {
+      throw new IllegalStateException("arena: it is closed", closed);
+    }
   }
 }

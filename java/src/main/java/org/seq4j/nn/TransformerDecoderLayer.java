@@ -125,6 +125,7 @@ public final class TransformerDecoderLayer implements AutoCloseable {
   public Result forward(Arena arena, Tensor target, Tensor memory,
       ScaledDotProductAttention.Options targetOptions,
       ScaledDotProductAttention.Options memoryOptions, Mode mode) {
+    checkSequences(target, "target", memory);
     boolean training = mode == Mode.TRAINING;
     long callSeed = dropoutSeeds.next();
     // block 1: self-attention
@@ -177,6 +178,7 @@ public final class TransformerDecoderLayer implements AutoCloseable {
    */
   public Tensor forwardStep(Arena arena, Tensor targetStep, Tensor memory,
       ScaledDotProductAttention.Options memoryOptions, MultiHeadAttention.Cache cache) {
+    checkSequences(targetStep, "targetStep", memory);
     LayerNorm.Result n1 = normFirst ? norm1.forward(arena, targetStep) : null;
     Tensor selfInput = normFirst ? n1.output() : targetStep;
     Tensor r1 = add(arena, targetStep, selfAttention.forwardStep(arena, selfInput, cache));
@@ -228,6 +230,15 @@ public final class TransformerDecoderLayer implements AutoCloseable {
         ? add(arena, gr1, norm1.backward(arena, context.norm1, gradSelfInput))
         : add(arena, gr1, gradSelfInput);
     return new Gradients(gradTarget, gradMemory);
+  }
+
+  /** The target and memory under their own names (not the attention's query and key). */
+  private void checkSequences(Tensor target, String targetName, Tensor memory) {
+    long dModel = crossAttention.embedDimension();
+    boolean batchFirst = crossAttention.isBatchFirst();
+    SequenceChecks.requireSequence(target, targetName, "T", dModel, batchFirst);
+    SequenceChecks.requireSequence(memory, "memory", "S", dModel, batchFirst);
+    SequenceChecks.requireSameBatch(target, targetName, memory, "memory", batchFirst);
   }
 
   private static Tensor add(Arena arena, Tensor a, Tensor b) {

@@ -114,6 +114,7 @@ public final class TransformerEncoderLayer implements AutoCloseable {
    */
   public Result forward(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
       Mode mode) {
+    SequenceChecks.requireSequence(x, "x", "T", dModel, selfAttention.isBatchFirst());
     boolean training = mode == Mode.TRAINING;
     long callSeed = dropoutSeeds.next();
     Tensor attentionInput = x;

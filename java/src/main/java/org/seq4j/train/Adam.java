@@ -29,7 +29,7 @@ public final class Adam implements Optimizer {
   private long steps;
 
   private Adam(Builder b) {
-    this.parameters = List.copyOf(b.parameters);
+    this.parameters = ParameterChecks.forOptimizer(b.parameters);
     this.learningRate = b.learningRate;
     this.beta1 = b.beta1;
     this.beta2 = b.beta2;
@@ -59,6 +59,9 @@ public final class Adam implements Optimizer {
   public void step() {
     if (!arena.scope().isAlive()) {
       throw new IllegalStateException("Adam: the optimizer is closed");
+    }
+    for (Parameter p : parameters) {
+      ParameterChecks.beforeStep(p); // all before any, so a failure changes nothing
     }
     steps++;
     for (int i = 0; i < parameters.size(); i++) {

@@ -102,7 +102,7 @@ public final class Checkpoints {
       }
     }
     for (Map.Entry<String, Tensor> target : targets.entrySet()) {
-      Checks.usable(target.getValue().segment(), target.getKey().startsWith(STATE_PREFIX)
+      Checks.writable(target.getValue().segment(), target.getKey().startsWith(STATE_PREFIX)
           ? "optimizer state " + target.getKey() : "parameters[" + target.getKey() + "]");
     }
     try (SafeTensors.Reader file = SafeTensors.open(path); Arena staging = Arena.ofConfined()) {

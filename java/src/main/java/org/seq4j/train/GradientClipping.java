@@ -18,6 +18,12 @@ public final class GradientClipping {
    * @return {@code sqrt(Σ_p Σ_i grad_p[i]²)}
    */
   public static double globalNorm(Collection<Parameter> parameters) {
+    if (parameters == null) {
+      throw new NullPointerException("parameters");
+    }
+    for (Parameter p : parameters) {
+      ParameterChecks.usableGrad(p);
+    }
     double sum = 0;
     for (Parameter p : parameters) {
       sum += NativeBindings.sumSquares(p.grad().segment(), p.grad().size());
@@ -36,6 +42,9 @@ public final class GradientClipping {
       throw new IllegalArgumentException("maxNorm: expected a finite value > 0, got " + maxNorm);
     }
     double norm = globalNorm(parameters);
+    for (Parameter p : parameters) {
+      ParameterChecks.writableGrad(p);
+    }
     double factor = maxNorm / (norm + 1e-6);
     if (factor < 1) {
       for (Parameter p : parameters) {
@@ -49,6 +58,9 @@ public final class GradientClipping {
   public static void clipByValue(Collection<Parameter> parameters, double clip) {
     if (!(clip >= 0) || Double.isInfinite(clip)) {
       throw new IllegalArgumentException("clip: expected a finite value >= 0, got " + clip);
+    }
+    for (Parameter p : parameters) {
+      ParameterChecks.writableGrad(p);
     }
     for (Parameter p : parameters) {
       NativeBindings.clamp(p.grad().segment(), (float) clip, p.grad().size());

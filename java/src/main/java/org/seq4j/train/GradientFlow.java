@@ -35,6 +35,14 @@ public final class GradientFlow {
    */
   public static double[] hiddenStateGradientNorms(RecurrentLayer layer, Tensor input,
       RecurrentState initial, Tensor gradOutput) {
+    java.util.Objects.requireNonNull(layer, "layer");
+    java.util.Objects.requireNonNull(input, "input");
+    java.util.Objects.requireNonNull(gradOutput, "gradOutput");
+    if (input.shape().rank() != 3) {
+      throw new IllegalArgumentException(
+          "input: expected shape (T, N, " + layer.inputSize() + "), got " + input.shape());
+    }
+    org.seq4j.internal.Checks.usable(gradOutput.segment(), "gradOutput");
     if (layer.numLayers() != 1 || layer.directions() != 1 || layer.batchFirst()) {
       throw new IllegalArgumentException("layer: expected one layer, one direction and"
           + " time-major inputs, got " + layer);

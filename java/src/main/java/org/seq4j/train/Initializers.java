@@ -25,7 +25,7 @@ public final class Initializers {
       throw new IllegalArgumentException(
           "low, high: expected finite low < high, got " + low + " and " + high);
     }
-    Checks.usable(tensor.segment(), "tensor");
+    requireWritable(tensor);
     RandomGenerator random = random(seed);
     for (long i = 0; i < tensor.size(); i++) {
       tensor.segment().setAtIndex(JAVA_FLOAT, i, (float) (low + (high - low) * random.nextDouble()));
@@ -39,9 +39,16 @@ public final class Initializers {
    * out·receptive}.
    */
   public static Tensor xavierUniform(Tensor tensor, double gain, long seed) {
+    if (tensor == null) {
+      throw new NullPointerException("tensor");
+    }
     if (tensor.shape().rank() < 2) {
       throw new IllegalArgumentException(
           "tensor: expected at least 2 dimensions (out, in, ...), got shape " + tensor.shape());
+    }
+    if (tensor.size() == 0) {
+      requireWritable(tensor);
+      return tensor; // nothing to initialise (PyTorch: a no-op), and no fan to divide by
     }
     long receptive = tensor.size() / (tensor.dim(0) * tensor.dim(1));
     double fanIn = tensor.dim(1) * (double) receptive;
@@ -56,13 +63,27 @@ public final class Initializers {
    * from the QR decomposition of a Gaussian matrix with the signs of R's diagonal folded in.
    */
   public static Tensor orthogonal(Tensor tensor, double gain, long seed) {
+    if (tensor == null) {
+      throw new NullPointerException("tensor");
+    }
     if (tensor.shape().rank() < 2) {
       throw new IllegalArgumentException(
           "tensor: expected at least 2 dimensions, got shape " + tensor.shape());
     }
-    Checks.usable(tensor.segment(), "tensor");
-    int rows = Math.toIntExact(tensor.dim(0));
-    int columns = Math.toIntExact(tensor.size() / rows);
+    requireWritable(tensor);
+    if (tensor.size() == 0) {
+      return tensor; // nothing to initialise (PyTorch: a no-op)
+    }
+    long rowCount = tensor.dim(0);
+    long columnCount = tensor.size() / rowCount;
+    if (rowCount > Integer.MAX_VALUE - 8 || columnCount > Integer.MAX_VALUE - 8) {
+      // the QR runs on Java arrays, indexed by int
+      throw new IllegalArgumentException("tensor: expected fewer than 2^31 - 8 rows and columns"
+          + " for orthogonal initialisation, got shape " + tensor.shape() + " viewed as ("
+          + rowCount + ", " + columnCount + ")");
+    }
+    int rows = (int) rowCount;
+    int columns = (int) columnCount;
     boolean transposed = rows < columns;
     int m = transposed ? columns : rows; // tall: m >= n
     int n = transposed ? rows : columns;
@@ -81,6 +102,13 @@ public final class Initializers {
       }
     }
     return tensor;
+  }
+
+  private static void requireWritable(Tensor tensor) {
+    if (tensor == null) {
+      throw new NullPointerException("tensor");
+    }
+    Checks.writable(tensor.segment(), "tensor");
   }
 
   /** Q of A = QR (m >= n) by modified Gram-Schmidt, with R's diagonal made positive. */

@@ -8,7 +8,8 @@ import org.seq4j.internal.NativeBindings;
 /**
  * Losses in native code. Each returns the mean loss and, when {@code gradient} is not null, writes
  * the gradient of that mean loss with respect to its first argument into it (same shape): the
- * forward and the backward in one pass, ready to feed a layer's {@code backward}.
+ * forward and the backward in one pass, ready to feed a layer's {@code backward}. The
+ * gradient must be writable and share no memory with the loss's inputs.
  *
  * <pre>{@code
  * Tensor grad = Tensor.zeros(arena, logits.shape().dims());
@@ -46,6 +47,7 @@ public final class Losses {
   public static float meanSquaredError(Tensor prediction, Tensor target, Tensor gradient) {
     requireSameShape(prediction, "prediction", target, "target");
     requireGradient(prediction, "prediction", gradient);
+    requireDisjoint(gradient, target, "target");
     return NativeBindings.mseLoss(gradientSegment(gradient), prediction.segment(),
         target.segment(), prediction.size());
   }
@@ -102,6 +104,7 @@ public final class Losses {
       Tensor gradient) {
     requireSameShape(logits, "logits", targets, "targets");
     requireGradient(logits, "logits", gradient);
+    requireDisjoint(gradient, targets, "targets");
     return NativeBindings.bceWithLogitsLoss(gradientSegment(gradient), logits.segment(),
         targets.segment(), logits.size());
   }
@@ -133,8 +136,15 @@ public final class Losses {
       throw new IllegalArgumentException("gradient: expected shape " + input.shape()
           + " (the shape of " + inputName + "), got " + gradient.shape());
     }
-    Checks.usable(gradient.segment(), "gradient");
+    Checks.writable(gradient.segment(), "gradient");
     Checks.disjoint(gradient.segment(), "gradient", input.segment(), inputName);
+  }
+
+  /** The gradient is written while {@code other} is read: they must not overlap. */
+  private static void requireDisjoint(Tensor gradient, Tensor other, String otherName) {
+    if (gradient != null) {
+      Checks.disjoint(gradient.segment(), "gradient", other.segment(), otherName);
+    }
   }
 
   private static MemorySegment gradientSegment(Tensor gradient) {

@@ -28,7 +28,7 @@ public final class Sgd implements Optimizer {
   private long steps;
 
   private Sgd(Builder b) {
-    this.parameters = List.copyOf(b.parameters);
+    this.parameters = ParameterChecks.forOptimizer(b.parameters);
     this.learningRate = b.learningRate;
     this.momentum = b.momentum;
     this.dampening = b.dampening;
@@ -51,6 +51,9 @@ public final class Sgd implements Optimizer {
   @Override
   public void step() {
     requireOpen();
+    for (Parameter p : parameters) {
+      ParameterChecks.beforeStep(p); // all before any, so a failure changes nothing
+    }
     boolean first = steps == 0;
     for (int i = 0; i < velocities.length; i++) {
       Parameter p = parameters.get(i);

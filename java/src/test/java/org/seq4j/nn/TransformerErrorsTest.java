@@ -36,7 +36,8 @@ class TransformerErrorsTest {
       e = assertThrows(IllegalArgumentException.class, () -> decoder.forward(arena, x,
           Tensor.zeros(arena, 4, 2, 5), ScaledDotProductAttention.Options.DEFAULT,
           ScaledDotProductAttention.Options.DEFAULT, Mode.INFERENCE));
-      assertEquals("key: expected shape (S, N, 6), got (4, 2, 5)", e.getMessage());
+      // the decoder names its own argument, not the cross-attention's key
+      assertEquals("memory: expected shape (S, N, 6), got (4, 2, 5)", e.getMessage());
       e = assertThrows(IllegalArgumentException.class,
           () -> new TransformerEncoder(0, i -> null, null));
       assertEquals("numLayers: expected >= 1, got 0", e.getMessage());
