@@ -279,8 +279,24 @@ SEQ4J_API int seq4j_clamp(float *x, float clip, int64_t n);
  * of Hkv (grouped-query attention: query head h reads key/value head h / (Hq / Hkv)).
  * out = dropout(softmax(scale · q kᵀ + mask)) v, computed tile by tile with an online softmax: no
  * Tq × Tk matrix is ever held, memory grows linearly in T. lse (N, Hq, Tq) keeps each row's
- * log-sum-exp for the backward, which recomputes the tiles. A row whose keys are all masked gives
- * zeros (and lse = +inf), never NaN. */
+ * log-sum-exp for the backward, which recomputes the tiles.
+ *
+ * Non-finite values follow PyTorch's math scaled_dot_product_attention (>= 2.5, _safe_softmax) on
+ * every ISA copy: masks (causal, boolean, key padding) are *added* as -inf, so with s = scale · q kᵀ
+ * + mask a score that is NaN (a NaN in q_i or k_j, inf · 0, or a NaN additive mask) stays NaN even
+ * where masked, and +inf - inf = NaN.
+ *  - fully masked row (every score -inf, none NaN): output 0, lse = +inf (not NaN);
+ *  - a NaN score in row i, or a +inf one (exp(inf - inf)): output row i all NaN, lse NaN;
+ *    so a NaN in q_i poisons row i, a NaN in k_j every row of that head (masked or not);
+ *  - a NaN (or inf) in v_j[e]: column e of every row of the head is NaN (0 · NaN, also where key j
+ *    is masked or dropped) or ±inf where only positive weights meet an inf;
+ *  - -inf scores from the inputs act as masked ones.
+ * The causal path still skips the tiles above the diagonal when q, k and v of a head (and an
+ * additive mask) are finite, and visits them all when not, so the answer is the same either way. Scores that overflow float
+ * from finite inputs are computed like any other where the kernel computes them (not above a
+ * causal diagonal). The backward propagates NaN the same way (NaN lse rows give NaN gradients);
+ * seq4j_attention_weights gives NaN rows where the forward's are NaN and zero rows where fully
+ * masked. */
 
 #define SEQ4J_MASK_NONE 0
 #define SEQ4J_MASK_ADDITIVE 1 /* mask values are added to the scores */

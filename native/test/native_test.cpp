@@ -394,6 +394,50 @@ void test_a_second_backward_equals_the_first() {
   }
 }
 
+// NaN in attention: a NaN query gives a NaN row (not the zero row of "every key masked"), a NaN
+// key under a causal mask poisons every row of its head (NaN + -inf = NaN, as PyTorch adds its
+// mask), a fully masked row stays zero with lse = +inf; on every kernel copy this CPU runs.
+void test_attention_nan_propagates_on_every_copy() {
+  for (int32_t isa : {1, 2, 3}) {
+    if (seq4j_select_kernels(isa, nullptr) != SEQ4J_OK) continue;  // this CPU lacks the copy
+    std::mt19937 rng(11);
+    seq4j_attention_desc d{};
+    d.batch = 1;
+    d.query_heads = 1;
+    d.kv_heads = 1;
+    d.query_length = 70;
+    d.kv_length = 140;
+    d.head_dim = 16;
+    d.value_dim = 16;
+    d.scale = 0.25f;
+    const std::string what = "attention NaN, isa " + std::to_string(isa);
+    auto q = random_vector(rng, d.query_length * d.head_dim);
+    auto k = random_vector(rng, d.kv_length * d.head_dim);
+    auto v = random_vector(rng, d.kv_length * d.value_dim);
+    std::vector<float> out(d.query_length * d.value_dim), lse(d.query_length);
+    std::vector<float> padding(d.kv_length, 0.0f);
+    q[3 * d.head_dim + 5] = std::nanf("");
+    check(seq4j_attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), nullptr,
+                                  nullptr, &d) == SEQ4J_OK, what + ": " + seq4j_last_error());
+    check(std::isnan(out[3 * d.value_dim]) && std::isnan(lse[3]), what + ": a NaN query's row is NaN");
+    check(std::isfinite(out[4 * d.value_dim]), what + ": the other rows are not");
+    std::fill(padding.begin(), padding.end(), 1.0f);  // every key ignored: fully masked rows
+    check(seq4j_attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), nullptr,
+                                  padding.data(), &d) == SEQ4J_OK, what + ": " + seq4j_last_error());
+    check(std::isnan(out[3 * d.value_dim]), what + ": NaN + -inf stays NaN");
+    check(out[4 * d.value_dim] == 0.0f && std::isinf(lse[4]) && lse[4] > 0,
+          what + ": a fully masked row is zero, lse +inf");
+    q[3 * d.head_dim + 5] = 0.5f;
+    k[130 * d.head_dim] = std::nanf("");
+    d.causal = 1;
+    check(seq4j_attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), nullptr,
+                                  nullptr, &d) == SEQ4J_OK, what + ": " + seq4j_last_error());
+    bool all_nan = true;
+    for (float x : out) all_nan = all_nan && std::isnan(x);
+    check(all_nan, what + ": a NaN key above the causal diagonal poisons every row");
+  }
+  seq4j_select_kernels(0, nullptr);
+}
 
 }  // namespace
 
@@ -405,6 +449,7 @@ int main() {
   test_recurrent_forward_matches_reference();
   test_attention_matches_reference();
   test_a_second_backward_equals_the_first();
+  test_attention_nan_propagates_on_every_copy();
   std::printf("%s: %d failed\n", failures ? "FAILED" : "OK", failures);
   return failures ? 1 : 0;
 }

@@ -107,6 +107,32 @@ float row_max(const float *row, int64_t n) {
   return row_max_scalar(row, n);
 }
 
+// NaN propagation (PyTorch's math SDPA: softmax(scale · q kᵀ + mask) v, masks added as -inf).
+// row_max ignores NaN (maxps and std::max drop it), so a NaN score is caught where it is cheap:
+// past row_max, exp(NaN - max) = NaN makes the row's sum NaN (fast_exp.h keeps NaN); a block whose
+// max is -inf (every score -inf or NaN) is summed, once per such row and block, and a NaN sum
+// poisons the row. A row with a +inf score has sum exp(inf - inf) = NaN too. Only a row whose
+// every score is -inf (masked, or -inf from the inputs) is "fully masked": zeros, lse = +inf.
+bool has_nan(const float *row, int64_t n) {
+  float sum = 0;  // -inf + -inf = -inf; NaN anywhere gives NaN
+#pragma omp simd reduction(+ : sum)
+  for (int64_t c = 0; c < n; ++c) sum += row[c];
+  return sum != sum;
+}
+
+// Whether every float of x is finite: the largest |x| as bits (NaN and inf have the largest).
+bool all_finite(const float *x, int64_t n) {
+  uint32_t largest = 0;
+#pragma omp simd reduction(max : largest)
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, x + i, sizeof bits);
+    bits &= 0x7fffffffu;
+    largest = bits > largest ? bits : largest;
+  }
+  return largest < 0x7f800000u;
+}
+
 // The forward's keys and values, packed once per call. Keys, for score_tile_avx2: per (sample,
 // key/value head) and run of kPanel keys, head_dim rows of kPanel floats, zero past kv_length, so
 // the kernel reads one dimension of kPanel keys with two loads instead of a strided gather.
@@ -409,10 +435,47 @@ struct Problem {
   uint64_t dropout_threshold;
   float dropout_scale;
 
+  // causal only: per (sample, key/value head), whether its keys and values are all finite (the
+  // causal skips are exact only then); filled by check_kv before the blocks run
+  std::unique_ptr<uint8_t[]> kv_finite;
+
   Problem(const seq4j_attention_desc &desc, const float *m, const float *kp)
       : d(desc), mask(m), key_padding(kp), dropout_key(seq4j::dropout_key(desc.seed)),
         dropout_threshold(seq4j::dropout_threshold(desc.dropout)),
         dropout_scale(desc.dropout > 0 ? 1.0f / (1.0f - desc.dropout) : 1.0f) {}
+
+  // O(Tk · (dk + dv)) per head against the O(Tq · Tk · (dk + dv)) of its attention; causal only.
+  // An additive mask's NaN or +inf anywhere (its distinct elements, strides 0 broadcast) makes
+  // every head non-finite: such a value above the diagonal gives PyTorch a NaN row.
+  void check_kv(const float *k, const float *v) {
+    if (!d.causal) return;
+    const int64_t heads = d.batch * d.kv_heads;
+    kv_finite.reset(new uint8_t[heads]);
+    const bool mask_finite = mask == nullptr || d.mask_kind != SEQ4J_MASK_ADDITIVE || !mask_poisons();
+#pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < heads; ++g)
+      kv_finite[g] = mask_finite &&
+                     all_finite(k + g * d.kv_length * d.head_dim, d.kv_length * d.head_dim) &&
+                     all_finite(v + g * d.kv_length * d.value_dim, d.kv_length * d.value_dim);
+  }
+  bool mask_poisons() const {
+    const int64_t full[4] = {d.batch, d.query_heads, d.query_length, d.kv_length};
+    int64_t size[4];
+    for (int a = 0; a < 4; ++a) size[a] = d.mask_strides[a] == 0 ? 1 : full[a];
+    for (int64_t n = 0; n < size[0]; ++n)
+      for (int64_t h = 0; h < size[1]; ++h)
+        for (int64_t i = 0; i < size[2]; ++i) {
+          const float *row = mask + n * d.mask_strides[0] + h * d.mask_strides[1] + i * d.mask_strides[2];
+          for (int64_t j = 0; j < size[3]; ++j) {
+            const float m = row[j * d.mask_strides[3]];
+            if (!(m < std::numeric_limits<float>::infinity())) return true;  // NaN or +inf
+          }
+        }
+    return false;
+  }
+  bool finite_kv(int64_t n, int64_t h) const {
+    return kv_finite == nullptr || kv_finite[n * d.kv_heads + kv_head(h)] != 0;
+  }
 
   int64_t kv_head(int64_t h) const { return h / (d.query_heads / d.kv_heads); }
   const float *q_rows(const float *q, int64_t n, int64_t h, int64_t i) const {
@@ -447,7 +510,10 @@ struct Problem {
       // as a diagonal tile's scores
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t visible = std::clamp<int64_t>(i0 + r - j0 + 1, 0, cols);
-        std::fill(s + r * lds + visible, s + r * lds + cols, kMinusInfinity);
+        float *row = s + r * lds;
+        // added, not stored, as PyTorch adds its -inf mask: a NaN (or +inf) score stays NaN
+#pragma omp simd
+        for (int64_t c = visible; c < cols; ++c) row[c] += kMinusInfinity;
       }
       return;
     }
@@ -457,15 +523,16 @@ struct Problem {
       for (int64_t c = 0; c < cols; ++c) {
         const int64_t j = j0 + c;
         bool masked = (d.causal && j > i) || (key_padding != nullptr && key_padding[n * d.kv_length + j] != 0.0f);
-        if (!masked && mask != nullptr) {
+        if (mask != nullptr) {
           const float m = mask[n * d.mask_strides[0] + h * d.mask_strides[1] + i * d.mask_strides[2] +
                                j * d.mask_strides[3]];
           if (d.mask_kind == SEQ4J_MASK_BOOLEAN)
-            masked = m == 0.0f;
+            masked = masked || m == 0.0f;
           else
             row[c] += m;
         }
-        if (masked) row[c] = kMinusInfinity;
+        // added, not stored (PyTorch adds its -inf masks): NaN and +inf scores become NaN
+        if (masked) row[c] += kMinusInfinity;
       }
     }
   }
@@ -491,8 +558,12 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
   b.accumulator.assign(rows * d.value_dim, 0.0f);
   b.row_max.assign(rows, kMinusInfinity);
   b.row_sum.assign(rows, 0.0f);
-  // causal: keys after the block's last query are masked for every row, so skip them
-  const int64_t key_end = d.causal ? std::min(d.kv_length, i0 + rows) : d.kv_length;
+  // causal: keys after the block's last query are masked for every row, so skip them, unless a
+  // non-finite q, k or v there would make PyTorch's result NaN (NaN + -inf = NaN, 0 · NaN = NaN):
+  // then every key is visited as PyTorch's math does
+  int64_t key_end = d.kv_length;
+  if (d.causal && p.finite_kv(n, h) && all_finite(p.q_rows(q, n, h, i0), rows * d.head_dim))
+    key_end = std::min(d.kv_length, i0 + rows);
   for (int64_t j0 = 0; j0 < key_end; j0 += kKeyBlock) {
     const int64_t cols = std::min(kKeyBlock, key_end - j0);
     float *s = b.scores.data();
@@ -511,8 +582,13 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
     for (int64_t r = 0; r < rows; ++r) {
       float *row = s + r * lds;
       const float block_max = row_max(row, cols);
-      if (block_max == kMinusInfinity) {  // every key of this block is masked for this row
-        std::fill(row, row + cols, 0.0f);
+      if (block_max == kMinusInfinity) {  // every key of this block is masked, or NaN
+        if (has_nan(row, cols)) {  // NaN scores: the row's output and lse are NaN
+          std::fill(row, row + cols, std::numeric_limits<float>::quiet_NaN());
+          b.row_sum[r] = std::numeric_limits<float>::quiet_NaN();
+        } else {
+          std::fill(row, row + cols, 0.0f);
+        }
         continue;
       }
       const float old_max = b.row_max[r];
@@ -548,12 +624,13 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = i0 + r;
     float *o = out + ((n * d.query_heads + h) * d.query_length + i) * d.value_dim;
+    // l = 0 only for a fully masked row (else l >= 1); NaN for a row that saw a NaN
     const float l = b.row_sum[r];
-    const float inverse = l > 0 ? 1.0f / l : 0.0f;
+    const float inverse = l == 0 ? 0.0f : 1.0f / l;
     for (int64_t e = 0; e < d.value_dim; ++e) o[e] = b.accumulator[r * d.value_dim + e] * inverse;
     if (lse != nullptr)
       lse[(n * d.query_heads + h) * d.query_length + i] =
-          l > 0 ? b.row_max[r] + std::log(l) : std::numeric_limits<float>::infinity();
+          l == 0 ? std::numeric_limits<float>::infinity() : b.row_max[r] + std::log(l);
   }
 }
 
@@ -668,6 +745,17 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
       pack_runs(key_columns, head_k, d.kv_length, d.head_dim);
     }
 #endif
+    // causal: query blocks that end before a key block are skipped, exact only while q, k, v,
+    // dO and lse (NaN for a row the forward made NaN) are finite there; else visit them all
+    bool causal_skip = d.causal && p.finite_kv(n, g * group) &&
+                       all_finite(p.q_rows(q, n, g * group, 0), group * d.query_length * d.head_dim) &&
+                       all_finite(d_out + (n * d.query_heads + g * group) * d.query_length * d.value_dim,
+                                  group * d.query_length * d.value_dim);
+    if (causal_skip) {
+      const float *head_lse = lse + (n * d.query_heads + g * group) * d.query_length;
+      for (int64_t i = 0; i < group * d.query_length; ++i)
+        if (head_lse[i] != head_lse[i]) causal_skip = false;
+    }
     b.scores.resize(query_block * kKeyBlock);
     b.d_probs.resize(query_block * kKeyBlock);
     b.d_scores.resize(query_block * kKeyBlock);
@@ -680,7 +768,7 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
       for (int64_t hh = 0; hh < group; ++hh) {
         const int64_t h = g * group + hh;
         // causal: query blocks that end before this key block see none of it
-        const int64_t first_query = d.causal ? j0 / query_block * query_block : 0;
+        const int64_t first_query = causal_skip ? j0 / query_block * query_block : 0;
         for (int64_t i0 = first_query; i0 < d.query_length; i0 += query_block) {
           const int64_t rows = std::min(query_block, d.query_length - i0);
           const float *q_block = p.q_rows(q, n, h, i0);
@@ -812,7 +900,9 @@ int seq4j_attention_forward(float *out, float *lse, const float *q, const float 
     if (out == nullptr || q == nullptr || k == nullptr || v == nullptr)
       fail(SEQ4J_ERR_INVALID_ARGUMENT, "out, q, k and v must not be NULL");
     seq4j::use_configured_threads();
-    seq4j::forward(out, lse, q, k, v, seq4j::Problem(*desc, mask, key_padding));
+    seq4j::Problem problem(*desc, mask, key_padding);
+    problem.check_kv(k, v);
+    seq4j::forward(out, lse, q, k, v, problem);
     return SEQ4J_OK;
   });
 }
@@ -827,7 +917,9 @@ int seq4j_attention_backward(float *dq, float *dk, float *dv, const float *d_out
         k == nullptr || v == nullptr || out == nullptr || lse == nullptr)
       fail(SEQ4J_ERR_INVALID_ARGUMENT, "dq, dk, dv, d_out, q, k, v, out and lse must not be NULL");
     seq4j::use_configured_threads();
-    seq4j::backward(dq, dk, dv, d_out, q, k, v, out, lse, seq4j::Problem(*desc, mask, key_padding));
+    seq4j::Problem problem(*desc, mask, key_padding);
+    problem.check_kv(k, v);
+    seq4j::backward(dq, dk, dv, d_out, q, k, v, out, lse, problem);
     return SEQ4J_OK;
   });
 }
@@ -854,10 +946,12 @@ int seq4j_attention_weights(float *weights, const float *q, const float *k, cons
         float *row = w + i * d.kv_length;
         float max = seq4j::kMinusInfinity;
         for (int64_t j = 0; j < d.kv_length; ++j) max = std::max(max, row[j]);
-        if (max == seq4j::kMinusInfinity) {
-          std::fill(row, row + d.kv_length, 0.0f);
+        if (max == seq4j::kMinusInfinity) {  // fully masked: zeros; NaN scores: NaN (the forward's)
+          std::fill(row, row + d.kv_length,
+                    seq4j::has_nan(row, d.kv_length) ? std::numeric_limits<float>::quiet_NaN() : 0.0f);
           continue;
         }
+        // past here a NaN score, or a +inf one (exp(inf - inf)), makes the sum and the row NaN
         float sum = 0;
         for (int64_t j = 0; j < d.kv_length; ++j) sum += row[j] = std::exp(row[j] - max);
         for (int64_t j = 0; j < d.kv_length; ++j) row[j] /= sum;

@@ -1,7 +1,10 @@
 // The one fast e^x of seq4j's kernels: Cephes' expf. x = n ln 2 + r with n the integer nearest
 // x log2(e) and |r| <= ln(2) / 2 (ln 2 split in a high and a low part, so r is exact to a float);
 // e^r = 1 + r + r^2 p(r) with p of degree 5; times 2^n built in the exponent bits. About 1 ulp
-// for x in [kMin, kMax]; inputs outside are clamped (exp8_avx2 gives 0 below kMin).
+// for x in [kMin, kMax]; inputs outside are clamped (exp8_avx2 gives 0 below kMin). NaN in gives
+// NaN out in both forms (the clamps keep a NaN: a comparison with NaN is false, and exp8_avx2 puts
+// x second in max/min, whose second operand is what they return when either is NaN), so softmax
+// and the recurrent cells propagate a NaN as std::exp does instead of clamping it to e^kMin.
 //
 // Two forms of the same algorithm and constants:
 //  - exp_approx, scalar, which each copy of the cell kernels (rnn/cell_kernels.inc) inlines into
@@ -44,14 +47,15 @@ __attribute__((always_inline)) inline float exp_approx(float x) {
   const float r = x - n * kLn2High + n * -kLn2Low;
   const float z = r * r;
   const float y = (((((kP0 * r + kP1) * r + kP2) * r + kP3) * r + kP4) * r + kP5) * z + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  // unsigned: no signed-shift overflow when n is NaN (its conversion gives INT32_MIN on x86)
+  const uint32_t bits = (static_cast<uint32_t>(static_cast<int32_t>(n)) + 127u) << 23;
   float scale;
   __builtin_memcpy(&scale, &bits, sizeof scale);
   return y * scale;
 }
 
 #if SEQ4J_X86_64
-// e^x on eight lanes, 0 where x < kMin.
+// e^x on eight lanes, 0 where x < kMin, NaN where x is NaN.
 __attribute__((target("avx2,fma"), always_inline)) inline __m256 exp8_avx2(__m256 x) {
   using namespace fast_exp;
   const __m256 low = _mm256_set1_ps(kMin), high = _mm256_set1_ps(kMax);
@@ -59,7 +63,8 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 exp8_avx2(__m25
   // they are n's exponent field already
   const __m256 magic = _mm256_set1_ps(12582912.0f + 127.0f);
   const __m256 underflow = _mm256_cmp_ps(x, low, _CMP_LT_OQ);
-  const __m256 clamped = _mm256_min_ps(_mm256_max_ps(x, low), high);
+  // x second: max/min return their second operand when either is NaN, so a NaN stays NaN
+  const __m256 clamped = _mm256_min_ps(high, _mm256_max_ps(low, x));
   const __m256 biased = _mm256_fmadd_ps(clamped, _mm256_set1_ps(kLog2e), magic);
   const __m256 n = _mm256_sub_ps(biased, magic);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2High), clamped);

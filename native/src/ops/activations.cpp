@@ -32,7 +32,7 @@ int seq4j_activation_forward(float *out, const float *x, int64_t n, int32_t kind
       const double v = x[i];
       double y;
       if (kind == SEQ4J_ACTIVATION_RELU)
-        y = v > 0 ? v : 0;
+        y = v < 0 ? 0 : v;  // relu(NaN) = NaN, as in PyTorch
       else if (kind == SEQ4J_ACTIVATION_GELU)
         y = 0.5 * v * (1 + std::erf(v * kInvSqrt2));
       else

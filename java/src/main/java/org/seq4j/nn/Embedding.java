@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.random.RandomGenerator;
 import org.seq4j.Shape;
 import org.seq4j.Tensor;
+import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
 import org.seq4j.Tape;
@@ -19,6 +20,7 @@ public final class Embedding implements AutoCloseable {
   private final long dim;
   private final Arena arena;
   private final Parameter weight;
+  private final CallGuard guard = new CallGuard("Embedding", "layer");
 
   /** A table of {@code vocabulary} vectors of {@code dim} values, initialised from {@code seed}. */
   public Embedding(long vocabulary, long dim, long seed) {
@@ -32,13 +34,18 @@ public final class Embedding implements AutoCloseable {
     this.vocabulary = vocabulary;
     this.dim = dim;
     this.arena = Arena.ofShared();
-    Tensor data = Tensor.zeros(arena, vocabulary, dim);
-    RandomGenerator random = Seeds.generator(seed);
-    for (long i = 0; i < data.size(); i++) {
-      data.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i,
-          (float) random.nextGaussian());
+    try { // all or nothing: a failed allocation (the gradient's) frees the table
+      Tensor data = Tensor.zeros(arena, vocabulary, dim);
+      RandomGenerator random = Seeds.generator(seed);
+      for (long i = 0; i < data.size(); i++) {
+        data.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i,
+            (float) random.nextGaussian());
+      }
+      this.weight = new Parameter("weight", data, Tensor.zeros(arena, vocabulary, dim));
+    } catch (RuntimeException | Error e) {
+      arena.close();
+      throw e;
     }
-    this.weight = new Parameter("weight", data, Tensor.zeros(arena, vocabulary, dim));
   }
 
   /** The table. */
@@ -58,7 +65,15 @@ public final class Embedding implements AutoCloseable {
    * @param shape the layout of the indices (their product is {@code indices.length})
    */
   public Tensor forward(Arena arena, long[] indices, long... shape) {
-    requireOpen();
+    guard.enter();
+    try {
+      return forwardUnguarded(arena, indices, shape);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Tensor forwardUnguarded(Arena arena, long[] indices, long... shape) {
     check(indices, shape);
     long[] dims = java.util.Arrays.copyOf(shape, shape.length + 1);
     dims[shape.length] = dim;
@@ -80,7 +95,15 @@ public final class Embedding implements AutoCloseable {
 
   /** Adds {@code gradOutput (shape..., dim)} into the rows of {@code indices}. */
   public void backward(long[] indices, Tensor gradOutput) {
-    requireOpen();
+    guard.enter();
+    try {
+      backwardUnguarded(indices, gradOutput);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private void backwardUnguarded(long[] indices, Tensor gradOutput) {
     if (indices == null) {
       throw new NullPointerException("indices");
     }
@@ -128,18 +151,13 @@ public final class Embedding implements AutoCloseable {
     }
   }
 
-  private void requireOpen() {
-    if (!arena.scope().isAlive()) {
-      throw new IllegalStateException("Embedding: the layer is closed");
-    }
-  }
-
-  /** Frees the table. */
+  /**
+   * Frees the table, after waiting for the calls in flight on other threads; calls that
+   * start later throw {@link IllegalStateException}. Closing again does nothing.
+   */
   @Override
   public void close() {
-    if (arena.scope().isAlive()) {
-      arena.close();
-    }
+    guard.close(arena::close);
   }
 
   /**

@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 import org.seq4j.Tensor;
+import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
 import org.seq4j.Tape;
@@ -19,14 +20,17 @@ public final class LayerNorm implements AutoCloseable {
   private final Arena arena;
   private final Parameter weight;
   private final Parameter bias;
+  private final CallGuard guard = new CallGuard("LayerNorm", "layer");
 
   /** What a forward keeps for its backward. */
   public static final class Context {
+    private final LayerNorm owner;
     private final Tensor input;
     private final Tensor mean;
     private final Tensor rstd;
 
-    private Context(Tensor input, Tensor mean, Tensor rstd) {
+    private Context(LayerNorm owner, Tensor input, Tensor mean, Tensor rstd) {
+      this.owner = owner;
       this.input = input;
       this.mean = mean;
       this.rstd = rstd;
@@ -52,10 +56,15 @@ public final class LayerNorm implements AutoCloseable {
     this.size = size;
     this.eps = eps;
     this.arena = Arena.ofShared();
-    this.weight = affine ? new Parameter("weight", Tensor.ones(arena, size),
-        Tensor.zeros(arena, size)) : null;
-    this.bias = affine ? new Parameter("bias", Tensor.zeros(arena, size),
-        Tensor.zeros(arena, size)) : null;
+    try { // all or nothing: a failed allocation frees the ones before it
+      this.weight = affine ? new Parameter("weight", Tensor.ones(arena, size),
+          Tensor.zeros(arena, size)) : null;
+      this.bias = affine ? new Parameter("bias", Tensor.zeros(arena, size),
+          Tensor.zeros(arena, size)) : null;
+    } catch (RuntimeException | Error e) {
+      arena.close();
+      throw e;
+    }
   }
 
   /** {@code weight} and {@code bias}, or nothing without affine parameters. */
@@ -65,7 +74,15 @@ public final class LayerNorm implements AutoCloseable {
 
   /** Normalises {@code x (..., size)}; the result lives in {@code arena}. */
   public Result forward(Arena arena, Tensor x) {
-    requireOpen();
+    guard.enter();
+    try {
+      return forwardUnguarded(arena, x);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Result forwardUnguarded(Arena arena, Tensor x) {
     long rows = rows(x, "x");
     Checks.usable(x.segment(), "x");
     Tensor out = Tensor.uninitialized(arena, x.shape().dims());
@@ -73,7 +90,7 @@ public final class LayerNorm implements AutoCloseable {
     Tensor rstd = Tensor.uninitialized(arena, rows);
     NativeBindings.layerNormForward(out.segment(), mean.segment(), rstd.segment(), x.segment(),
         segment(weight, false), segment(bias, false), rows, size, eps);
-    Context context = new Context(x, mean, rstd);
+    Context context = new Context(this, x, mean, rstd);
     Tape tape = Tape.active();
     if (tape != null) {
       tape.record(List.of(x), List.of(out), gradients -> {
@@ -87,9 +104,25 @@ public final class LayerNorm implements AutoCloseable {
 
   /** The gradient of the input; adds into the weight's and bias's gradients. */
   public Tensor backward(Arena arena, Context context, Tensor gradOutput) {
-    requireOpen();
+    guard.enter();
+    try {
+      return backwardUnguarded(arena, context, gradOutput);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Tensor backwardUnguarded(Arena arena, Context context, Tensor gradOutput) {
     if (context == null) {
       throw new NullPointerException("context");
+    }
+    if (context.owner != this) {
+      throw new IllegalArgumentException("context: it was made by another LayerNorm; pass the"
+          + " context of this layer's forward");
+    }
+    if (!context.input.isUsable()) {
+      throw new IllegalStateException("context: the arena of its forward pass is closed (or owned"
+          + " by another thread)");
     }
     if (gradOutput == null) {
       throw new NullPointerException("gradOutput");
@@ -123,17 +156,12 @@ public final class LayerNorm implements AutoCloseable {
     return p == null ? MemorySegment.NULL : gradient ? p.grad().segment() : p.data().segment();
   }
 
-  private void requireOpen() {
-    if (!arena.scope().isAlive()) {
-      throw new IllegalStateException("LayerNorm: the layer is closed");
-    }
-  }
-
-  /** Frees the parameters. */
+  /**
+   * Frees the parameters, after waiting for the calls in flight on other threads; calls that
+   * start later throw {@link IllegalStateException}. Closing again does nothing.
+   */
   @Override
   public void close() {
-    if (arena.scope().isAlive()) {
-      arena.close();
-    }
+    guard.close(arena::close);
   }
 }

@@ -7,6 +7,7 @@ import org.seq4j.MatmulOptions;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
 import org.seq4j.Tape;
+import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.Checks;
 
 /**
@@ -25,6 +26,7 @@ public final class Linear implements AutoCloseable {
   private final Arena arena;
   private final Parameter weight;
   private final Parameter bias;
+  private final CallGuard guard = new CallGuard("Linear", "layer");
 
   /** A layer with bias and PyTorch's default initialisation from {@code seed}. */
   public Linear(long inputSize, long outputSize, boolean bias, long seed) {
@@ -38,12 +40,17 @@ public final class Linear implements AutoCloseable {
     this.inputSize = inputSize;
     this.outputSize = outputSize;
     this.arena = Arena.ofShared();
-    RandomGenerator random = Seeds.generator(seed);
-    double bound = 1 / Math.sqrt(inputSize);
-    this.weight = new Parameter("weight", uniform(random, bound, outputSize, inputSize),
-        Tensor.zeros(arena, outputSize, inputSize));
-    this.bias = bias ? new Parameter("bias", uniform(random, bound, outputSize),
-        Tensor.zeros(arena, outputSize)) : null;
+    try { // all or nothing: a failed allocation frees the ones before it
+      RandomGenerator random = Seeds.generator(seed);
+      double bound = 1 / Math.sqrt(inputSize);
+      this.weight = new Parameter("weight", uniform(random, bound, outputSize, inputSize),
+          Tensor.zeros(arena, outputSize, inputSize));
+      this.bias = bias ? new Parameter("bias", uniform(random, bound, outputSize),
+          Tensor.zeros(arena, outputSize)) : null;
+    } catch (RuntimeException | Error e) {
+      arena.close();
+      throw e;
+    }
   }
 
   private Tensor uniform(RandomGenerator random, double bound, long... dims) {
@@ -72,7 +79,15 @@ public final class Linear implements AutoCloseable {
 
   /** {@code x·Wᵀ + b} for {@code x (..., in)}; the result {@code (..., out)} lives in arena. */
   public Tensor forward(Arena arena, Tensor input) {
-    requireOpen();
+    guard.enter();
+    try {
+      return forwardUnguarded(arena, input);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Tensor forwardUnguarded(Arena arena, Tensor input) {
     long rows = rows(input, "input", inputSize);
     long[] dims = input.shape().dims();
     dims[dims.length - 1] = outputSize;
@@ -101,7 +116,15 @@ public final class Linear implements AutoCloseable {
    * {@code gradOutputᵀ·input} into the weight's gradient and the row sums into the bias's.
    */
   public Tensor backward(Arena arena, Tensor input, Tensor gradOutput) {
-    requireOpen();
+    guard.enter();
+    try {
+      return backwardUnguarded(arena, input, gradOutput);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Tensor backwardUnguarded(Arena arena, Tensor input, Tensor gradOutput) {
     long rows = rows(input, "input", inputSize);
     long gradRows = rows(gradOutput, "gradOutput", outputSize);
     if (gradRows != rows) {
@@ -135,23 +158,27 @@ public final class Linear implements AutoCloseable {
 
   /** Sets the gradients to zero. */
   public void zeroGrad() {
+    guard.enter();
+    try {
+      zeroGradUnguarded();
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private void zeroGradUnguarded() {
     for (Parameter p : parameters()) {
       p.zeroGrad();
     }
   }
 
-  private void requireOpen() {
-    if (!arena.scope().isAlive()) {
-      throw new IllegalStateException("Linear: the layer is closed");
-    }
-  }
-
-  /** Frees the parameters. */
+  /**
+   * Frees the parameters, after waiting for the calls in flight on other threads; calls that
+   * start later throw {@link IllegalStateException}. Closing again does nothing.
+   */
   @Override
   public void close() {
-    if (arena.scope().isAlive()) {
-      arena.close();
-    }
+    guard.close(arena::close);
   }
 
   @Override

@@ -8,6 +8,7 @@ import org.seq4j.MatmulOptions;
 import org.seq4j.Shape;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
+import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
 import org.seq4j.Tape;
@@ -42,12 +43,14 @@ public final class MultiHeadAttention implements AutoCloseable {
   private final Parameter outWeight;
   private final Parameter outBias;
   private final Seeds.DropoutSeeds dropoutSeeds;
+  private final CallGuard guard = new CallGuard("MultiHeadAttention", "layer");
 
   /** The output and, when asked, the attention weights. */
   public record Result(Tensor output, Tensor weights, Context context) {}
 
   /** What the backward needs. */
   public static final class Context {
+    private final MultiHeadAttention owner;
     private final Tensor query;
     private final Tensor key;
     private final Tensor value;
@@ -57,8 +60,9 @@ public final class MultiHeadAttention implements AutoCloseable {
     private final Tensor merged;
     private final ScaledDotProductAttention.Context attention;
 
-    private Context(Tensor query, Tensor key, Tensor value, Tensor q, Tensor k, Tensor v,
-        Tensor merged, ScaledDotProductAttention.Context attention) {
+    private Context(MultiHeadAttention owner, Tensor query, Tensor key, Tensor value, Tensor q,
+        Tensor k, Tensor v, Tensor merged, ScaledDotProductAttention.Context attention) {
+      this.owner = owner;
       this.query = query;
       this.key = key;
       this.value = value;
@@ -169,28 +173,40 @@ public final class MultiHeadAttention implements AutoCloseable {
     this.batchFirst = options.batchFirst;
     this.dropout = options.dropout;
     this.dropoutSeeds = new Seeds.DropoutSeeds(options.seed);
-    this.arena = Arena.ofShared();
-    RandomGenerator random = Seeds.generator(options.seed);
-    boolean packed = this.keyDim == embedDim && this.valueDim == embedDim;
-    if (packed) {
-      inProjWeight = parameter("in_proj_weight", xavier(random, 3 * embedDim, embedDim),
-          3 * embedDim, embedDim);
-      qWeight = view(inProjWeight, 0);
-      kWeight = view(inProjWeight, 1);
-      vWeight = view(inProjWeight, 2);
-    } else {
-      inProjWeight = null;
-      qWeight = parameter("q_proj_weight", xavier(random, embedDim, embedDim), embedDim,
-          embedDim);
-      kWeight = parameter("k_proj_weight", xavier(random, embedDim, this.keyDim), embedDim,
-          this.keyDim);
-      vWeight = parameter("v_proj_weight", xavier(random, embedDim, this.valueDim), embedDim,
-          this.valueDim);
+    if (this.keyDim < 1 || this.valueDim < 1) {
+      throw new IllegalArgumentException("keyDim, valueDim: expected >= 1 (or 0 for embedDim), got "
+          + options.keyDim + " and " + options.valueDim);
     }
-    inProjBias = options.bias ? parameter("in_proj_bias", null, 3 * embedDim) : null;
-    outWeight = parameter("out_proj.weight", uniform(random,
-        1 / Math.sqrt(embedDim), embedDim, embedDim), embedDim, embedDim);
-    outBias = options.bias ? parameter("out_proj.bias", null, embedDim) : null;
+    this.arena = Arena.ofShared();
+    boolean built = false;
+    try { // all or nothing: a failed allocation frees the parameters before it
+      RandomGenerator random = Seeds.generator(options.seed);
+      boolean packed = this.keyDim == embedDim && this.valueDim == embedDim;
+      if (packed) {
+        inProjWeight = parameter("in_proj_weight", xavier(random, 3 * embedDim, embedDim),
+            3 * embedDim, embedDim);
+        qWeight = view(inProjWeight, 0);
+        kWeight = view(inProjWeight, 1);
+        vWeight = view(inProjWeight, 2);
+      } else {
+        inProjWeight = null;
+        qWeight = parameter("q_proj_weight", xavier(random, embedDim, embedDim), embedDim,
+            embedDim);
+        kWeight = parameter("k_proj_weight", xavier(random, embedDim, this.keyDim), embedDim,
+            this.keyDim);
+        vWeight = parameter("v_proj_weight", xavier(random, embedDim, this.valueDim), embedDim,
+            this.valueDim);
+      }
+      inProjBias = options.bias ? parameter("in_proj_bias", null, 3 * embedDim) : null;
+      outWeight = parameter("out_proj.weight", uniform(random,
+          1 / Math.sqrt(embedDim), embedDim, embedDim), embedDim, embedDim);
+      outBias = options.bias ? parameter("out_proj.bias", null, embedDim) : null;
+      built = true;
+    } finally {
+      if (!built) {
+        arena.close();
+      }
+    }
   }
 
   private Tensor xavier(RandomGenerator random, long rows, long columns) {
@@ -269,7 +285,22 @@ public final class MultiHeadAttention implements AutoCloseable {
 
   private Result forward(Arena arena, Tensor query, Tensor key, Tensor value,
       ScaledDotProductAttention.Options options, boolean needWeights, Mode mode) {
-    requireOpen();
+    guard.enter();
+    try {
+      return forwardUnguarded(arena, query, key, value, options, needWeights, mode);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Result forwardUnguarded(Arena arena, Tensor query, Tensor key, Tensor value,
+      ScaledDotProductAttention.Options options, boolean needWeights, Mode mode) {
+    if (options == null) {
+      throw new NullPointerException("options");
+    }
+    if (mode == null) {
+      throw new NullPointerException("mode");
+    }
     long[] sizes = check(query, key, value);
     long l = sizes[0];
     long s = sizes[1];
@@ -299,7 +330,7 @@ public final class MultiHeadAttention implements AutoCloseable {
       }
     }
     Context context = mode == Mode.TRAINING
-        ? new Context(query, key, value, q, k, v, merged, attended.context()) : null;
+        ? new Context(this, query, key, value, q, k, v, merged, attended.context()) : null;
     Tape tape = Tape.active();
     if (context != null && tape != null) {
       tape.record(List.of(query, key, value), List.of(output), gradients -> {
@@ -323,6 +354,7 @@ public final class MultiHeadAttention implements AutoCloseable {
    * #newCache}; it lives in the arena given there.
    */
   public final class Cache {
+    private final Arena cacheArena;
     private final long batch;
     private final long capacity;
     private final Tensor keys; // (N, H, capacity, d)
@@ -330,11 +362,16 @@ public final class MultiHeadAttention implements AutoCloseable {
     private long length;
 
     private Cache(Arena arena, long batch, long capacity) {
+      this.cacheArena = arena;
       this.batch = batch;
       this.capacity = capacity;
       long d = embedDim / heads;
       this.keys = Tensor.zeros(arena, batch, heads, capacity, d);
       this.values = Tensor.zeros(arena, batch, heads, capacity, d);
+    }
+
+    private MultiHeadAttention owner() {
+      return MultiHeadAttention.this;
     }
 
     /** Positions cached so far. */
@@ -365,6 +402,10 @@ public final class MultiHeadAttention implements AutoCloseable {
 
   /** A cache for {@code batch} sequences of up to {@code capacity} positions, in {@code arena}. */
   public Cache newCache(Arena arena, long batch, long capacity) {
+    guard.requireOpen();
+    if (arena == null) {
+      throw new NullPointerException("arena");
+    }
     if (batch < 1 || capacity < 1) {
       throw new IllegalArgumentException(
           "batch, capacity: expected >= 1, got " + batch + " and " + capacity);
@@ -379,16 +420,31 @@ public final class MultiHeadAttention implements AutoCloseable {
    * #forward} over the whole sequence, position by position.
    */
   public Tensor forwardStep(Arena arena, Tensor step, Cache cache) {
-    requireOpen();
+    guard.enter();
+    try {
+      return forwardStepUnguarded(arena, step, cache);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Tensor forwardStepUnguarded(Arena arena, Tensor step, Cache cache) {
+    if (cache == null) {
+      throw new NullPointerException("cache");
+    }
+    if (cache.owner() != this) {
+      throw new IllegalArgumentException("cache: it was made by another MultiHeadAttention; use"
+          + " the cache of this layer's newCache");
+    }
+    if (!cache.cacheArena.scope().isAlive()) {
+      throw new IllegalStateException("cache: the arena it was made in is closed");
+    }
     if (keyDim != embedDim || valueDim != embedDim) {
       throw new IllegalStateException("forwardStep: self-attention needs keyDim = valueDim ="
           + " embedDim, this layer has embedDim " + embedDim + ", keyDim " + keyDim
           + " and valueDim " + valueDim);
     }
     SequenceChecks.requireSequence(step, "step", "T", embedDim, batchFirst);
-    if (cache == null) {
-      throw new NullPointerException("cache");
-    }
     long[] sizes = check(step, step, step);
     long t = sizes[0];
     long n = sizes[2];
@@ -431,9 +487,28 @@ public final class MultiHeadAttention implements AutoCloseable {
 
   /** Gradients of the inputs; adds into every parameter's gradient. */
   public Gradients backward(Arena arena, Context context, Tensor gradOutput) {
-    requireOpen();
+    guard.enter();
+    try {
+      return backwardUnguarded(arena, context, gradOutput);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Gradients backwardUnguarded(Arena arena, Context context, Tensor gradOutput) {
     if (context == null) {
       throw new NullPointerException("context");
+    }
+    if (context.owner != this) {
+      throw new IllegalArgumentException("context: it was made by another MultiHeadAttention;"
+          + " pass the context of this layer's forward");
+    }
+    if (!context.merged.isUsable()) {
+      throw new IllegalStateException("context: the arena of its forward pass is closed (or owned"
+          + " by another thread)");
+    }
+    if (gradOutput == null) {
+      throw new NullPointerException("gradOutput");
     }
     long[] sizes = check(context.query, context.key, context.value);
     long l = sizes[0];
@@ -583,17 +658,12 @@ public final class MultiHeadAttention implements AutoCloseable {
     }
   }
 
-  private void requireOpen() {
-    if (!arena.scope().isAlive()) {
-      throw new IllegalStateException("MultiHeadAttention: the layer is closed");
-    }
-  }
-
-  /** Frees the parameters. */
+  /**
+   * Frees the parameters, after waiting for the calls in flight on other threads; calls that
+   * start later throw {@link IllegalStateException}. Closing again does nothing.
+   */
   @Override
   public void close() {
-    if (arena.scope().isAlive()) {
-      arena.close();
-    }
+    guard.close(arena::close);
   }
 }

@@ -11,6 +11,7 @@ import org.seq4j.Shape;
 import org.seq4j.Tape;
 import org.seq4j.Tensor;
 import org.seq4j.internal.AbiConstants;
+import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
 import org.seq4j.internal.NativeMemory;
@@ -37,8 +38,8 @@ import org.seq4j.internal.RecurrentLayerHandles;
  *
  * <p>Threads: inference calls may run concurrently from many threads on one layer. Training
  * forwards and backwards of one layer must not run concurrently with each other (they add into the
- * same gradients), nor with writes to its parameters. {@link #close()} fails while a call is
- * running.
+ * same gradients), nor with writes to its parameters. {@link #close()} waits for the calls in
+ * flight and then frees; calls that start after it throw {@link IllegalStateException}.
  */
 public abstract sealed class RecurrentLayer implements AutoCloseable permits SimpleRnn, Lstm, Gru {
   /**
@@ -114,9 +115,11 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
   private final Parameter[] parameterArray;
   private final RecurrentLayerHandles handles;
   private final Seeds.DropoutSeeds dropoutSeeds;
+  private final CallGuard guard;
 
   RecurrentLayer(String typeName, RecurrentConfig config) {
     this.typeName = typeName;
+    this.guard = new CallGuard(typeName, "layer");
     this.config = config;
     this.directions = config.directions();
     this.outputSize = config.outputSize();
@@ -162,7 +165,15 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
 
   /** Sets every parameter's gradient to zero. */
   public void zeroGrad() {
-    requireOpen();
+    guard.enter();
+    try {
+      zeroGradUnguarded();
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private void zeroGradUnguarded() {
     for (Parameter parameter : parameters.values()) {
       parameter.zeroGrad();
     }
@@ -170,6 +181,15 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
 
   /** Marks every parameter changed: see {@link Parameter#markChanged()}. */
   public void parametersChanged() {
+    guard.enter();
+    try {
+      parametersChangedUnguarded();
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private void parametersChangedUnguarded() {
     for (Parameter parameter : parameters.values()) {
       parameter.markChanged();
     }
@@ -234,7 +254,15 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
    * backends"). A training forward's backward runs on the same one.
    */
   public Backend resolvedBackend(long steps, long batch, Mode mode) {
-    requireOpen();
+    guard.enter();
+    try {
+      return resolvedBackendUnguarded(steps, batch, mode);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Backend resolvedBackendUnguarded(long steps, long batch, Mode mode) {
     RecurrentConfig.requirePositive("steps", steps);
     RecurrentConfig.requirePositive("batch", batch);
     if (mode == null) {
@@ -268,7 +296,16 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
    */
   public Result forward(Arena arena, Tensor input, RecurrentState initial,
       long[] lengths, Mode mode) {
-    requireOpen();
+    guard.enter();
+    try {
+      return forwardUnguarded(arena, input, initial, lengths, mode);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Result forwardUnguarded(Arena arena, Tensor input, RecurrentState initial,
+      long[] lengths, Mode mode) {
     shapes.checkInput(input);
     long steps = shapes.steps(input);
     long batch = shapes.batch(input);
@@ -341,7 +378,16 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
    */
   public void forward(Tensor input, RecurrentState initial, Tensor output,
       RecurrentState finalState) {
-    requireOpen();
+    guard.enter();
+    try {
+      forwardUnguarded(input, initial, output, finalState);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private void forwardUnguarded(Tensor input, RecurrentState initial, Tensor output,
+      RecurrentState finalState) {
     shapes.checkInput(input);
     long steps = shapes.steps(input);
     long batch = shapes.batch(input);
@@ -387,7 +433,15 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
    *     memory ({@code output} may overlap {@code input}, which is read before it is written)
    */
   public void step(Tensor input, RecurrentState state, Tensor output) {
-    requireOpen();
+    guard.enter();
+    try {
+      stepUnguarded(input, state, output);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private void stepUnguarded(Tensor input, RecurrentState state, Tensor output) {
     shapes.checkStep(input, state, output);
     long batch = input.dim(0);
     if (requestedBackend() == Backend.ONEDNN) {
@@ -506,7 +560,16 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
    */
   public Gradients backward(Arena arena, Context context, Tensor gradOutput,
       RecurrentState gradFinalState) {
-    requireOpen();
+    guard.enter();
+    try {
+      return backwardUnguarded(arena, context, gradOutput, gradFinalState);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Gradients backwardUnguarded(Arena arena, Context context, Tensor gradOutput,
+      RecurrentState gradFinalState) {
     if (context == null) {
       throw new NullPointerException("context");
     }
@@ -588,18 +651,14 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     NativeBindings.dropout(out.segment(), in.segment(), in.size(), config.dropout(), seed);
   }
 
-  private void requireOpen() {
-    if (!arena.scope().isAlive()) {
-      throw new IllegalStateException(typeName + ": the layer is closed");
-    }
-  }
-
-  /** Frees the parameters and native resources. Fails while a call on this layer is running. */
+  /**
+   * Frees the parameters and native resources, after waiting for the calls in flight on other
+   * threads (a close that waits holds back calls that start later, so it cannot be starved);
+   * calls that start after it throw {@link IllegalStateException}. Closing again does nothing.
+   */
   @Override
   public void close() {
-    if (arena.scope().isAlive()) {
-      arena.close();
-    }
+    guard.close(arena::close);
   }
 
   @Override

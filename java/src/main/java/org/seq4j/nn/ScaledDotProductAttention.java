@@ -24,7 +24,33 @@ import org.seq4j.Tape;
  * (Hq / Hkv)}. Masks ({@link Options}): causal; a boolean (1 = attend, 0 = masked) or additive
  * float mask broadcastable to {@code (N, Hq, Tq, Tk)}; a key padding mask {@code (N, Tk)} (1 =
  * ignore that key, as PyTorch's {@code key_padding_mask}). A query whose keys are all masked gets
- * a zero output and zero gradients, never NaN.
+ * a zero output and zero gradients (PyTorch's math attention since 2.5), not NaN.
+ *
+ * <p>Non-finite values propagate as in PyTorch's math {@code scaled_dot_product_attention}, the
+ * same on every kernel copy ({@link org.seq4j.Seq4j#selectKernels}): masks are added as
+ * {@code -inf}, so a NaN score stays NaN where masked too.
+ *
+ * <table class="striped">
+ * <caption>Non-finite inputs and what they give</caption>
+ * <tr><th scope="col">input</th><th scope="col">output</th></tr>
+ * <tr><td>every key of query i masked (scores all {@code -inf}, none NaN)</td>
+ *     <td>row i zero, zero gradients</td></tr>
+ * <tr><td>NaN in {@code q[i]}, or a NaN additive mask value in row i</td>
+ *     <td>row i all NaN</td></tr>
+ * <tr><td>NaN in {@code k[j]}</td><td>every row of that head NaN (also where key j is masked,
+ *     NaN + -inf = NaN)</td></tr>
+ * <tr><td>a {@code +inf} score (±inf in q or k, a +inf additive mask)</td>
+ *     <td>that row all NaN ({@code exp(inf - inf)})</td></tr>
+ * <tr><td>{@code -inf} scores</td><td>as masked keys</td></tr>
+ * <tr><td>NaN in {@code v[j][e]}</td><td>column e of every row of the head NaN ({@code 0 · NaN},
+ *     also for masked or dropped weights)</td></tr>
+ * <tr><td>±inf in {@code v[j][e]}</td><td>±inf in column e where the weights are positive, NaN
+ *     where a weight is zero</td></tr>
+ * </table>
+ *
+ * <p>The backward gives NaN gradients wherever the forward's row was NaN, and {@link #weights}
+ * NaN rows where the forward's are NaN. Causal attention skips the tiles above the diagonal only
+ * while a head's q, k and v (and an additive mask) are finite, so the table holds there too.
  */
 public final class ScaledDotProductAttention {
   private ScaledDotProductAttention() {}

@@ -15,7 +15,10 @@ public final class SimpleRnn extends RecurrentLayer {
   public enum Nonlinearity {
     /** The hyperbolic tangent (PyTorch's default). */
     TANH,
-    /** The rectified linear unit. */
+    /**
+     * The rectified linear unit. NaN propagates as in PyTorch ({@code relu(NaN) = NaN}) on the
+     * BLAS backend; oneDNN's relu gives 0 for NaN (its vectorized max drops it).
+     */
     RELU
   }
 

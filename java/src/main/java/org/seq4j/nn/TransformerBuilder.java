@@ -61,7 +61,15 @@ abstract class TransformerBuilder<B extends TransformerBuilder<B>> {
     return self();
   }
 
-  void checkDropout() {
+  /** Checks every option before any part is made (so a bad one allocates nothing). */
+  void checkOptions() {
+    if (dModel < 1 || heads < 1 || dModel % heads != 0) {
+      throw new IllegalArgumentException("dModel, heads: expected dModel divisible by heads,"
+          + " both >= 1, got " + dModel + " and " + heads);
+    }
+    if (dimFeedforward < 1) {
+      throw new IllegalArgumentException("dimFeedforward: expected >= 1, got " + dimFeedforward);
+    }
     if (!(dropout >= 0 && dropout < 1)) {
       throw new IllegalArgumentException("dropout: expected 0 <= p < 1, got " + dropout);
     }

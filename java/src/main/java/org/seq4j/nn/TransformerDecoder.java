@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.function.IntFunction;
 import org.seq4j.Tensor;
+import org.seq4j.internal.CallGuard;
 import org.seq4j.TensorOps;
 
 /**
@@ -15,13 +16,17 @@ import org.seq4j.TensorOps;
 public final class TransformerDecoder implements AutoCloseable {
   private final List<TransformerDecoderLayer> layers = new ArrayList<>();
   private final LayerNorm norm;
+  private final CallGuard guard = new CallGuard("TransformerDecoder", "module");
 
   /** What the backward needs. */
   public static final class Context {
+    private final TransformerDecoder owner;
     private final List<TransformerDecoderLayer.Context> layers;
     private final LayerNorm.Context norm;
 
-    private Context(List<TransformerDecoderLayer.Context> layers, LayerNorm.Context norm) {
+    private Context(TransformerDecoder owner, List<TransformerDecoderLayer.Context> layers,
+        LayerNorm.Context norm) {
+      this.owner = owner;
       this.layers = layers;
       this.norm = norm;
     }
@@ -32,9 +37,11 @@ public final class TransformerDecoder implements AutoCloseable {
 
   /** The caches of incremental decoding, one per layer. */
   public static final class Cache {
+    private final TransformerDecoder owner;
     private final List<MultiHeadAttention.Cache> layers;
 
-    private Cache(List<MultiHeadAttention.Cache> layers) {
+    private Cache(TransformerDecoder owner, List<MultiHeadAttention.Cache> layers) {
+      this.owner = owner;
       this.layers = layers;
     }
 
@@ -49,14 +56,29 @@ public final class TransformerDecoder implements AutoCloseable {
     }
   }
 
-  /** {@code numLayers} layers made by {@code layer} (given the index), then {@code norm} or null. */
+  /**
+   * {@code numLayers} layers made by {@code layer} (given the index), then {@code norm} or null.
+   * The stack owns them; when construction fails it closes the layers made so far and {@code
+   * norm}.
+   */
   public TransformerDecoder(int numLayers, IntFunction<TransformerDecoderLayer> layer,
       LayerNorm norm) {
-    if (numLayers < 1) {
-      throw new IllegalArgumentException("numLayers: expected >= 1, got " + numLayers);
-    }
-    for (int i = 0; i < numLayers; i++) {
-      layers.add(layer.apply(i));
+    Parts parts = new Parts(); // all or nothing: a failure closes the layers made and norm
+    try {
+      parts.add(norm);
+      if (numLayers < 1) {
+        throw new IllegalArgumentException("numLayers: expected >= 1, got " + numLayers);
+      }
+      for (int i = 0; i < numLayers; i++) {
+        TransformerDecoderLayer made = layer.apply(i);
+        if (made == null) {
+          throw new NullPointerException("layer: returned null for layer " + i);
+        }
+        layers.add(parts.add(made));
+      }
+    } catch (RuntimeException | Error e) {
+      parts.closeAfterFailure(e);
+      throw e;
     }
     this.norm = norm;
   }
@@ -77,6 +99,17 @@ public final class TransformerDecoder implements AutoCloseable {
   public Result forward(Arena arena, Tensor target, Tensor memory,
       ScaledDotProductAttention.Options targetOptions,
       ScaledDotProductAttention.Options memoryOptions, Mode mode) {
+    guard.enter();
+    try {
+      return forwardUnguarded(arena, target, memory, targetOptions, memoryOptions, mode);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Result forwardUnguarded(Arena arena, Tensor target, Tensor memory,
+      ScaledDotProductAttention.Options targetOptions,
+      ScaledDotProductAttention.Options memoryOptions, Mode mode) {
     List<TransformerDecoderLayer.Context> contexts = new ArrayList<>();
     Tensor h = target;
     for (TransformerDecoderLayer layer : layers) {
@@ -91,14 +124,28 @@ public final class TransformerDecoder implements AutoCloseable {
       normContext = r.context();
       h = r.output();
     }
-    return new Result(h, mode == Mode.TRAINING ? new Context(contexts, normContext) : null);
+    return new Result(h, mode == Mode.TRAINING ? new Context(this, contexts, normContext) : null);
   }
 
   /** Gradients of the target and of the memory; adds into every parameter's gradient. */
   public TransformerDecoderLayer.Gradients backward(Arena arena, Context context,
       Tensor gradOutput) {
+    guard.enter();
+    try {
+      return backwardUnguarded(arena, context, gradOutput);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private TransformerDecoderLayer.Gradients backwardUnguarded(Arena arena, Context context,
+      Tensor gradOutput) {
     if (context == null) {
       throw new NullPointerException("context");
+    }
+    if (context.owner != this) {
+      throw new IllegalArgumentException("context: it was made by another TransformerDecoder; pass"
+          + " the context of this stack's forward");
     }
     Tensor g = norm == null ? gradOutput : norm.backward(arena, context.norm, gradOutput);
     Tensor gradMemory = null;
@@ -117,16 +164,42 @@ public final class TransformerDecoder implements AutoCloseable {
 
   /** Caches for incremental decoding of {@code batch} sequences up to {@code capacity} long. */
   public Cache newCache(Arena arena, long batch, long capacity) {
+    guard.enter();
+    try {
+      return newCacheUnguarded(arena, batch, capacity);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Cache newCacheUnguarded(Arena arena, long batch, long capacity) {
     List<MultiHeadAttention.Cache> caches = new ArrayList<>();
     for (TransformerDecoderLayer layer : layers) {
       caches.add(layer.newCache(arena, batch, capacity));
     }
-    return new Cache(caches);
+    return new Cache(this, caches);
   }
 
   /** Decodes new positions given the earlier ones' caches (inference); see the layer's. */
   public Tensor forwardStep(Arena arena, Tensor targetStep, Tensor memory,
       ScaledDotProductAttention.Options memoryOptions, Cache cache) {
+    guard.enter();
+    try {
+      return forwardStepUnguarded(arena, targetStep, memory, memoryOptions, cache);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Tensor forwardStepUnguarded(Arena arena, Tensor targetStep, Tensor memory,
+      ScaledDotProductAttention.Options memoryOptions, Cache cache) {
+    if (cache == null) {
+      throw new NullPointerException("cache");
+    }
+    if (cache.owner != this) {
+      throw new IllegalArgumentException("cache: it was made by another TransformerDecoder; use"
+          + " the cache of this decoder's newCache");
+    }
     Tensor h = targetStep;
     for (int i = 0; i < layers.size(); i++) {
       h = layers.get(i).forwardStep(arena, h, memory, memoryOptions, cache.layers.get(i));
@@ -134,12 +207,17 @@ public final class TransformerDecoder implements AutoCloseable {
     return norm == null ? h : norm.forward(arena, h).output();
   }
 
-  /** Frees every layer. */
+  /**
+   * Frees every layer and the norm, after waiting for the calls in flight on other threads; calls
+   * that start later throw {@link IllegalStateException}. Closing again does nothing.
+   */
   @Override
   public void close() {
-    layers.forEach(TransformerDecoderLayer::close);
-    if (norm != null) {
-      norm.close();
-    }
+    guard.close(() -> {
+      layers.forEach(TransformerDecoderLayer::close);
+      if (norm != null) {
+        norm.close();
+      }
+    });
   }
 }

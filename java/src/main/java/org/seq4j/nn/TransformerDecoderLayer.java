@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import org.seq4j.Tensor;
+import org.seq4j.internal.CallGuard;
 
 /**
  * One Transformer decoder layer, PyTorch's {@code nn.TransformerDecoderLayer}: masked
@@ -28,9 +29,11 @@ public final class TransformerDecoderLayer implements AutoCloseable {
   private final LayerNorm norm2;
   private final LayerNorm norm3;
   private final Seeds.DropoutSeeds dropoutSeeds;
+  private final CallGuard guard = new CallGuard("TransformerDecoderLayer", "layer");
 
   /** What the backward needs. */
   public static final class Context {
+    private final TransformerDecoderLayer owner;
     private final Tensor target;
     private final MultiHeadAttention.Context self;
     private final MultiHeadAttention.Context cross;
@@ -42,10 +45,11 @@ public final class TransformerDecoderLayer implements AutoCloseable {
     private final Tensor activated;
     private final long seed;
 
-    private Context(Tensor target, MultiHeadAttention.Context self,
+    private Context(TransformerDecoderLayer owner, Tensor target, MultiHeadAttention.Context self,
         MultiHeadAttention.Context cross, LayerNorm.Context norm1, LayerNorm.Context norm2,
         LayerNorm.Context norm3, Tensor feedForwardInput, Tensor hidden, Tensor activated,
         long seed) {
+      this.owner = owner;
       this.target = target;
       this.self = self;
       this.cross = cross;
@@ -88,18 +92,26 @@ public final class TransformerDecoderLayer implements AutoCloseable {
   }
 
   private TransformerDecoderLayer(Builder options) {
-    options.checkDropout();
+    options.checkOptions(); // every option first: a bad one allocates nothing
     this.dropout = options.dropout;
     this.normFirst = options.normFirst;
     this.activation = options.activation;
     this.dropoutSeeds = new Seeds.DropoutSeeds(options.seed);
-    this.selfAttention = options.attention(0);
-    this.crossAttention = options.attention(1);
-    this.linear1 = new Linear(options.dModel, options.dimFeedforward, true, options.seed + 2);
-    this.linear2 = new Linear(options.dimFeedforward, options.dModel, true, options.seed + 3);
-    this.norm1 = new LayerNorm(options.dModel);
-    this.norm2 = new LayerNorm(options.dModel);
-    this.norm3 = new LayerNorm(options.dModel);
+    Parts parts = new Parts(); // and a part that fails frees those made before it
+    try {
+      this.selfAttention = parts.add(options.attention(0));
+      this.crossAttention = parts.add(options.attention(1));
+      this.linear1 = parts.add(
+          new Linear(options.dModel, options.dimFeedforward, true, options.seed + 2));
+      this.linear2 = parts.add(
+          new Linear(options.dimFeedforward, options.dModel, true, options.seed + 3));
+      this.norm1 = parts.add(new LayerNorm(options.dModel));
+      this.norm2 = parts.add(new LayerNorm(options.dModel));
+      this.norm3 = parts.add(new LayerNorm(options.dModel));
+    } catch (RuntimeException | Error e) {
+      parts.closeAfterFailure(e);
+      throw e;
+    }
   }
 
   /** Every parameter under PyTorch's name. */
@@ -123,6 +135,17 @@ public final class TransformerDecoderLayer implements AutoCloseable {
    * @param memoryOptions masks of the cross-attention ({@code memory_key_padding_mask}, ...)
    */
   public Result forward(Arena arena, Tensor target, Tensor memory,
+      ScaledDotProductAttention.Options targetOptions,
+      ScaledDotProductAttention.Options memoryOptions, Mode mode) {
+    guard.enter();
+    try {
+      return forwardUnguarded(arena, target, memory, targetOptions, memoryOptions, mode);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Result forwardUnguarded(Arena arena, Tensor target, Tensor memory,
       ScaledDotProductAttention.Options targetOptions,
       ScaledDotProductAttention.Options memoryOptions, Mode mode) {
     checkSequences(target, "target", memory);
@@ -159,7 +182,7 @@ public final class TransformerDecoderLayer implements AutoCloseable {
       n3 = norm3.forward(arena, r3);
     }
     Tensor output = normFirst ? r3 : n3.output();
-    Context context = training ? new Context(target, self.context(), cross.context(),
+    Context context = training ? new Context(this, target, self.context(), cross.context(),
         n1.context(), n2.context(), n3.context(), feedForwardInput, hidden, activated, callSeed)
         : null;
     return new Result(output, context);
@@ -167,6 +190,15 @@ public final class TransformerDecoderLayer implements AutoCloseable {
 
   /** The self-attention cache of incremental decoding; see {@link #forwardStep}. */
   public MultiHeadAttention.Cache newCache(Arena arena, long batch, long capacity) {
+    guard.enter();
+    try {
+      return newCacheUnguarded(arena, batch, capacity);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private MultiHeadAttention.Cache newCacheUnguarded(Arena arena, long batch, long capacity) {
     return selfAttention.newCache(arena, batch, capacity);
   }
 
@@ -177,6 +209,16 @@ public final class TransformerDecoderLayer implements AutoCloseable {
    * again at each call (constant in t).
    */
   public Tensor forwardStep(Arena arena, Tensor targetStep, Tensor memory,
+      ScaledDotProductAttention.Options memoryOptions, MultiHeadAttention.Cache cache) {
+    guard.enter();
+    try {
+      return forwardStepUnguarded(arena, targetStep, memory, memoryOptions, cache);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Tensor forwardStepUnguarded(Arena arena, Tensor targetStep, Tensor memory,
       ScaledDotProductAttention.Options memoryOptions, MultiHeadAttention.Cache cache) {
     checkSequences(targetStep, "targetStep", memory);
     LayerNorm.Result n1 = normFirst ? norm1.forward(arena, targetStep) : null;
@@ -196,8 +238,24 @@ public final class TransformerDecoderLayer implements AutoCloseable {
 
   /** Gradients of the target and the memory; adds into every parameter's gradient. */
   public Gradients backward(Arena arena, Context context, Tensor gradOutput) {
+    guard.enter();
+    try {
+      return backwardUnguarded(arena, context, gradOutput);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Gradients backwardUnguarded(Arena arena, Context context, Tensor gradOutput) {
     if (context == null) {
       throw new NullPointerException("context");
+    }
+    if (context.owner != this) {
+      throw new IllegalArgumentException("context: it was made by another"
+          + " TransformerDecoderLayer; pass the context of this layer's forward");
+    }
+    if (gradOutput == null) {
+      throw new NullPointerException("gradOutput");
     }
     if (!gradOutput.shape().equals(context.target.shape())) {
       throw new IllegalArgumentException("gradOutput: expected shape " + context.target.shape()
@@ -250,15 +308,20 @@ public final class TransformerDecoderLayer implements AutoCloseable {
   }
 
 
-  /** Frees every part. */
+  /**
+   * Frees every part, after waiting for the calls in flight on other threads; calls that start
+   * later throw {@link IllegalStateException}. Closing again does nothing.
+   */
   @Override
   public void close() {
-    selfAttention.close();
-    crossAttention.close();
-    linear1.close();
-    linear2.close();
-    norm1.close();
-    norm2.close();
-    norm3.close();
+    guard.close(() -> {
+      selfAttention.close();
+      crossAttention.close();
+      linear1.close();
+      linear2.close();
+      norm1.close();
+      norm2.close();
+      norm3.close();
+    });
   }
 }

@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.function.IntFunction;
 import org.seq4j.Tensor;
+import org.seq4j.internal.CallGuard;
 
 /**
  * A stack of {@link TransformerEncoderLayer}s with an optional final {@link LayerNorm}, PyTorch's
@@ -14,13 +15,17 @@ import org.seq4j.Tensor;
 public final class TransformerEncoder implements AutoCloseable {
   private final List<TransformerEncoderLayer> layers = new ArrayList<>();
   private final LayerNorm norm;
+  private final CallGuard guard = new CallGuard("TransformerEncoder", "module");
 
   /** What the backward needs. */
   public static final class Context {
+    private final TransformerEncoder owner;
     private final List<TransformerEncoderLayer.Context> layers;
     private final LayerNorm.Context norm;
 
-    private Context(List<TransformerEncoderLayer.Context> layers, LayerNorm.Context norm) {
+    private Context(TransformerEncoder owner, List<TransformerEncoderLayer.Context> layers,
+        LayerNorm.Context norm) {
+      this.owner = owner;
       this.layers = layers;
       this.norm = norm;
     }
@@ -31,15 +36,28 @@ public final class TransformerEncoder implements AutoCloseable {
 
   /**
    * {@code numLayers} layers made by {@code layer} (given the layer's index, so each can have its
-   * own seed), and {@code norm} applied last, or null.
+   * own seed), and {@code norm} applied last, or null. The stack owns {@code norm} and the layers
+   * ({@link #close} closes them); when construction fails it closes those made so far and {@code
+   * norm}, so a failed {@code new} leaves nothing behind.
    */
   public TransformerEncoder(int numLayers, IntFunction<TransformerEncoderLayer> layer,
       LayerNorm norm) {
-    if (numLayers < 1) {
-      throw new IllegalArgumentException("numLayers: expected >= 1, got " + numLayers);
-    }
-    for (int i = 0; i < numLayers; i++) {
-      layers.add(layer.apply(i));
+    Parts parts = new Parts(); // all or nothing: a failure closes the layers made and norm
+    try {
+      parts.add(norm);
+      if (numLayers < 1) {
+        throw new IllegalArgumentException("numLayers: expected >= 1, got " + numLayers);
+      }
+      for (int i = 0; i < numLayers; i++) {
+        TransformerEncoderLayer made = layer.apply(i);
+        if (made == null) {
+          throw new NullPointerException("layer: returned null for layer " + i);
+        }
+        layers.add(parts.add(made));
+      }
+    } catch (RuntimeException | Error e) {
+      parts.closeAfterFailure(e);
+      throw e;
     }
     this.norm = norm;
   }
@@ -59,6 +77,16 @@ public final class TransformerEncoder implements AutoCloseable {
   /** Runs every layer, then the final norm. */
   public Result forward(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
       Mode mode) {
+    guard.enter();
+    try {
+      return forwardUnguarded(arena, x, options, mode);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Result forwardUnguarded(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
+      Mode mode) {
     List<TransformerEncoderLayer.Context> contexts = new ArrayList<>();
     Tensor h = x;
     for (TransformerEncoderLayer layer : layers) {
@@ -72,13 +100,26 @@ public final class TransformerEncoder implements AutoCloseable {
       normContext = r.context();
       h = r.output();
     }
-    return new Result(h, mode == Mode.TRAINING ? new Context(contexts, normContext) : null);
+    return new Result(h, mode == Mode.TRAINING ? new Context(this, contexts, normContext) : null);
   }
 
   /** The gradient of the input; adds into every parameter's gradient. */
   public Tensor backward(Arena arena, Context context, Tensor gradOutput) {
+    guard.enter();
+    try {
+      return backwardUnguarded(arena, context, gradOutput);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Tensor backwardUnguarded(Arena arena, Context context, Tensor gradOutput) {
     if (context == null) {
       throw new NullPointerException("context");
+    }
+    if (context.owner != this) {
+      throw new IllegalArgumentException("context: it was made by another TransformerEncoder; pass"
+          + " the context of this stack's forward");
     }
     Tensor g = norm == null ? gradOutput : norm.backward(arena, context.norm, gradOutput);
     for (int i = layers.size() - 1; i >= 0; i--) {
@@ -87,12 +128,17 @@ public final class TransformerEncoder implements AutoCloseable {
     return g;
   }
 
-  /** Frees every layer. */
+  /**
+   * Frees every layer and the norm, after waiting for the calls in flight on other threads; calls
+   * that start later throw {@link IllegalStateException}. Closing again does nothing.
+   */
   @Override
   public void close() {
-    layers.forEach(TransformerEncoderLayer::close);
-    if (norm != null) {
-      norm.close();
-    }
+    guard.close(() -> {
+      layers.forEach(TransformerEncoderLayer::close);
+      if (norm != null) {
+        norm.close();
+      }
+    });
   }
 }

@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import org.seq4j.Tensor;
+import org.seq4j.internal.CallGuard;
 
 /**
  * One Transformer encoder layer, PyTorch's {@code nn.TransformerEncoderLayer}: self-attention and
@@ -32,9 +33,11 @@ public final class TransformerEncoderLayer implements AutoCloseable {
   private final LayerNorm norm1;
   private final LayerNorm norm2;
   private final Seeds.DropoutSeeds dropoutSeeds;
+  private final CallGuard guard = new CallGuard("TransformerEncoderLayer", "layer");
 
   /** What the backward needs: every intermediate of the forward. */
   public static final class Context {
+    private final TransformerEncoderLayer owner;
     private final Tensor input;
     private final MultiHeadAttention.Context attention;
     private final LayerNorm.Context norm1;
@@ -44,9 +47,10 @@ public final class TransformerEncoderLayer implements AutoCloseable {
     private final Tensor activated;
     private final long seed;
 
-    private Context(Tensor input, MultiHeadAttention.Context attention, LayerNorm.Context norm1,
-        LayerNorm.Context norm2, Tensor feedForwardInput, Tensor hidden, Tensor activated,
-        long seed) {
+    private Context(TransformerEncoderLayer owner, Tensor input,
+        MultiHeadAttention.Context attention, LayerNorm.Context norm1, LayerNorm.Context norm2,
+        Tensor feedForwardInput, Tensor hidden, Tensor activated, long seed) {
+      this.owner = owner;
       this.input = input;
       this.attention = attention;
       this.norm1 = norm1;
@@ -84,17 +88,25 @@ public final class TransformerEncoderLayer implements AutoCloseable {
   }
 
   private TransformerEncoderLayer(Builder options) {
-    options.checkDropout();
+    options.checkOptions(); // every option first: a bad one allocates nothing
     this.dModel = options.dModel;
     this.dropout = options.dropout;
     this.normFirst = options.normFirst;
     this.activation = options.activation;
     this.dropoutSeeds = new Seeds.DropoutSeeds(options.seed);
-    this.selfAttention = options.attention(0);
-    this.linear1 = new Linear(options.dModel, options.dimFeedforward, true, options.seed + 1);
-    this.linear2 = new Linear(options.dimFeedforward, options.dModel, true, options.seed + 2);
-    this.norm1 = new LayerNorm(options.dModel);
-    this.norm2 = new LayerNorm(options.dModel);
+    Parts parts = new Parts(); // and a part that fails frees those made before it
+    try {
+      this.selfAttention = parts.add(options.attention(0));
+      this.linear1 = parts.add(
+          new Linear(options.dModel, options.dimFeedforward, true, options.seed + 1));
+      this.linear2 = parts.add(
+          new Linear(options.dimFeedforward, options.dModel, true, options.seed + 2));
+      this.norm1 = parts.add(new LayerNorm(options.dModel));
+      this.norm2 = parts.add(new LayerNorm(options.dModel));
+    } catch (RuntimeException | Error e) {
+      parts.closeAfterFailure(e);
+      throw e;
+    }
   }
 
   /** Every parameter under PyTorch's name. */
@@ -113,6 +125,16 @@ public final class TransformerEncoderLayer implements AutoCloseable {
    * src_mask}, {@code src_key_padding_mask}).
    */
   public Result forward(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
+      Mode mode) {
+    guard.enter();
+    try {
+      return forwardUnguarded(arena, x, options, mode);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Result forwardUnguarded(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
       Mode mode) {
     SequenceChecks.requireSequence(x, "x", "T", dModel, selfAttention.isBatchFirst());
     boolean training = mode == Mode.TRAINING;
@@ -146,15 +168,31 @@ public final class TransformerEncoderLayer implements AutoCloseable {
       second = norm2.forward(arena, residual2);
       output = second.output();
     }
-    Context context = training ? new Context(x, attended.context(), first.context(),
+    Context context = training ? new Context(this, x, attended.context(), first.context(),
         second.context(), feedForwardInput, hidden, activated, callSeed) : null;
     return new Result(output, context);
   }
 
   /** The gradient of the input; adds into every parameter's gradient. */
   public Tensor backward(Arena arena, Context context, Tensor gradOutput) {
+    guard.enter();
+    try {
+      return backwardUnguarded(arena, context, gradOutput);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private Tensor backwardUnguarded(Arena arena, Context context, Tensor gradOutput) {
     if (context == null) {
       throw new NullPointerException("context");
+    }
+    if (context.owner != this) {
+      throw new IllegalArgumentException("context: it was made by another"
+          + " TransformerEncoderLayer; pass the context of this layer's forward");
+    }
+    if (gradOutput == null) {
+      throw new NullPointerException("gradOutput");
     }
     if (!gradOutput.shape().equals(context.input.shape())) {
       throw new IllegalArgumentException("gradOutput: expected shape " + context.input.shape()
@@ -195,13 +233,18 @@ public final class TransformerEncoderLayer implements AutoCloseable {
     return dModel;
   }
 
-  /** Frees every part. */
+  /**
+   * Frees every part, after waiting for the calls in flight on other threads; calls that start
+   * later throw {@link IllegalStateException}. Closing again does nothing.
+   */
   @Override
   public void close() {
-    selfAttention.close();
-    linear1.close();
-    linear2.close();
-    norm1.close();
-    norm2.close();
+    guard.close(() -> {
+      selfAttention.close();
+      linear1.close();
+      linear2.close();
+      norm1.close();
+      norm2.close();
+    });
   }
 }

@@ -3,6 +3,7 @@ package org.seq4j.train;
 import java.lang.foreign.Arena;
 import java.util.List;
 import org.seq4j.Tensor;
+import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.NativeBindings;
 import org.seq4j.nn.Parameter;
 
@@ -23,6 +24,7 @@ public final class Adam implements Optimizer {
   private final double weightDecay;
   private final boolean decoupled;
   private final Arena arena;
+  private final CallGuard guard = new CallGuard("Adam", "optimizer");
   private final Tensor[] firstMoments;
   private final Tensor[] secondMoments;
   private double learningRate;
@@ -36,12 +38,17 @@ public final class Adam implements Optimizer {
     this.eps = b.eps;
     this.weightDecay = b.weightDecay;
     this.decoupled = b.decoupled;
-    this.arena = Arena.ofShared();
     this.firstMoments = new Tensor[parameters.size()];
     this.secondMoments = new Tensor[parameters.size()];
-    for (int i = 0; i < parameters.size(); i++) {
-      firstMoments[i] = Tensor.zeros(arena, parameters.get(i).shape().dims());
-      secondMoments[i] = Tensor.zeros(arena, parameters.get(i).shape().dims());
+    this.arena = Arena.ofShared();
+    try { // all or nothing: a failed allocation frees the moments before it
+      for (int i = 0; i < parameters.size(); i++) {
+        firstMoments[i] = Tensor.zeros(arena, parameters.get(i).shape().dims());
+        secondMoments[i] = Tensor.zeros(arena, parameters.get(i).shape().dims());
+      }
+    } catch (RuntimeException | Error e) {
+      arena.close();
+      throw e;
     }
   }
 
@@ -57,9 +64,15 @@ public final class Adam implements Optimizer {
 
   @Override
   public void step() {
-    if (!arena.scope().isAlive()) {
-      throw new IllegalStateException("Adam: the optimizer is closed");
+    guard.enter();
+    try {
+      stepUnguarded();
+    } finally {
+      guard.exit();
     }
+  }
+
+  private void stepUnguarded() {
     for (Parameter p : parameters) {
       ParameterChecks.beforeStep(p); // all before any, so a failure changes nothing
     }
@@ -118,11 +131,13 @@ public final class Adam implements Optimizer {
     this.steps = steps;
   }
 
+  /**
+   * Frees the optimizer's state, after waiting for a step in flight on another thread; steps that
+   * start later throw {@link IllegalStateException}. Closing again does nothing.
+   */
   @Override
   public void close() {
-    if (arena.scope().isAlive()) {
-      arena.close();
-    }
+    guard.close(arena::close);
   }
 
   /** Builds an {@link Adam}. */

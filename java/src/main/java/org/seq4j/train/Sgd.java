@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 import org.seq4j.Tensor;
+import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.NativeBindings;
 import org.seq4j.nn.Parameter;
 
@@ -23,6 +24,7 @@ public final class Sgd implements Optimizer {
   private final double weightDecay;
   private final boolean nesterov;
   private final Arena arena;
+  private final CallGuard guard = new CallGuard("Sgd", "optimizer");
   private final Tensor[] velocities;
   private double learningRate;
   private long steps;
@@ -34,12 +36,17 @@ public final class Sgd implements Optimizer {
     this.dampening = b.dampening;
     this.weightDecay = b.weightDecay;
     this.nesterov = b.nesterov;
-    this.arena = Arena.ofShared();
     this.velocities = new Tensor[parameters.size()];
-    if (momentum != 0) {
-      for (int i = 0; i < velocities.length; i++) {
-        velocities[i] = Tensor.zeros(arena, parameters.get(i).shape().dims());
+    this.arena = Arena.ofShared();
+    try { // all or nothing: a failed allocation frees the buffers before it
+      if (momentum != 0) {
+        for (int i = 0; i < velocities.length; i++) {
+          velocities[i] = Tensor.zeros(arena, parameters.get(i).shape().dims());
+        }
       }
+    } catch (RuntimeException | Error e) {
+      arena.close();
+      throw e;
     }
   }
 
@@ -50,7 +57,15 @@ public final class Sgd implements Optimizer {
 
   @Override
   public void step() {
-    requireOpen();
+    guard.enter();
+    try {
+      stepUnguarded();
+    } finally {
+      guard.exit();
+    }
+  }
+
+  private void stepUnguarded() {
     for (Parameter p : parameters) {
       ParameterChecks.beforeStep(p); // all before any, so a failure changes nothing
     }
@@ -112,17 +127,13 @@ public final class Sgd implements Optimizer {
     this.steps = steps;
   }
 
-  private void requireOpen() {
-    if (!arena.scope().isAlive()) {
-      throw new IllegalStateException("Sgd: the optimizer is closed");
-    }
-  }
-
+  /**
+   * Frees the optimizer's state, after waiting for a step in flight on another thread; steps that
+   * start later throw {@link IllegalStateException}. Closing again does nothing.
+   */
   @Override
   public void close() {
-    if (arena.scope().isAlive()) {
-      arena.close();
-    }
+    guard.close(arena::close);
   }
 
   /** Builds an {@link Sgd}. */
