@@ -62,7 +62,7 @@ import java.util.zip.ZipFile;
  * final name is therefore complete, and JVMs that start together never see half a file.
  *
  * <p>Old versions stay in the cache root beside the current one; nothing deletes them. Each is one
- * folder {@code <version>-<platform>-<hash>} (about 140 MB on linux-x86_64) and may be removed
+ * folder {@code <version>-<platform>-<hash>} (about 156 MB on linux-x86_64) and may be removed
  * whenever no JVM of that version runs.
  */
 public final class NativeLoader {
