@@ -134,3 +134,35 @@ foreach(_file "${DNNL_DIR}/include/dnnl.h" "${OPENBLAS_DIR}/include/cblas.h" ${S
                         "were not unpacked into SEQ4J_DEPS_DIR as expected")
   endif()
 endforeach()
+
+# --- Unique names for the bundled libraries (Linux), as auditwheel does for Python wheels ----------
+# The dynamic linker matches a DT_NEEDED entry against the sonames of the objects already loaded,
+# so under their original names the bundled copies would be shared with (or replaced by) any other
+# libopenblas.so.0 / libdnnl.so.3 / libgomp.so.1 already in the process (JavaCPP, DL4J, PyTorch
+# for Java). Each bundled library is therefore shipped as
+#     lib<name>-seq4j-<h>.so.<major>        e.g. libopenblas-seq4j-1f8e0c2a.so.0
+# with that name as its SONAME, where <h> is the first 8 hex digits of the SHA-256 of the original
+# file. "-seq4j" keeps the names apart from every other project's; the content hash keeps two
+# builds of seq4j with different bundled versions apart too (two seq4j versions in one JVM, e.g.
+# in two class loaders), while identical copies keep one name and may be shared harmlessly; the
+# major version stays last, like any soname. native/cmake/isolate_sonames.cmake does the renaming.
+#
+# Out: SEQ4J_ISOLATED_FILES  "<unique name>|<original name>|<source path>" per SEQ4J_RUNTIME_FILES
+#                            entry, in the same order (Linux; empty elsewhere: macOS and Windows
+#                            ship the original names, see native/cross/README.md)
+set(SEQ4J_ISOLATED_FILES "")
+if(SEQ4J_OS STREQUAL "linux")
+  foreach(_entry IN LISTS SEQ4J_RUNTIME_FILES)
+    string(REPLACE "|" ";" _parts "${_entry}")
+    list(GET _parts 0 _name)
+    list(GET _parts 1 _source)
+    if(NOT _name MATCHES "^(lib[A-Za-z0-9_+]+)(\\.so\\.[0-9.]+)$")
+      message(FATAL_ERROR "cannot give ${_name} a unique name: not lib<name>.so.<major>")
+    endif()
+    set(_stem "${CMAKE_MATCH_1}")
+    set(_suffix "${CMAKE_MATCH_2}")
+    file(SHA256 "${_source}" _hash)
+    string(SUBSTRING "${_hash}" 0 8 _hash)
+    list(APPEND SEQ4J_ISOLATED_FILES "${_stem}-seq4j-${_hash}${_suffix}|${_name}|${_source}")
+  endforeach()
+endif()

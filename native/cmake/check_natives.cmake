@@ -1,8 +1,13 @@
 # ctest "natives_folder": the output folder holds exactly what the native JAR should carry.
-#   cmake -DDIR=<SEQ4J_OUTPUT_DIR> -DOS=linux|macos|windows [-DREADELF=..] [-DOTOOL=..] -P check_natives.cmake
+#   cmake -DDIR=<SEQ4J_OUTPUT_DIR> -DOS=linux|macos|windows [-DREADELF=.. [-DISOLATED=ON]] [-DOTOOL=..]
+#         -P check_natives.cmake
 # Checks: natives.list is 2-column and in load order, every listed file exists with that SHA-256,
 # nothing but LICENSE-*.txt lies beside them, libseq4j is last, and every library's dependencies
 # (readelf NEEDED / otool -L) are either listed before it or the operating system's own.
+# ISOLATED (Linux, the renamed copies of isolate_sonames.cmake): every bundled library is named
+# lib<name>-seq4j-<8 hex>.so.<major>, has that name as its SONAME and RUNPATH $ORIGIN, and every
+# non-system NEEDED entry and symbol-version reference (readelf -V "File:") of every shipped file,
+# libseq4j included, names a file listed before it: nothing refers to an original soname.
 cmake_minimum_required(VERSION 3.22)
 set(errors "")
 if(NOT EXISTS "${DIR}/natives.list")
@@ -31,7 +36,8 @@ foreach(line IN LISTS lines)
   list(APPEND listed "${name}")
 endforeach()
 list(GET listed -1 last)
-if(NOT last MATCHES "seq4j")
+set(seq4j_library "^(lib)?seq4j\\.(so|dylib|dll)$")
+if(NOT last MATCHES "${seq4j_library}")
   string(APPEND errors "libseq4j must be last in natives.list, found ${last}\n")
 endif()
 
@@ -60,8 +66,33 @@ foreach(name IN LISTS listed)
         list(APPEND dependencies "${n}")
       endif()
     endforeach()
-    if(name MATCHES "seq4j" AND NOT out MATCHES "RUNPATH[^[]*\\[\\$ORIGIN\\]")
+    if(name MATCHES "${seq4j_library}" AND NOT out MATCHES "RUNPATH[^[]*\\[\\$ORIGIN\\]")
       string(APPEND errors "${name} has no RUNPATH $ORIGIN\n")
+    endif()
+    if(ISOLATED AND NOT name STREQUAL "libseq4j.so")
+      if(NOT name MATCHES "^lib[A-Za-z0-9_+]+-seq4j-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]\\.so\\.[0-9.]+$")
+        string(APPEND errors "${name} is not named lib<name>-seq4j-<8 hex>.so.<major>\n")
+      endif()
+      string(REGEX MATCH "\\(SONAME\\)[^[]*\\[([^]]*)\\]" soname "${out}")
+      if(NOT CMAKE_MATCH_1 STREQUAL name)
+        string(APPEND errors "${name} has SONAME '${CMAKE_MATCH_1}', not its file name\n")
+      endif()
+      string(REGEX MATCH "\\(RUNPATH\\)[^[]*\\[([^]]*)\\]" runpath "${out}")
+      if(NOT CMAKE_MATCH_1 STREQUAL "$ORIGIN")
+        string(APPEND errors "${name} has RUNPATH '${CMAKE_MATCH_1}', not $ORIGIN\n")
+      endif()
+    endif()
+    if(ISOLATED)
+      # Symbol versions name their file too (e.g. QUADMATH_1.0 of libquadmath): those must be
+      # the renamed ones as well, or glibc would look for a library of the old name.
+      execute_process(COMMAND "${READELF}" -V "${DIR}/${name}" OUTPUT_VARIABLE versions)
+      string(REGEX MATCHALL "File: [^ \t\n]+" files "${versions}")
+      foreach(f IN LISTS files)
+        string(REGEX REPLACE "^File: " "" f "${f}")
+        if(NOT f MATCHES "${system_linux}" AND NOT f IN_LIST loaded)
+          string(APPEND errors "${name} has symbol versions of ${f}, which is not listed before it\n")
+        endif()
+      endforeach()
     endif()
   elseif(OS STREQUAL "macos" AND OTOOL)
     execute_process(COMMAND "${OTOOL}" -L "${DIR}/${name}" OUTPUT_VARIABLE out RESULT_VARIABLE rc)
@@ -80,7 +111,7 @@ foreach(name IN LISTS listed)
         list(APPEND dependencies "${p}")
       endif()
     endforeach()
-    if(name MATCHES "seq4j")
+    if(name MATCHES "${seq4j_library}")
       execute_process(COMMAND "${OTOOL}" -l "${DIR}/${name}" OUTPUT_VARIABLE commands)
       if(NOT commands MATCHES "LC_RPATH[^\n]*\n[^\n]*\n[ \t]*path @loader_path")
         string(APPEND errors "${name} has no LC_RPATH @loader_path\n")

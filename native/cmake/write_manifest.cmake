@@ -1,6 +1,7 @@
 # Run after libseq4j is linked (cmake -P, from a POST_BUILD step). Fills SEQ4J_OUTPUT_DIR with what the
 # platform's native JAR carries and the Java loader extracts:
-#   - a copy of every dependency library libseq4j was linked against (SEQ4J_RUNTIME_FILES),
+#   - a copy of every dependency library libseq4j was linked against (SEQ4J_RUNTIME_FILES; on
+#     Linux the renamed copies of isolate_sonames.cmake),
 #   - their licence texts, LICENSE-<component>.txt beside them,
 #   - natives.list: one line per library, in load order, dependencies first and libseq4j last:
 #       <file name> <sha256>
@@ -48,6 +49,21 @@ string(APPEND text "${library_name} ${hash}\n")
 foreach(licence IN LISTS LICENSES)
   get_filename_component(name "${licence}" NAME)
   file(COPY_FILE "${licence}" "${OUTPUT_DIR}/${name}" ONLY_IF_DIFFERENT)
+endforeach()
+
+# Libraries of an earlier build under names no longer shipped (e.g. the original sonames, before the
+# Linux copies were renamed) would be packed into the JAR: remove them.
+set(shipped "${library_name}")
+foreach(entry IN LISTS ENTRIES)
+  string(REGEX REPLACE "\\|.*" "" name "${entry}")
+  list(APPEND shipped "${name}")
+endforeach()
+file(GLOB present RELATIVE "${OUTPUT_DIR}" "${OUTPUT_DIR}/*.so*" "${OUTPUT_DIR}/*.dylib"
+     "${OUTPUT_DIR}/*.dll")
+foreach(name IN LISTS present)
+  if(NOT name IN_LIST shipped)
+    file(REMOVE "${OUTPUT_DIR}/${name}")
+  endif()
 endforeach()
 
 # natives.list last, so that its presence means the folder is complete.

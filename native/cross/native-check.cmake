@@ -57,11 +57,13 @@ endforeach()
 set(configure -S "${root}" -B "${build}" -DSEQ4J_PLATFORM=${PLATFORM} -DSEQ4J_DEPS_DIR=${work}/deps
               -DSEQ4J_OUTPUT_DIR=${output} -DSEQ4J_MANIFEST=2 -DSEQ4J_VERSION=native-check)
 cmake_host_system_information(RESULT host_processor QUERY OS_PLATFORM)
-if(PLATFORM STREQUAL "linux-aarch64" AND NOT host_processor MATCHES "^(aarch64|arm64)$")
+if(PLATFORM MATCHES "^linux-")  # patchelf everywhere; the cross compiler and qemu for aarch64
   execute_process(COMMAND sh "${root}/native/cross/ensure-toolchain.sh" ${PLATFORM} RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "no cross toolchain for ${PLATFORM}")
+    message(FATAL_ERROR "the tools for ${PLATFORM} are missing (native/cross/ensure-toolchain.sh)")
   endif()
+endif()
+if(PLATFORM STREQUAL "linux-aarch64" AND NOT host_processor MATCHES "^(aarch64|arm64)$")
   list(APPEND configure -DCMAKE_TOOLCHAIN_FILE=${root}/native/cmake/toolchains/${PLATFORM}.cmake)
 endif()
 

@@ -92,8 +92,9 @@ public class ThreadingBenchmark {
 
   /**
    * OpenBLAS's own {@code cblas_sgemm} and {@code openblas_set_num_threads}, linked directly from
-   * the {@code libopenblas.so.0} seq4j loaded (the same instance, since the library is already
-   * open), with OpenBLAS's pool set to seq4j's thread count while this state lives.
+   * the OpenBLAS file seq4j loaded ({@code libopenblas-seq4j-<hash>.so.0} on Linux; the same
+   * instance, since the library is already open), with OpenBLAS's pool set to seq4j's thread
+   * count while this state lives.
    */
   @State(Scope.Benchmark)
   public static class RawOpenBlas {
@@ -107,7 +108,13 @@ public class ThreadingBenchmark {
     /** Links the OpenBLAS functions and gives OpenBLAS its own pool of seq4j's thread count. */
     @Setup
     public void linkOpenBlas() throws Throwable {
-      Path library = Seq4j.runtimeInfo().libraryFolder().resolve("libopenblas.so.0");
+      // The OpenBLAS file of natives.list: libopenblas-seq4j-<hash>.so.0 on Linux (its own
+      // soname), libopenblas.0.dylib on macOS, libopenblas.dll on Windows.
+      Path library = Seq4j.runtimeInfo().libraries().stream()
+          .filter(p -> p.getFileName().toString().startsWith("libopenblas"))
+          .findFirst()
+          .orElseThrow(() -> new IllegalStateException(
+              "seq4j loaded no libopenblas: " + Seq4j.runtimeInfo().libraries()));
       SymbolLookup openblas = SymbolLookup.libraryLookup(library, Arena.global());
       Linker linker = Linker.nativeLinker();
       // void cblas_sgemm(Order, TransA, TransB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)

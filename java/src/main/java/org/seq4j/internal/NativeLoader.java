@@ -5,6 +5,7 @@ import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.SymbolLookup;
@@ -23,6 +24,8 @@ import java.security.DigestInputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
 import java.util.HexFormat;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -59,7 +62,7 @@ import java.util.zip.ZipFile;
  * final name is therefore complete, and JVMs that start together never see half a file.
  *
  * <p>Old versions stay in the cache root beside the current one; nothing deletes them. Each is one
- * folder {@code <version>-<platform>-<hash>} (about 140 MB on linux-x86_64) and may be removed
+ * folder {@code <version>-<platform>-<hash>} (about 156 MB on linux-x86_64) and may be removed
  * whenever no JVM of that version runs.
  */
 public final class NativeLoader {
@@ -516,10 +519,10 @@ public final class NativeLoader {
       for (String clash : clashes) {
         names.add(Path.of(clash).getFileName().toString());
       }
-      source += "; WARNING: other copies of " + String.join(", ", names) + " were already loaded"
-          + " in this process (" + String.join(", ", clashes) + "), by another native library"
-          + " such as JavaCPP's; libseq4j binds to those, since the dynamic linker matches"
-          + " dependencies by name";
+      source += "; WARNING: other files named " + String.join(", ", names) + " were already"
+          + " loaded in this process (" + String.join(", ", clashes) + ") and differ from"
+          + " seq4j's; libseq4j binds to those, since the dynamic linker matches dependencies by"
+          + " soname";
       System.getLogger("org.seq4j").log(System.Logger.Level.WARNING, source);
     }
     List<Path> loaded = new ArrayList<>();
@@ -543,38 +546,72 @@ public final class NativeLoader {
 
   /**
    * Linux: the files of other folders, already mapped into this process, that have the name of
-   * one of our dependencies. glibc resolves libseq4j's DT_NEEDED entries by soname against every
-   * object already loaded, so such a copy (e.g. JavaCPP's libopenblas.so.0 of another version)
-   * is the one libseq4j would use. Said in runtimeInfo and logged; not an error, since such copies
-   * are usually compatible.
+   * one of our dependencies and other contents. glibc resolves libseq4j's DT_NEEDED entries by
+   * soname against every object already loaded, so such a file is the one libseq4j would use.
+   *
+   * <p>The Linux natives ship under sonames of their own ({@code lib<name>-seq4j-<hash>.so.<n>},
+   * the hash that of the original file), so another library's {@code libopenblas.so.0} or {@code
+   * libdnnl.so.3} (JavaCPP, DL4J, PyTorch for Java) never matches. A file of the same name can
+   * only come from another seq4j in the same process (another version in another class loader,
+   * or a {@code -Dseq4j.library.path} folder); with the same name it holds the same library and
+   * is harmless, so it is only reported when its SHA-256 differs from the manifest's (a modified
+   * or hand-made copy). Said in runtimeInfo and logged; not an error.
    */
   static List<String> sameNamesAlreadyLoaded(Path folder, List<Entry> manifest) {
     Path maps = Path.of("/proc/self/maps");
     if (!Files.isReadable(maps)) {
       return List.of();
     }
-    Set<String> names = new LinkedHashSet<>();
+    try {
+      return sameNamesAlreadyLoaded(folder, manifest, Files.readAllLines(maps));
+    } catch (IOException | RuntimeException unreadable) {
+      return List.of();
+    }
+  }
+
+  /** The same, for the lines of a {@code /proc/<pid>/maps}. */
+  static List<String> sameNamesAlreadyLoaded(Path folder, List<Entry> manifest,
+      List<String> mapsLines) {
+    Map<String, Entry> dependencies = new HashMap<>();
     for (int i = 0; i < manifest.size() - 1; i++) {
-      names.add(manifest.get(i).fileName());
+      dependencies.put(manifest.get(i).fileName(), manifest.get(i));
     }
     Set<String> clashes = new LinkedHashSet<>();
+    Set<String> seen = new HashSet<>();
     try {
       Path ours = folder.toRealPath();
-      for (String line : Files.readAllLines(maps)) {
+      for (String line : mapsLines) {
         int slash = line.indexOf('/');
         if (slash < 0) {
           continue;
         }
-        Path file = Path.of(line.substring(slash).trim());
-        if (file.getFileName() != null && names.contains(file.getFileName().toString())
-            && !ours.equals(file.getParent())) {
-          clashes.add(file.toString());
+        String mapped = line.substring(slash).trim();
+        if (!seen.add(mapped)) {
+          continue; // one file has several mappings
+        }
+        Path file = Path.of(mapped.endsWith(" (deleted)")
+            ? mapped.substring(0, mapped.length() - " (deleted)".length()) : mapped);
+        Entry entry = file.getFileName() == null ? null
+            : dependencies.get(file.getFileName().toString());
+        if (entry != null && !ours.equals(file.getParent()) && !sameContents(file, entry)) {
+          clashes.add(mapped);
         }
       }
     } catch (IOException | RuntimeException unreadable) {
       return List.of();
     }
     return List.copyOf(clashes);
+  }
+
+  /** Whether a file holds the bytes the manifest names (false when it cannot be read). */
+  private static boolean sameContents(Path file, Entry entry) {
+    MessageDigest digest = sha256();
+    try (InputStream in = new DigestInputStream(Files.newInputStream(file), digest)) {
+      in.transferTo(OutputStream.nullOutputStream());
+    } catch (IOException | RuntimeException unreadable) {
+      return false;
+    }
+    return HexFormat.of().formatHex(digest.digest()).equalsIgnoreCase(entry.sha256());
   }
 
   // ---------------------------------------------------------------------------------------------
