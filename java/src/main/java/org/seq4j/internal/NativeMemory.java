@@ -1,32 +1,30 @@
 package org.seq4j.internal;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
-
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandle;
 
 /**
  * Uninitialised off-heap memory owned by an arena: {@link Arena#allocate} zeroes every byte, which
  * for large buffers that native code overwrites at once (outputs, oneDNN workspaces) costs a full
  * extra pass over memory. The block is released when the arena closes.
  *
+ * <p>The memory comes from libseq4j's {@code seq4j_alloc} (64-byte aligned), i.e. from the
+ * allocator libseq4j links: in a sanitized build ({@code mvn -Psanitize verify}) AddressSanitizer's,
+ * which then knows each block's exact size and reports a native access past its end or after its
+ * release. (A lookup of {@code aligned_alloc} in the linker's default lookup would bypass it.)
+ *
  * <p>Large released blocks are kept in a small bounded cache and handed to the next allocation of
  * a similar size: a training loop allocates the same workspaces every step, and fresh pages from
  * the operating system cost a page fault each (about 5% of an LSTM step at DESIGN.md's shape M).
- * {@link #releaseCached()} frees the cache.
+ * {@link #releaseCached()} frees the cache. {@code -Dseq4j.memory.cache=false} turns the cache off
+ * (the sanitize profile does, so that every block has its exact size and a released block is
+ * really released).
  */
 public final class NativeMemory {
-  private static final Linker LINKER = Linker.nativeLinker();
-  private static final MethodHandle ALIGNED_ALLOC = LINKER.downcallHandle(
-      LINKER.defaultLookup().find("aligned_alloc").orElseThrow(),
-      FunctionDescriptor.of(ADDRESS, JAVA_LONG, JAVA_LONG));
-  private static final MethodHandle FREE = LINKER.downcallHandle(
-      LINKER.defaultLookup().find("free").orElseThrow(), FunctionDescriptor.ofVoid(ADDRESS));
   private static final long ALIGNMENT = 64;
+  /** Whether released large blocks are kept for reuse ({@code seq4j.memory.cache}). */
+  private static final boolean CACHE_ENABLED =
+      !"false".equalsIgnoreCase(System.getProperty("seq4j.memory.cache", "true"));
   /** Blocks below this size are not cached: malloc reuses small blocks well by itself. */
   private static final long CACHE_MIN_BYTES = 1L << 20;
   /** At most this many bytes stay cached. */
@@ -50,27 +48,28 @@ public final class NativeMemory {
     if (!arena.scope().isAlive()) {
       throw new IllegalStateException("arena: it is closed");
     }
-    long rounded = Math.max(ALIGNMENT, (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT);
-    Block block = rounded >= CACHE_MIN_BYTES ? takeCached(rounded) : null;
+    if (bytes < 0) {
+      throw new IllegalArgumentException("bytes: expected >= 0, got " + bytes);
+    }
+    // A block that may be cached is rounded up to the alignment (its capacity is what a later
+    // allocation may reuse); any other has exactly the size asked for (at least 1 byte), so that
+    // a sanitizer sees that size.
+    if (bytes > Long.MAX_VALUE - ALIGNMENT) {
+      throw new OutOfMemoryError("seq4j: cannot allocate " + bytes + " bytes of native memory");
+    }
+    boolean cacheable = CACHE_ENABLED && bytes >= CACHE_MIN_BYTES;
+    long size = cacheable ? (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT : Math.max(1, bytes);
+    Block block = cacheable ? takeCached(size) : null;
     if (block == null) {
-      MemorySegment raw;
-      try {
-        raw = (MemorySegment) ALIGNED_ALLOC.invokeExact(ALIGNMENT, rounded);
-      } catch (Throwable t) {
-        throw NativeBindings.rethrow(t);
-      }
+      MemorySegment raw = NativeBindings.alloc(size);
       if (raw.equals(MemorySegment.NULL)) {
         releaseCached();
-        try {
-          raw = (MemorySegment) ALIGNED_ALLOC.invokeExact(ALIGNMENT, rounded);
-        } catch (Throwable t) {
-          throw NativeBindings.rethrow(t);
-        }
+        raw = NativeBindings.alloc(size);
         if (raw.equals(MemorySegment.NULL)) {
           throw new OutOfMemoryError("seq4j: cannot allocate " + bytes + " bytes of native memory");
         }
       }
-      block = new Block(raw.address(), rounded);
+      block = new Block(raw.address(), size);
     }
     Block owned = block;
     try {
@@ -99,7 +98,7 @@ public final class NativeMemory {
   }
 
   private static void release(Block block) {
-    if (block.capacity() >= CACHE_MIN_BYTES) {
+    if (CACHE_ENABLED && block.capacity() >= CACHE_MIN_BYTES) {
       synchronized (NativeMemory.class) {
         if (block.capacity() <= CACHE_MAX_BYTES) {
           CACHE.addFirst(block);
@@ -135,10 +134,6 @@ public final class NativeMemory {
   }
 
   private static void free(MemorySegment block) {
-    try {
-      FREE.invokeExact(block);
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.free(block);
   }
 }

@@ -1,0 +1,36 @@
+// The allocator of every block Java allocates for seq4j (org.seq4j.internal.NativeMemory): the
+// tensors' and workspaces' memory comes from here, i.e. from the malloc that libseq4j itself links.
+// In a sanitized build (SEQ4J_SANITIZE=address) that malloc is AddressSanitizer's, which then
+// knows each block's exact size and reports an access past its end or after its release; a
+// lookup of aligned_alloc from Java's default lookup bypassed that bookkeeping's size (see
+// README, "Sanitizers").
+#include <cstdlib>
+
+#include "core/error.h"
+
+using seq4j::fail;
+using seq4j::guarded;
+
+extern "C" {
+
+int seq4j_alloc(void **block, int64_t bytes) {
+  return guarded(__func__, [&] {
+    if (block == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "block is NULL");
+    *block = nullptr;
+    if (bytes < 1) fail(SEQ4J_ERR_INVALID_ARGUMENT, "bytes must be >= 1, got ", bytes);
+    // posix_memalign takes any size (aligned_alloc wants a multiple of the alignment), so the
+    // sanitizer's record is the exact size the caller asked for.
+    void *memory = nullptr;
+    if (posix_memalign(&memory, 64, static_cast<size_t>(bytes)) != 0 || memory == nullptr)
+      fail(SEQ4J_ERR_OUT_OF_MEMORY, "cannot allocate ", bytes, " bytes of native memory");
+    *block = memory;
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_free(void *block) {
+  std::free(block);
+  return SEQ4J_OK;
+}
+
+}  // extern "C"
