@@ -95,6 +95,12 @@ SEQ4J_API int seq4j_alloc(void **block, int64_t bytes);
 /* Releases a block of seq4j_alloc; NULL is ignored. Always SEQ4J_OK. */
 SEQ4J_API int seq4j_free(void *block);
 
+/* For AddressSanitizer (a no-op in other builds): of a block of seq4j_alloc of capacity bytes,
+ * makes the first usable bytes addressable and the rest poisoned, so that an access past usable
+ * or to a block held for reuse (usable 0) is reported. NativeMemory calls it for the large blocks
+ * it keeps after release and hands out again for smaller requests. */
+SEQ4J_API int seq4j_mark_usable(void *block, int64_t usable, int64_t capacity);
+
 /* ---- linear algebra --------------------------------------------------------------------- */
 
 /* c(m, n) = alpha * op(a) * op(b) + beta * c, row-major.

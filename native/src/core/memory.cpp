@@ -8,6 +8,16 @@
 
 #include "core/error.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define SEQ4J_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#include <sanitizer/asan_interface.h>
+#define SEQ4J_ASAN 1
+#endif
+#endif
+
 using seq4j::fail;
 using seq4j::guarded;
 
@@ -31,6 +41,20 @@ int seq4j_alloc(void **block, int64_t bytes) {
 int seq4j_free(void *block) {
   std::free(block);
   return SEQ4J_OK;
+}
+
+int seq4j_mark_usable(void *block, int64_t usable, int64_t capacity) {
+  return guarded(__func__, [&] {
+    if (block == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "block is NULL");
+    if (capacity < 0 || usable < 0 || usable > capacity)
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "expected 0 <= usable <= capacity, got usable=", usable,
+           " capacity=", capacity);
+#ifdef SEQ4J_ASAN
+    ASAN_POISON_MEMORY_REGION(block, static_cast<size_t>(capacity));
+    ASAN_UNPOISON_MEMORY_REGION(block, static_cast<size_t>(usable));
+#endif
+    return SEQ4J_OK;
+  });
 }
 
 }  // extern "C"

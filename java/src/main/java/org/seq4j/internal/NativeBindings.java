@@ -731,6 +731,11 @@ public final class NativeBindings {
   // critical: one free, tiny (a large block is one munmap)
   private static final MethodHandle FREE = bind("seq4j_free", CRITICAL, JAVA_INT, ADDRESS);
 
+  // int seq4j_mark_usable(void *block, int64_t usable, int64_t capacity);
+  // critical: sets AddressSanitizer's shadow bytes of one block (a no-op unless sanitized)
+  private static final MethodHandle MARK_USABLE =
+      bind("seq4j_mark_usable", CRITICAL, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG);
+
   // int seq4j_set_deterministic(int32_t on);
   // critical: stores one flag, O(1)
   private static final MethodHandle SET_DETERMINISTIC =
@@ -766,6 +771,15 @@ public final class NativeBindings {
   public static void free(MemorySegment block) {
     try {
       check((int) FREE.invokeExact(block));
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+  }
+
+  /** {@code seq4j_mark_usable(block, usable, capacity)}: for AddressSanitizer's bookkeeping. */
+  public static void markUsable(MemorySegment block, long usable, long capacity) {
+    try {
+      check((int) MARK_USABLE.invokeExact(block, usable, capacity));
     } catch (Throwable t) {
       throw rethrow(t);
     }

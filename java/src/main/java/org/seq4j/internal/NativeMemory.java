@@ -16,15 +16,13 @@ import java.lang.foreign.MemorySegment;
  * <p>Large released blocks are kept in a small bounded cache and handed to the next allocation of
  * a similar size: a training loop allocates the same workspaces every step, and fresh pages from
  * the operating system cost a page fault each (about 5% of an LSTM step at DESIGN.md's shape M).
- * {@link #releaseCached()} frees the cache. {@code -Dseq4j.memory.cache=false} turns the cache off
- * (the sanitize profile does, so that every block has its exact size and a released block is
- * really released).
+ * {@link #releaseCached()} frees the cache. For AddressSanitizer, a cacheable block is marked
+ * usable up to the size asked for ({@code seq4j_mark_usable}; the rest of its capacity poisoned)
+ * and wholly poisoned while it sits in the cache, so that the sanitizer sees the same overflows and
+ * uses after release as for any other block (a no-op in ordinary builds).
  */
 public final class NativeMemory {
   private static final long ALIGNMENT = 64;
-  /** Whether released large blocks are kept for reuse ({@code seq4j.memory.cache}). */
-  private static final boolean CACHE_ENABLED =
-      !"false".equalsIgnoreCase(System.getProperty("seq4j.memory.cache", "true"));
   /** Blocks below this size are not cached: malloc reuses small blocks well by itself. */
   private static final long CACHE_MIN_BYTES = 1L << 20;
   /** At most this many bytes stay cached. */
@@ -57,7 +55,7 @@ public final class NativeMemory {
     if (bytes > Long.MAX_VALUE - ALIGNMENT) {
       throw new OutOfMemoryError("seq4j: cannot allocate " + bytes + " bytes of native memory");
     }
-    boolean cacheable = CACHE_ENABLED && bytes >= CACHE_MIN_BYTES;
+    boolean cacheable = bytes >= CACHE_MIN_BYTES;
     long size = cacheable ? (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT : Math.max(1, bytes);
     Block block = cacheable ? takeCached(size) : null;
     if (block == null) {
@@ -70,6 +68,9 @@ public final class NativeMemory {
         }
       }
       block = new Block(raw.address(), size);
+    }
+    if (cacheable) {
+      NativeBindings.markUsable(MemorySegment.ofAddress(block.address()), bytes, block.capacity());
     }
     Block owned = block;
     try {
@@ -98,9 +99,10 @@ public final class NativeMemory {
   }
 
   private static void release(Block block) {
-    if (CACHE_ENABLED && block.capacity() >= CACHE_MIN_BYTES) {
+    if (block.capacity() >= CACHE_MIN_BYTES) {
       synchronized (NativeMemory.class) {
         if (block.capacity() <= CACHE_MAX_BYTES) {
+          NativeBindings.markUsable(MemorySegment.ofAddress(block.address()), 0, block.capacity());
           CACHE.addFirst(block);
           cachedBytes += block.capacity();
           while (cachedBytes > CACHE_MAX_BYTES) {
