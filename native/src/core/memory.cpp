@@ -5,6 +5,9 @@
 // lookup of aligned_alloc from Java's default lookup bypassed that bookkeeping's size (see
 // README, "Sanitizers").
 #include <cstdlib>
+#if defined(_WIN32)
+#include <malloc.h>
+#endif
 
 #include "core/error.h"
 
@@ -31,7 +34,12 @@ int seq4j_alloc(void **block, int64_t bytes) {
     // posix_memalign takes any size (aligned_alloc wants a multiple of the alignment), so the
     // sanitizer's record is the exact size the caller asked for.
     void *memory = nullptr;
-    if (posix_memalign(&memory, 64, static_cast<size_t>(bytes)) != 0 || memory == nullptr)
+#if defined(_WIN32)
+    memory = _aligned_malloc(static_cast<size_t>(bytes), 64);
+#else
+    if (posix_memalign(&memory, 64, static_cast<size_t>(bytes)) != 0) memory = nullptr;
+#endif
+    if (memory == nullptr)
       fail(SEQ4J_ERR_OUT_OF_MEMORY, "cannot allocate ", bytes, " bytes of native memory");
     *block = memory;
     return SEQ4J_OK;
@@ -39,7 +47,11 @@ int seq4j_alloc(void **block, int64_t bytes) {
 }
 
 int seq4j_free(void *block) {
+#if defined(_WIN32)
+  _aligned_free(block);
+#else
   std::free(block);
+#endif
   return SEQ4J_OK;
 }
 
