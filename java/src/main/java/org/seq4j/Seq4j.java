@@ -15,20 +15,20 @@ import org.seq4j.internal.NativeLoader;
  * cores. The initial size is {@code OMP_NUM_THREADS} or the number of cores.
  *
  * <p>Reproducibility (README, "Reproducibility"; tested bit for bit by {@code
- * ReproducibilityTest}): on one machine and build (the same CPU instruction set, see {@link
- * #selectKernels}), the same inputs, seeds and thread count give the same bits, run after run,
- * for every op. Across thread counts (1, 2, many):
+ * ReproducibilityTest}): on one machine and build (the same CPU, hence the same kernel copies, see
+ * {@link #selectKernels}), the same inputs, seeds and thread count give the same bits, run after
+ * run, for every op. Across thread counts (1, 2, many):
  * <ul>
- *   <li>always the same bits: attention forward and backward (its tiles are fixed by the shapes
- *       and each output has one owner), layer norm, the losses and {@link
+ *   <li>always the same bits: attention forward and backward (tiles fixed by the shapes, each
+ *       output written by one task), layer norm, the losses and {@link
  *       org.seq4j.train.GradientClipping}'s norm (sums in chunks fixed by the length, added in
  *       order), the optimizers (elementwise), activations, embedding, dropout;
- *   <li>the same bits only in deterministic mode ({@link #setDeterministic}): the matrix product
- *       on both backends (each splits its output by thread count; oneDNN may also split the summed
- *       dimension) and with it everything built on it ({@code Linear}, the attention layers'
- *       projections, the recurrent layers on either backend);
- *   <li>never guaranteed: recurrent layers pinned to {@link Backend#ONEDNN}, whose primitives
- *       split their work by thread count (AUTO uses BLAS in deterministic mode).
+ *   <li>not in the default mode, the same bits in deterministic mode ({@link #setDeterministic}):
+ *       the matrix product on {@link Backend#BLAS} (one output block per thread) and everything
+ *       built on it, the recurrent layers on BLAS included;
+ *   <li>the same bits in the tests but not guaranteed by oneDNN, which partitions its work by
+ *       thread count: the matrix product on {@link Backend#ONEDNN} (guaranteed in deterministic
+ *       mode) and recurrent layers pinned to ONEDNN (AUTO runs on BLAS in deterministic mode).
  * </ul>
  */
 public final class Seq4j {
