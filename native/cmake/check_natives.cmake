@@ -54,6 +54,11 @@ endif()
 
 # What the operating system provides (never shipped).
 set(system_linux "^(libc|libm|libdl|librt|libpthread|libstdc\\+\\+|libgcc_s)\\.so\\.[0-9]+$|^ld-linux")
+# A sanitized build (-DSANITIZE=address,undefined) needs the compiler's sanitizer runtimes, which are
+# preloaded into the process from the build machine and never shipped (README, "Sanitizers").
+if(SANITIZE AND NOT SANITIZE STREQUAL "OFF")
+  set(system_linux "${system_linux}|^(libasan|libubsan|liblsan|libtsan)\\.so\\.[0-9]+$")
+endif()
 set(loaded "")
 foreach(name IN LISTS listed)
   set(dependencies "")

@@ -70,6 +70,37 @@ SEQ4J_API int seq4j_get_threads(int64_t *n);
  * the full text needs including the NUL; when capacity is smaller the text is cut. */
 SEQ4J_API int seq4j_runtime_info(char *buf, int64_t capacity, int64_t *needed);
 
+/* Deterministic mode (off by default; process-wide): when on != 0, every op whose float
+ * results would otherwise depend on the number of threads splits its work into pieces fixed by
+ * the shapes alone, each computed by one thread in a fixed order, so that its results are the same
+ * bits for any thread count (seq4j_set_threads, OMP_NUM_THREADS). Today that is the matrix
+ * product on both backends (seq4j_matmul, and the BLAS recurrent backend's large products through
+ * it), which then runs as column or row blocks of 256 instead of one block per thread; AUTO's
+ * recurrent backend becomes BLAS, since oneDNN's recurrent primitives split their work by
+ * thread count (a layer pinned to ONEDNN stays as it is). Every other op is thread-count
+ * independent anyway (README, "Reproducibility"). Not meant to be called while ops run. */
+SEQ4J_API int seq4j_set_deterministic(int32_t on);
+
+/* *on receives 1 when deterministic mode is on, else 0. */
+SEQ4J_API int seq4j_get_deterministic(int32_t *on);
+
+/* ---- memory -------------------------------------------------------------------------------- */
+
+/* *block receives bytes (>= 1) of uninitialised memory aligned to 64 bytes, from the allocator
+ * libseq4j links (AddressSanitizer's in a sanitized build, so that it sees the block's exact
+ * size); SEQ4J_ERR_OUT_OF_MEMORY (and *block NULL) when there is none. Release it with
+ * seq4j_free. This is where Java's tensors and workspaces come from (NativeMemory). */
+SEQ4J_API int seq4j_alloc(void **block, int64_t bytes);
+
+/* Releases a block of seq4j_alloc; NULL is ignored. Always SEQ4J_OK. */
+SEQ4J_API int seq4j_free(void *block);
+
+/* For AddressSanitizer (a no-op in other builds): of a block of seq4j_alloc of capacity bytes,
+ * makes the first usable bytes addressable and the rest poisoned, so that an access past usable
+ * or to a block held for reuse (usable 0) is reported. NativeMemory calls it for the large blocks
+ * it keeps after release and hands out again for smaller requests. */
+SEQ4J_API int seq4j_mark_usable(void *block, int64_t usable, int64_t capacity);
+
 /* ---- linear algebra --------------------------------------------------------------------- */
 
 /* c(m, n) = alpha * op(a) * op(b) + beta * c, row-major.

@@ -20,6 +20,7 @@ namespace seq4j {
 namespace {
 
 std::atomic<int> configured_threads{0};
+std::atomic<bool> deterministic_mode{false};
 std::once_flag init_once;
 
 void initialise() {
@@ -70,6 +71,8 @@ void use_configured_threads() {
   if (omp_get_max_threads() != wanted) omp_set_num_threads(wanted);
 }
 
+bool deterministic() { return deterministic_mode.load(std::memory_order_relaxed); }
+
 }  // namespace seq4j
 
 using seq4j::fail;
@@ -99,6 +102,19 @@ int seq4j_get_threads(int64_t *n) {
   });
 }
 
+int seq4j_set_deterministic(int32_t on) {
+  seq4j::deterministic_mode.store(on != 0);
+  return SEQ4J_OK;
+}
+
+int seq4j_get_deterministic(int32_t *on) {
+  return guarded(__func__, [&] {
+    if (on == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "on is NULL");
+    *on = seq4j::deterministic() ? 1 : 0;
+    return SEQ4J_OK;
+  });
+}
+
 int seq4j_runtime_info(char *buf, int64_t capacity, int64_t *needed) {
   return guarded(__func__, [&] {
     seq4j::require_non_negative("capacity", capacity);
@@ -115,6 +131,7 @@ int seq4j_runtime_info(char *buf, int64_t capacity, int64_t *needed) {
     };
     line("seq4j.version", SEQ4J_VERSION);
     line("seq4j.threads", std::to_string(seq4j::threads()));
+    line("seq4j.deterministic", seq4j::deterministic() ? "1" : "0");
     line("onednn.version", std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
                                std::to_string(v->patch) + " (" + v->hash + ")");
     line("onednn.cpu_runtime", v->cpu_runtime == DNNL_RUNTIME_OMP ? "openmp" : "other");

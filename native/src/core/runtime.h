@@ -14,4 +14,8 @@ int threads();
 // setting (which oneDNN reads) matches seq4j's.
 void use_configured_threads();
 
+// Whether seq4j_set_deterministic turned on deterministic mode: work is then split into pieces
+// fixed by the shapes, never by the thread count (seq4j.h).
+bool deterministic();
+
 }  // namespace seq4j

@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "core/error.h"
@@ -22,16 +23,68 @@ constexpr int64_t kParallelGemmMinWork = int64_t{1} << 18;
 // Column and row blocks handed to threads are multiples of this (a 64-byte cache line).
 constexpr int64_t kBlockAlign = 16;
 
-void matmul_onednn(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
-                   bool trans_a, bool trans_b, float alpha, float beta) {
-  dnnl_status_t status =
-      dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, trans_a ? m : k, b,
-                 trans_b ? k : n, beta, c, n);
-  if (status != dnnl_success) fail(SEQ4J_ERR_BACKEND, "oneDNN sgemm failed with status ", status);
-}
-
 // Elementwise loops run in parallel only when there is enough work to pay for the fork.
 constexpr int64_t kParallelElementwiseMin = int64_t{1} << 16;
+
+// Deterministic mode's blocks: the larger output dimension in pieces of this many columns or rows,
+// whatever the thread count (a multiple of kBlockAlign).
+constexpr int64_t kDeterministicBlock = 256;
+
+// Deterministic mode (seq4j_set_deterministic): c in blocks fixed by the shape alone, each block
+// one single-threaded product, so that every element's bits are the same for any thread count.
+// gemm(c, a, b, m, n, k, lda, ldb, ldc) computes one block on the calling thread.
+template <class Gemm>
+void matmul_fixed_blocks(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
+                         bool trans_a, bool trans_b, Gemm gemm) {
+  const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n, ldc = n;
+  const bool split_columns = n >= m;
+  const int64_t extent = split_columns ? n : m;
+  const int64_t blocks = (extent + kDeterministicBlock - 1) / kDeterministicBlock;
+  const int threads = seq4j::threads();
+  // Run from inside a parallel region (the BLAS recurrent backend's callers never are), or with
+  // one thread, the blocks run one after the other: the same blocks, the same bits.
+  const bool parallel = threads > 1 && blocks > 1 && !omp_in_parallel() &&
+                        m * n * k >= kParallelGemmMinWork;
+#pragma omp parallel for num_threads(threads) schedule(static, 1) if (parallel)
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t begin = block * kDeterministicBlock;
+    const int64_t size = std::min(kDeterministicBlock, extent - begin);
+    if (split_columns) {
+      gemm(c + begin, a, trans_b ? b + begin * k : b + begin, m, size, k, lda, ldb, ldc);
+    } else {
+      gemm(c + begin * n, trans_a ? a + begin : a + begin * k, b, size, n, k, lda, ldb, ldc);
+    }
+  }
+}
+
+// oneDNN's sgemm splits its work by thread count (and may split k across threads, adding their
+// partial sums): deterministic mode runs it on fixed blocks instead, each on one thread (oneDNN
+// runs single-threaded inside a parallel region or with a pool of one).
+void matmul_onednn(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
+                   bool trans_a, bool trans_b, float alpha, float beta) {
+  auto gemm = [&](float *cc, const float *aa, const float *bb, int64_t mm, int64_t nn, int64_t kk,
+                  int64_t lda, int64_t ldb, int64_t ldc) {
+    dnnl_status_t status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', mm, nn, kk, alpha,
+                                      aa, lda, bb, ldb, beta, cc, ldc);
+    if (status != dnnl_success) fail(SEQ4J_ERR_BACKEND, "oneDNN sgemm failed with status ", status);
+  };
+  if (deterministic()) {
+    std::atomic<int> failed{0};
+    matmul_fixed_blocks(c, a, b, m, n, k, trans_a, trans_b,
+                        [&](float *cc, const float *aa, const float *bb, int64_t mm, int64_t nn,
+                            int64_t kk, int64_t lda, int64_t ldb, int64_t ldc) {
+                          // no exception may leave an OpenMP region: remember the status instead
+                          dnnl_status_t status =
+                              dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', mm, nn, kk,
+                                         alpha, aa, lda, bb, ldb, beta, cc, ldc);
+                          if (status != dnnl_success) failed.store(static_cast<int>(status));
+                        });
+    if (failed.load() != 0)
+      fail(SEQ4J_ERR_BACKEND, "oneDNN sgemm failed with status ", failed.load());
+    return;
+  }
+  gemm(c, a, b, m, n, k, trans_a ? m : k, trans_b ? k : n, n);
+}
 
 }  // namespace
 
@@ -51,6 +104,15 @@ void matmul_blas(float *c, const float *a, const float *b, int64_t m, int64_t n,
   if (m > blas_max || n > blas_max || k > blas_max)
     fail(SEQ4J_ERR_UNSUPPORTED, "the BLAS backend takes sizes below 2^31, got m=", m, " n=", n,
          " k=", k);
+  if (deterministic()) {
+    matmul_fixed_blocks(c, a, b, m, n, k, trans_a, trans_b,
+                        [&](float *cc, const float *aa, const float *bb, int64_t mm, int64_t nn,
+                            int64_t kk, int64_t lda, int64_t ldb, int64_t ldc) {
+                          sgemm_block(cc, aa, bb, mm, nn, kk, lda, ldb, ldc, trans_a, trans_b,
+                                      alpha, beta);
+                        });
+    return;
+  }
   const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n, ldc = n;
   const int threads = seq4j::threads();
   if (threads <= 1 || m * n * k < kParallelGemmMinWork || omp_in_parallel()) {

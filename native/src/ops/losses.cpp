@@ -1,8 +1,10 @@
 // Losses, each computing the mean loss and (optionally) its gradient in one pass, as llm.c fuses
 // softmax and cross-entropy: the forward already holds everything the backward needs.
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "core/fixed_order_sum.h"
 #include "core/runtime.h"
 
 using seq4j::fail;
@@ -27,14 +29,12 @@ int seq4j_mse_loss(float *loss, float *grad, const float *prediction, const floa
     seq4j::require_pointer("prediction", prediction, n);
     seq4j::require_pointer("target", target, n);
     seq4j::use_configured_threads();
-    double sum = 0;
     const float scale = 2.0f / static_cast<float>(n);
-#pragma omp parallel for reduction(+ : sum) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) {
+    const double sum = seq4j::fixed_order_sum(n, seq4j::kSumChunk, n >= kParallelMin, [&](int64_t i) {
       const float difference = prediction[i] - target[i];
-      sum += static_cast<double>(difference) * difference;
       if (grad != nullptr) grad[i] = scale * difference;
-    }
+      return static_cast<double>(difference) * difference;
+    });
     *loss = static_cast<float>(sum / static_cast<double>(n));
     return SEQ4J_OK;
   });
@@ -60,15 +60,15 @@ int seq4j_cross_entropy_loss(float *loss, float *grad, const float *logits, cons
     seq4j::use_configured_threads();
     const double smooth = label_smoothing, off = smooth / static_cast<double>(v);
     const double per_row = counted > 0 ? 1.0 / static_cast<double>(counted) : 0.0;
-    double total = 0;
-#pragma omp parallel for reduction(+ : total) if (m * v >= kParallelMin)
-    for (int64_t i = 0; i < m; ++i) {
+    // rows in chunks of about kSumChunk logits (a function of v alone)
+    const int64_t rows_per_chunk = std::max<int64_t>(1, seq4j::kSumChunk / v);
+    const double total = seq4j::fixed_order_sum(m, rows_per_chunk, m * v >= kParallelMin, [&](int64_t i) {
       const float *row = logits + i * v;
       float *grad_row = grad != nullptr ? grad + i * v : nullptr;
       if (labels[i] == ignore_index) {
         if (grad_row != nullptr)
           for (int64_t j = 0; j < v; ++j) grad_row[j] = 0.0f;
-        continue;
+        return 0.0;
       }
       // log-softmax with the maximum subtracted: log p_j = x_j - max - log Σ exp(x_k - max)
       float max = row[0];
@@ -82,7 +82,6 @@ int seq4j_cross_entropy_loss(float *loss, float *grad, const float *logits, cons
       // -Σ q_j log p_j with q = (1 - e) one-hot + e / v
       const double label_term = log_sum - row[labels[i]];
       const double uniform_term = log_sum - sum_logits / static_cast<double>(v);
-      total += (1.0 - smooth) * label_term + smooth * uniform_term;
       if (grad_row != nullptr) {
         for (int64_t j = 0; j < v; ++j) {
           const double p = std::exp(static_cast<double>(row[j]) - log_sum);
@@ -90,7 +89,8 @@ int seq4j_cross_entropy_loss(float *loss, float *grad, const float *logits, cons
           grad_row[j] = static_cast<float>((p - q) * per_row);
         }
       }
-    }
+      return (1.0 - smooth) * label_term + smooth * uniform_term;
+    });
     *loss = static_cast<float>(total * per_row);
     return SEQ4J_OK;
   });
@@ -105,17 +105,15 @@ int seq4j_bce_with_logits_loss(float *loss, float *grad, const float *logits, co
     seq4j::require_pointer("target", target, n);
     seq4j::use_configured_threads();
     const double scale = 1.0 / static_cast<double>(n);
-    double sum = 0;
-#pragma omp parallel for reduction(+ : sum) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) {
+    const double sum = seq4j::fixed_order_sum(n, seq4j::kSumChunk, n >= kParallelMin, [&](int64_t i) {
       const double x = logits[i], t = target[i];
-      // max(x, 0) - x t + log(1 + exp(-|x|)): never overflows
-      sum += std::fmax(x, 0.0) - x * t + std::log1p(std::exp(-std::fabs(x)));
       if (grad != nullptr) {
         const double sigmoid = x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
         grad[i] = static_cast<float>((sigmoid - t) * scale);
       }
-    }
+      // max(x, 0) - x t + log(1 + exp(-|x|)): never overflows
+      return std::fmax(x, 0.0) - x * t + std::log1p(std::exp(-std::fabs(x)));
+    });
     *loss = static_cast<float>(sum * scale);
     return SEQ4J_OK;
   });

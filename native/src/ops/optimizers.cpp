@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/fixed_order_sum.h"
 #include "core/runtime.h"
 
 using seq4j::fail;
@@ -85,10 +86,10 @@ int seq4j_sum_squares(double *out, const float *x, int64_t n) {
     seq4j::require_non_negative("n", n);
     seq4j::require_pointer("x", x, n);
     seq4j::use_configured_threads();
-    double sum = 0;
-#pragma omp parallel for simd reduction(+ : sum) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
-    *out = sum;
+    // in fixed chunks, not reduction(+): the same bits for any thread count (fixed_order_sum.h)
+    *out = seq4j::fixed_order_sum(n, seq4j::kSumChunk, n >= kParallelMin, [&](int64_t i) {
+      return static_cast<double>(x[i]) * x[i];
+    });
     return SEQ4J_OK;
   });
 }

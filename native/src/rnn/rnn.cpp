@@ -35,8 +35,11 @@ LayerHandle *checked(seq4j_rnn_layer *handle) {
 //  - LSTMs with peepholes: BLAS, whose peepholes are fused into the cell kernels (oneDNN loses
 //    5-15% to them, BLAS nothing measurable);
 //  - everything else (large batches): oneDNN, as fast or up to 10% faster.
+// Deterministic mode (seq4j_set_deterministic): BLAS always, whose results do not depend on the
+// thread count then; oneDNN's primitives split their work by it.
 int32_t choose_backend(const Sizes &s, int64_t t, int64_t n, bool training) {
   (void)t;
+  if (deterministic()) return SEQ4J_BACKEND_BLAS;
   if (s.peephole) return SEQ4J_BACKEND_BLAS;
   if (n <= (training ? 32 : 8)) return SEQ4J_BACKEND_BLAS;
   return SEQ4J_BACKEND_ONEDNN;

@@ -13,6 +13,23 @@ import org.seq4j.internal.NativeLoader;
  * <p>Threads: oneDNN and seq4j's kernels share one OpenMP pool whose size is {@link
  * #setThreads(int)}; OpenBLAS runs single-threaded inside it, so the pools never compete for
  * cores. The initial size is {@code OMP_NUM_THREADS} or the number of cores.
+ *
+ * <p>Reproducibility (README, "Reproducibility"; tested bit for bit by {@code
+ * ReproducibilityTest}): on one machine and build (the same CPU, hence the same kernel copies, see
+ * {@link #selectKernels}), the same inputs, seeds and thread count give the same bits, run after
+ * run, for every op. Across thread counts (1, 2, many):
+ * <ul>
+ *   <li>always the same bits: attention forward and backward (tiles fixed by the shapes, each
+ *       output written by one task), layer norm, the losses and {@link
+ *       org.seq4j.train.GradientClipping}'s norm (sums in chunks fixed by the length, added in
+ *       order), the optimizers (elementwise), activations, embedding, dropout;
+ *   <li>not in the default mode, the same bits in deterministic mode ({@link #setDeterministic}):
+ *       the matrix product on {@link Backend#BLAS} (one output block per thread) and everything
+ *       built on it, the recurrent layers on BLAS included;
+ *   <li>the same bits in the tests but not guaranteed by oneDNN, which partitions its work by
+ *       thread count: the matrix product on {@link Backend#ONEDNN} (guaranteed in deterministic
+ *       mode) and recurrent layers pinned to ONEDNN (AUTO runs on BLAS in deterministic mode).
+ * </ul>
  */
 public final class Seq4j {
   private Seq4j() {}
@@ -82,6 +99,29 @@ public final class Seq4j {
   /** The number of threads seq4j uses. */
   public static int threads() {
     return (int) NativeBindings.getThreads();
+  }
+
+  /**
+   * Turns deterministic mode on or off (off by default; for the whole process): with it on, every
+   * result is the same bits for any number of threads ({@link #setThreads}, {@code
+   * OMP_NUM_THREADS}), not only for the same number (see "Reproducibility" in this class's
+   * documentation). What it changes: the matrix product on both backends ({@link
+   * TensorOps#matmul}, {@code Linear}, the attention layers' projections and the BLAS recurrent
+   * backend's large products) runs as blocks of 256 output columns or rows fixed by the shape,
+   * each on one thread, instead of one block per thread (oneDNN's product may also split the
+   * summed dimension across threads); and recurrent layers left on {@link Backend#AUTO} run on
+   * {@link Backend#BLAS}, since oneDNN's recurrent primitives split their work by thread count. A
+   * layer pinned to {@link Backend#ONEDNN} is left as it is, and is then reproducible only for the
+   * same thread count. The cost: products that one large block per thread served better run a
+   * little slower. Call it while no ops run.
+   */
+  public static void setDeterministic(boolean on) {
+    NativeBindings.setDeterministic(on);
+  }
+
+  /** Whether deterministic mode is on: see {@link #setDeterministic}. */
+  public static boolean deterministic() {
+    return NativeBindings.deterministic();
   }
 
   /**

@@ -719,6 +719,92 @@ public final class NativeBindings {
     }
   }
 
+  // ---- memory and deterministic mode (seq4j.h, runtime section) ------------------------------
+
+  // int seq4j_alloc(void **block, int64_t bytes);
+  // critical: one malloc, tiny (a large block is one mmap; its pages are touched later, by the
+  // caller) and never starts a thread team; takes a heap array for the result
+  private static final MethodHandle ALLOC =
+      bind("seq4j_alloc", CRITICAL, JAVA_INT, ADDRESS, JAVA_LONG);
+
+  // int seq4j_free(void *block);
+  // critical: one free, tiny (a large block is one munmap)
+  private static final MethodHandle FREE = bind("seq4j_free", CRITICAL, JAVA_INT, ADDRESS);
+
+  // int seq4j_mark_usable(void *block, int64_t usable, int64_t capacity);
+  // critical: sets AddressSanitizer's shadow bytes of one block (a no-op unless sanitized)
+  private static final MethodHandle MARK_USABLE =
+      bind("seq4j_mark_usable", CRITICAL, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG);
+
+  // int seq4j_set_deterministic(int32_t on);
+  // critical: stores one flag, O(1)
+  private static final MethodHandle SET_DETERMINISTIC =
+      bind("seq4j_set_deterministic", CRITICAL, JAVA_INT, JAVA_INT);
+
+  // int seq4j_get_deterministic(int32_t *on);
+  // critical: reads one flag, O(1); takes a heap array, which needs critical
+  private static final MethodHandle GET_DETERMINISTIC =
+      bind("seq4j_get_deterministic", CRITICAL, JAVA_INT, ADDRESS);
+
+  /**
+   * {@code seq4j_alloc(&block, bytes)}: the address of {@code bytes} (at least 1) of uninitialised,
+   * 64-byte aligned native memory from libseq4j's allocator (the sanitizer's in a sanitized
+   * build), or {@link MemorySegment#NULL} when the system has none left (status
+   * SEQ4J_ERR_OUT_OF_MEMORY; the caller decides what to do, NativeMemory retries once after
+   * emptying its cache). The segment has size 0: the caller gives it its size and lifetime.
+   */
+  public static MemorySegment alloc(long bytes) {
+    long[] block = new long[1];  // void *: ADDRESS is 64 bits on every platform seq4j builds for
+    try {
+      int status = (int) ALLOC.invokeExact(MemorySegment.ofArray(block), bytes);
+      if (status == AbiConstants.ERR_OUT_OF_MEMORY) {
+        return MemorySegment.NULL;
+      }
+      check(status);
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+    return MemorySegment.ofAddress(block[0]);
+  }
+
+  /** {@code seq4j_free(block)}: releases a block of {@link #alloc}; NULL is ignored. */
+  public static void free(MemorySegment block) {
+    try {
+      check((int) FREE.invokeExact(block));
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+  }
+
+  /** {@code seq4j_mark_usable(block, usable, capacity)}: for AddressSanitizer's bookkeeping. */
+  public static void markUsable(MemorySegment block, long usable, long capacity) {
+    try {
+      check((int) MARK_USABLE.invokeExact(block, usable, capacity));
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+  }
+
+  /** {@code seq4j_set_deterministic(on)}. */
+  public static void setDeterministic(boolean on) {
+    try {
+      check((int) SET_DETERMINISTIC.invokeExact(on ? 1 : 0));
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+  }
+
+  /** {@code seq4j_get_deterministic(&on)}. Allocation-free (a heap array, critical call). */
+  public static boolean deterministic() {
+    int[] result = new int[1];
+    try {
+      check((int) GET_DETERMINISTIC.invokeExact(MemorySegment.ofArray(result)));
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+    return result[0] != 0;
+  }
+
   // ---- the one place a status becomes an exception -------------------------------------------
 
   /**

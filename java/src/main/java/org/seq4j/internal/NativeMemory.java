@@ -1,31 +1,27 @@
 package org.seq4j.internal;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
-
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.invoke.MethodHandle;
 
 /**
  * Uninitialised off-heap memory owned by an arena: {@link Arena#allocate} zeroes every byte, which
  * for large buffers that native code overwrites at once (outputs, oneDNN workspaces) costs a full
  * extra pass over memory. The block is released when the arena closes.
  *
+ * <p>The memory comes from libseq4j's {@code seq4j_alloc} (64-byte aligned), i.e. from the
+ * allocator libseq4j links: in a sanitized build ({@code mvn -Psanitize verify}) AddressSanitizer's,
+ * which then knows each block's exact size and reports a native access past its end or after its
+ * release. (A lookup of {@code aligned_alloc} in the linker's default lookup would bypass it.)
+ *
  * <p>Large released blocks are kept in a small bounded cache and handed to the next allocation of
  * a similar size: a training loop allocates the same workspaces every step, and fresh pages from
  * the operating system cost a page fault each (about 5% of an LSTM step at DESIGN.md's shape M).
- * {@link #releaseCached()} frees the cache.
+ * {@link #releaseCached()} frees the cache. For AddressSanitizer, a cacheable block is marked
+ * usable up to the size asked for ({@code seq4j_mark_usable}; the rest of its capacity poisoned)
+ * and wholly poisoned while it sits in the cache, so that the sanitizer sees the same overflows and
+ * uses after release as for any other block (a no-op in ordinary builds).
  */
 public final class NativeMemory {
-  private static final Linker LINKER = Linker.nativeLinker();
-  private static final MethodHandle ALIGNED_ALLOC = LINKER.downcallHandle(
-      LINKER.defaultLookup().find("aligned_alloc").orElseThrow(),
-      FunctionDescriptor.of(ADDRESS, JAVA_LONG, JAVA_LONG));
-  private static final MethodHandle FREE = LINKER.downcallHandle(
-      LINKER.defaultLookup().find("free").orElseThrow(), FunctionDescriptor.ofVoid(ADDRESS));
   private static final long ALIGNMENT = 64;
   /** Blocks below this size are not cached: malloc reuses small blocks well by itself. */
   private static final long CACHE_MIN_BYTES = 1L << 20;
@@ -58,33 +54,30 @@ public final class NativeMemory {
     if (bytes < 0) {
       throw new IllegalArgumentException("bytes: expected >= 0, got " + bytes);
     }
-    // checked: rounding a size near Long.MAX_VALUE up must not wrap into a tiny block behind a
-    // huge segment
-    if (bytes > Long.MAX_VALUE - (ALIGNMENT - 1)) {
+    // A block that may be cached is rounded up to the alignment (its capacity is what a later
+    // allocation may reuse); any other has exactly the size asked for (at least 1 byte), so that
+    // a sanitizer sees that size. Checked: rounding a size near Long.MAX_VALUE up must not wrap
+    // into a tiny block behind a huge segment.
+    if (bytes > Long.MAX_VALUE - ALIGNMENT) {
       throw new IllegalArgumentException("bytes: " + bytes + " is too large: rounding it up to "
           + ALIGNMENT + " bytes overflows a long");
     }
-    long rounded = Math.max(ALIGNMENT, (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT);
-    Block block = rounded >= CACHE_MIN_BYTES ? takeCached(rounded) : null;
+    boolean cacheable = bytes >= CACHE_MIN_BYTES;
+    long size = cacheable ? (bytes + ALIGNMENT - 1) / ALIGNMENT * ALIGNMENT : Math.max(1, bytes);
+    Block block = cacheable ? takeCached(size) : null;
     if (block == null) {
-      MemorySegment raw;
-      try {
-        raw = (MemorySegment) ALIGNED_ALLOC.invokeExact(ALIGNMENT, rounded);
-      } catch (Throwable t) {
-        throw NativeBindings.rethrow(t);
-      }
+      MemorySegment raw = NativeBindings.alloc(size);
       if (raw.equals(MemorySegment.NULL)) {
         releaseCached();
-        try {
-          raw = (MemorySegment) ALIGNED_ALLOC.invokeExact(ALIGNMENT, rounded);
-        } catch (Throwable t) {
-          throw NativeBindings.rethrow(t);
-        }
+        raw = NativeBindings.alloc(size);
         if (raw.equals(MemorySegment.NULL)) {
           throw new OutOfMemoryError("seq4j: cannot allocate " + bytes + " bytes of native memory");
         }
       }
-      block = new Block(raw.address(), rounded);
+      block = new Block(raw.address(), size);
+    }
+    if (cacheable) {
+      NativeBindings.markUsable(MemorySegment.ofAddress(block.address()), bytes, block.capacity());
     }
     Block owned = block;
     try {
@@ -123,6 +116,7 @@ public final class NativeMemory {
     if (block.capacity() >= CACHE_MIN_BYTES) {
       synchronized (NativeMemory.class) {
         if (block.capacity() <= CACHE_MAX_BYTES) {
+          NativeBindings.markUsable(MemorySegment.ofAddress(block.address()), 0, block.capacity());
           CACHE.addFirst(block);
           cachedBytes += block.capacity();
           while (cachedBytes > CACHE_MAX_BYTES) {
@@ -156,10 +150,6 @@ public final class NativeMemory {
   }
 
   private static void free(MemorySegment block) {
-    try {
-      FREE.invokeExact(block);
-    } catch (Throwable t) {
-      throw NativeBindings.rethrow(t);
-    }
+    NativeBindings.free(block);
   }
 }
