@@ -2,6 +2,7 @@ package org.seq4j.nn;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.IntFunction;
 
 /**
  * All-or-nothing construction of a module made of parts that each own native memory: each part is
@@ -17,6 +18,33 @@ final class Parts {
       made.add(part);
     }
     return part;
+  }
+
+  /**
+   * The layers of a stack, made all or nothing: {@code numLayers} (at least 1) layers from {@code
+   * layer}, or, when any check or construction fails, none, with those made and {@code norm} closed.
+   */
+  static <L extends AutoCloseable> List<L> stack(int numLayers, IntFunction<L> layer,
+      AutoCloseable norm) {
+    Parts parts = new Parts();
+    List<L> layers = new ArrayList<>();
+    try {
+      parts.add(norm);
+      if (numLayers < 1) {
+        throw new IllegalArgumentException("numLayers: expected >= 1, got " + numLayers);
+      }
+      for (int i = 0; i < numLayers; i++) {
+        L made = layer.apply(i);
+        if (made == null) {
+          throw new NullPointerException("layer: returned null for layer " + i);
+        }
+        layers.add(parts.add(made));
+      }
+    } catch (RuntimeException | Error e) {
+      parts.closeAfterFailure(e);
+      throw e;
+    }
+    return layers;
   }
 
   /** Closes every part made so far, the last first, adding their failures to {@code failure}. */

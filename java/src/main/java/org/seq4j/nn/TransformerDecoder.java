@@ -14,7 +14,7 @@ import org.seq4j.TensorOps;
  * norm.<name>}. Every layer attends to the same memory; its gradient is summed over the layers.
  */
 public final class TransformerDecoder implements AutoCloseable {
-  private final List<TransformerDecoderLayer> layers = new ArrayList<>();
+  private final List<TransformerDecoderLayer> layers;
   private final LayerNorm norm;
   private final CallGuard guard = new CallGuard("TransformerDecoder", "module");
 
@@ -63,23 +63,8 @@ public final class TransformerDecoder implements AutoCloseable {
    */
   public TransformerDecoder(int numLayers, IntFunction<TransformerDecoderLayer> layer,
       LayerNorm norm) {
-    Parts parts = new Parts(); // all or nothing: a failure closes the layers made and norm
-    try {
-      parts.add(norm);
-      if (numLayers < 1) {
-        throw new IllegalArgumentException("numLayers: expected >= 1, got " + numLayers);
-      }
-      for (int i = 0; i < numLayers; i++) {
-        TransformerDecoderLayer made = layer.apply(i);
-        if (made == null) {
-          throw new NullPointerException("layer: returned null for layer " + i);
-        }
-        layers.add(parts.add(made));
-      }
-    } catch (RuntimeException | Error e) {
-      parts.closeAfterFailure(e);
-      throw e;
-    }
+    // all or nothing: a failure closes the layers made and norm
+    this.layers = Parts.stack(numLayers, layer, norm);
     this.norm = norm;
   }
 

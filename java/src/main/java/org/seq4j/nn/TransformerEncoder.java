@@ -13,7 +13,7 @@ import org.seq4j.internal.CallGuard;
  * norm.<name>}.
  */
 public final class TransformerEncoder implements AutoCloseable {
-  private final List<TransformerEncoderLayer> layers = new ArrayList<>();
+  private final List<TransformerEncoderLayer> layers;
   private final LayerNorm norm;
   private final CallGuard guard = new CallGuard("TransformerEncoder", "module");
 
@@ -42,23 +42,8 @@ public final class TransformerEncoder implements AutoCloseable {
    */
   public TransformerEncoder(int numLayers, IntFunction<TransformerEncoderLayer> layer,
       LayerNorm norm) {
-    Parts parts = new Parts(); // all or nothing: a failure closes the layers made and norm
-    try {
-      parts.add(norm);
-      if (numLayers < 1) {
-        throw new IllegalArgumentException("numLayers: expected >= 1, got " + numLayers);
-      }
-      for (int i = 0; i < numLayers; i++) {
-        TransformerEncoderLayer made = layer.apply(i);
-        if (made == null) {
-          throw new NullPointerException("layer: returned null for layer " + i);
-        }
-        layers.add(parts.add(made));
-      }
-    } catch (RuntimeException | Error e) {
-      parts.closeAfterFailure(e);
-      throw e;
-    }
+    // all or nothing: a failure closes the layers made and norm
+    this.layers = Parts.stack(numLayers, layer, norm);
     this.norm = norm;
   }
 
