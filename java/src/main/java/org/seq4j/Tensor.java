@@ -44,10 +44,22 @@ public final class Tensor {
 
   private final MemorySegment segment;
   private final Shape shape;
+  /** The arena it was allocated in (null for {@link #ofSegment}): results of its ops go there. */
+  private final Arena arena;
+  /** Shared by a tensor and its views: counts in-place changes, for autograd's saved tensors. */
+  private final Autograd.Storage storage;
+  /** Autograd state; see {@link Autograd}. */
+  final Autograd.TensorState autograd = new Autograd.TensorState();
 
-  private Tensor(MemorySegment segment, Shape shape) {
+  private Tensor(MemorySegment segment, Shape shape, Arena arena, Autograd.Storage storage) {
     this.segment = segment;
     this.shape = shape;
+    this.arena = arena;
+    this.storage = storage;
+  }
+
+  private Tensor(MemorySegment segment, Shape shape, Arena arena) {
+    this(segment, shape, arena, new Autograd.Storage());
   }
 
   // ---- creation
@@ -55,7 +67,7 @@ public final class Tensor {
   /** A tensor of zeros. */
   public static Tensor zeros(Arena arena, long... dims) {
     Shape shape = Shape.of(dims);
-    return new Tensor(allocate(arena, shape), shape);
+    return new Tensor(allocate(arena, shape), shape, arena);
   }
 
   /**
@@ -65,7 +77,7 @@ public final class Tensor {
   public static Tensor uninitialized(Arena arena, long... dims) {
     Shape shape = Shape.of(dims);
     return new Tensor(org.seq4j.internal.NativeMemory.allocate(arena, byteSize(arena, shape)),
-        shape);
+        shape, arena);
   }
 
   /** A tensor of ones. */
@@ -124,7 +136,7 @@ public final class Tensor {
           "data: expected " + shape.size() + " floats for shape " + shape + ", got "
               + data.length);
     }
-    Tensor tensor = new Tensor(allocate(arena, shape), shape);
+    Tensor tensor = new Tensor(allocate(arena, shape), shape, arena);
     MemorySegment.copy(data, 0, tensor.segment, JAVA_FLOAT, 0, data.length);
     return tensor;
   }
@@ -143,7 +155,7 @@ public final class Tensor {
           "data: expected " + shape.size() + " remaining floats for shape " + shape + ", got "
               + data.remaining());
     }
-    Tensor tensor = new Tensor(allocate(arena, shape), shape);
+    Tensor tensor = new Tensor(allocate(arena, shape), shape, arena);
     FloatBuffer source = data.duplicate();
     FloatBuffer target =
         tensor.segment.asByteBuffer().order(ByteOrder.nativeOrder()).asFloatBuffer();
@@ -178,7 +190,7 @@ public final class Tensor {
     if (!segment.isNative()) {
       throw new IllegalArgumentException("segment: expected off-heap (native) memory");
     }
-    return new Tensor(segment, shape);
+    return new Tensor(segment, shape, null);
   }
 
   private static long byteSize(Arena arena, Shape shape) {
@@ -263,6 +275,7 @@ public final class Tensor {
   public void set(float value, long... index) {
     Checks.writable(segment, "tensor");
     segment.setAtIndex(JAVA_FLOAT, shape.offsetOf(index), value);
+    storage.bump();
   }
 
   /** A new array holding every element in row-major order. */
@@ -298,6 +311,7 @@ public final class Tensor {
   public Tensor fill(float value) {
     Checks.writable(segment, "tensor");
     NativeBindings.fill(segment, value, size());
+    storage.bump();
     return this;
   }
 
@@ -313,13 +327,14 @@ public final class Tensor {
           "source: expected shape " + shape + ", got " + source.shape);
     }
     MemorySegment.copy(source.segment, 0, segment, 0, segment.byteSize());
+    storage.bump();
     return this;
   }
 
   /** A new tensor in {@code arena} with the same shape and values. */
   public Tensor copy(Arena arena) {
     Checks.usable(segment, "tensor");
-    Tensor copy = new Tensor(allocate(arena, shape), shape);
+    Tensor copy = new Tensor(allocate(arena, shape), shape, arena);
     MemorySegment.copy(segment, 0, copy.segment, 0, segment.byteSize());
     return copy;
   }
@@ -331,6 +346,15 @@ public final class Tensor {
    * then inferred.
    */
   public Tensor reshape(long... dims) {
+    Tensor view = view(dims);
+    long[] original = shape.dims();
+    Autograd.record("Tensor.reshape", java.util.List.of(this), java.util.List.of(view),
+        java.util.List.of(), (arena, g) -> new Tensor[] {g[0] == null ? null : g[0].view(original)});
+    return view;
+  }
+
+  /** {@link #reshape} without recording: the same memory under another shape. */
+  Tensor view(long... dims) {
     long[] resolved = dims.clone();
     int inferred = -1;
     long known = 1;
@@ -363,7 +387,7 @@ public final class Tensor {
       throw new IllegalArgumentException(
           "dims: expected a shape of " + size() + " elements (like " + shape + "), got " + target);
     }
-    return new Tensor(segment, target);
+    return new Tensor(segment, target, arena, storage);
   }
 
   /**
@@ -386,7 +410,134 @@ public final class Tensor {
     long[] dims = shape.dims();
     dims[0] = end - start;
     long rowBytes = rows == 0 ? 0 : segment.byteSize() / rows;
-    return new Tensor(segment.asSlice(start * rowBytes, (end - start) * rowBytes), Shape.of(dims));
+    Tensor view = new Tensor(segment.asSlice(start * rowBytes, (end - start) * rowBytes),
+        Shape.of(dims), arena, storage);
+    long[] full = shape.dims();
+    Autograd.record("Tensor.slice", java.util.List.of(this), java.util.List.of(view),
+        java.util.List.of(), (scratch, g) -> {
+          if (g[0] == null) {
+            return new Tensor[] {null};
+          }
+          Tensor whole = Tensor.zeros(scratch, full);
+          MemorySegment.copy(g[0].segment, 0, whole.segment, start * rowBytes,
+              g[0].segment.byteSize());
+          return new Tensor[] {whole};
+        });
+    return view;
+  }
+
+  // ---- autograd
+
+  /**
+   * The arena this tensor was allocated in (a view's is its source's), or null for a tensor over
+   * foreign memory ({@link #ofSegment}). Operations that create tensors from this one allocate
+   * their results there.
+   */
+  public Arena arena() {
+    return arena;
+  }
+
+  /**
+   * Whether a gradient is computed for this tensor: it is a leaf that requires one (a layer's
+   * parameter, or after {@link #requiresGrad(boolean) requiresGrad(true)}), or the result of a
+   * recorded operation. See {@link Autograd}.
+   */
+  public boolean requiresGrad() {
+    return autograd.leaf || autograd.origin != null;
+  }
+
+  /**
+   * Whether this tensor is a leaf of the graph: not the result of a recorded operation. Data,
+   * parameters and {@link #detach()}ed tensors are leaves.
+   */
+  public boolean isLeaf() {
+    return autograd.origin == null;
+  }
+
+  /**
+   * Makes this leaf require a gradient (or not): backward passes then add into {@link #grad()},
+   * which is allocated in this tensor's arena on first use. Returns this tensor.
+   *
+   * @throws IllegalStateException if it is the result of a recorded operation (only leaves are
+   *     switched), or it has no arena to keep a gradient in
+   */
+  public Tensor requiresGrad(boolean on) {
+    if (autograd.origin != null) {
+      throw new IllegalStateException("tensor: only a leaf's requiresGrad can be set; this one is"
+          + " the result of " + autograd.origin.operation + " (use detach() for a leaf copy)");
+    }
+    if (on && arena == null && autograd.gradient == null) {
+      throw new IllegalStateException("tensor: a tensor over foreign memory (ofSegment) has no"
+          + " arena to keep its gradient in; use requireGradInto(gradient)");
+    }
+    autograd.leaf = on;
+    return this;
+  }
+
+  /**
+   * Makes this leaf require a gradient that backward passes add into {@code gradient} (same
+   * shape, writable, no shared memory), as a layer does with its parameters. Returns this tensor.
+   */
+  public Tensor requireGradInto(Tensor gradient) {
+    if (gradient == null) {
+      throw new NullPointerException("gradient");
+    }
+    if (!gradient.shape.equals(shape)) {
+      throw new IllegalArgumentException("gradient: expected shape " + shape
+          + " (the tensor's), got " + gradient.shape);
+    }
+    Checks.writable(gradient.segment, "gradient");
+    Checks.disjoint(gradient.segment, "gradient", segment, "tensor");
+    requiresGrad(true);
+    autograd.gradient = gradient;
+    return this;
+  }
+
+  /**
+   * The gradient accumulated for this leaf by backward passes, or null before the first (or for
+   * a tensor that is not a leaf requiring a gradient).
+   */
+  public Tensor grad() {
+    return autograd.gradient;
+  }
+
+  /**
+   * Runs the backward of every recorded operation this single-element tensor (a loss) depends on,
+   * with the implicit gradient 1, adding into each leaf's {@link #grad()}.
+   *
+   * @throws IllegalArgumentException if it has more than one element
+   * @throws IllegalStateException if it does not require a gradient, or the graph cannot be run
+   *     (already run once, a saved tensor changed in place, a forward that cannot record)
+   */
+  public void backward() {
+    Autograd.backward(this, null);
+  }
+
+  /** {@link #backward()} from {@code gradient}, the loss's gradient with respect to this tensor. */
+  public void backward(Tensor gradient) {
+    if (gradient == null) {
+      throw new NullPointerException("gradient");
+    }
+    Checks.usable(gradient.segment, "gradient");
+    Autograd.backward(this, gradient);
+  }
+
+  /** The same memory as a leaf that requires no gradient: what it feeds is not differentiated. */
+  public Tensor detach() {
+    return new Tensor(segment, shape, arena, storage);
+  }
+
+  /**
+   * Declares that this tensor's memory was changed other than through seq4j (through {@link
+   * #segment()}), so that autograd detects the change if a recorded operation saved it.
+   * seq4j's own writes count themselves.
+   */
+  public void markChanged() {
+    storage.bump();
+  }
+
+  Autograd.Storage storage() {
+    return storage;
   }
 
   /** Prints the shape and, for small tensors (at most 1000 elements), every value. */
@@ -434,4 +585,14 @@ public final class Tensor {
     }
     text.append(']');
   }
+
+  // ---- elementwise arithmetic, unary functions, reductions, softmax (ops-a: ElementwiseOps,
+  // ReductionOps; each method delegates to its op family's file)
+
+  // ---- end ops-a
+
+  // ---- matmul, shape, indexing, dropout, sampling (ops-b: MatmulOps, ShapeOps, IndexOps,
+  // SamplingOps; each method delegates to its op family's file)
+
+  // ---- end ops-b
 }

@@ -64,6 +64,7 @@ public final class TensorOps {
     NativeBindings.matmul(out.segment(), a.segment(), b.segment(), m, n, k,
         options.transposeA(), options.transposeB(), options.alpha(), options.beta(),
         AbiConstants.backend(options.backend()));
+    out.markChanged();
   }
 
   /** {@code out = a + b} elementwise; all three have one shape. {@code out} may be a or b. */
@@ -76,6 +77,7 @@ public final class TensorOps {
     requireIdenticalOrDisjoint(out, a, "a");
     requireIdenticalOrDisjoint(out, b, "b");
     NativeBindings.add(out.segment(), a.segment(), b.segment(), a.size());
+    out.markChanged();
   }
 
   /** {@code out = alpha * x} elementwise; same shape. {@code out} may be x. */
@@ -85,6 +87,7 @@ public final class TensorOps {
     Checks.writable(out.segment(), "out");
     requireIdenticalOrDisjoint(out, x, "x");
     NativeBindings.scale(out.segment(), x.segment(), alpha, x.size());
+    out.markChanged();
   }
 
   /** {@code y += alpha * x} elementwise; same shape; {@code x} and {@code y} share no memory. */
@@ -94,6 +97,7 @@ public final class TensorOps {
     Checks.writable(y.segment(), "y");
     Checks.disjoint(y.segment(), "y", x.segment(), "x");
     NativeBindings.axpy(y.segment(), alpha, x.segment(), x.size());
+    y.markChanged();
   }
 
   private static void requireMatrix(Tensor t, String name) {

@@ -19,6 +19,8 @@ public final class Parameter {
   private final Tensor data;
   private final Tensor grad;
   private final AtomicLong version; // shared with every renamed view of this parameter
+  /** The module that registered it: kept reachable (not reclaimed) while the parameter is. */
+  volatile Object owner;
 
   Parameter(String name, Tensor data, Tensor grad) {
     this(name, data, grad, new AtomicLong());
@@ -29,6 +31,9 @@ public final class Parameter {
     this.data = data;
     this.grad = grad;
     this.version = version;
+    if (!data.requiresGrad() && data.isLeaf()) {
+      data.requireGradInto(grad); // backward passes of the graph add into grad
+    }
   }
 
   /**
@@ -61,7 +66,9 @@ public final class Parameter {
       java.util.List<Parameter> parameters) {
     java.util.List<Parameter> out = new java.util.ArrayList<>();
     for (Parameter p : parameters) {
-      out.add(new Parameter(prefix + p.name, p.data, p.grad, p.version));
+      Parameter renamed = new Parameter(prefix + p.name, p.data, p.grad, p.version);
+      renamed.owner = p.owner;
+      out.add(renamed);
     }
     return out;
   }
@@ -95,6 +102,28 @@ public final class Parameter {
   /** Declares that {@link #data()} was modified, invalidating cached internal layouts. */
   public void markChanged() {
     version.incrementAndGet();
+    data.markChanged();
+  }
+
+  /**
+   * Whether backward passes compute this parameter's gradient (true unless frozen by {@link
+   * #requiresGrad(boolean) requiresGrad(false)}).
+   */
+  public boolean requiresGrad() {
+    return data.requiresGrad();
+  }
+
+  /**
+   * Freezes ({@code false}) or unfreezes this parameter: a frozen one takes no part in the graph
+   * and gets no gradient, as {@code param.requires_grad_(False)} in PyTorch. Returns this.
+   */
+  public Parameter requiresGrad(boolean on) {
+    if (on) {
+      data.requireGradInto(grad);
+    } else {
+      data.requiresGrad(false);
+    }
+    return this;
   }
 
   long version() {
