@@ -199,19 +199,22 @@ public final class Autograd {
     }
 
     /**
-     * Claims this operation's one backward for an explicit call.
+     * Claims this operation's backward for explicit calls (which may repeat): the graph's
+     * backward can no longer run through it.
      *
-     * @throws IllegalStateException if the graph's backward already ran through it, or an
-     *     explicit backward already claimed it
+     * @throws IllegalStateException if the graph's backward already ran through it
      */
     public void consumeExplicitly(String call) {
       synchronized (node) {
-        if (node.consumedBy != null) {
+        String claim = "an explicit " + call;
+        if (node.consumedBy != null && !node.consumedBy.equals(claim)) {
           throw new IllegalStateException(call + ": the forward's backward already ran ("
-              + node.consumedBy + "); each forward gives one backward, so gradients are not"
-              + " added twice");
+              + node.consumedBy + "); a recorded forward gives the graph's backward or explicit"
+              + " ones, not both, so gradients are not added twice");
         }
-        node.consumedBy = "an explicit " + call;
+        node.consumedBy = claim;
+        node.saved = new Tensor[0];
+        node.backward = null;
       }
     }
   }

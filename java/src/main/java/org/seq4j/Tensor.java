@@ -488,8 +488,11 @@ public final class Tensor {
     }
     Checks.writable(gradient.segment, "gradient");
     Checks.disjoint(gradient.segment, "gradient", segment, "tensor");
-    requiresGrad(true);
+    if (autograd.origin != null) {
+      requiresGrad(true); // throws: only leaves
+    }
     autograd.gradient = gradient;
+    autograd.leaf = true;
     return this;
   }
 

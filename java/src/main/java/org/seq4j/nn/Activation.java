@@ -6,7 +6,7 @@ import org.seq4j.Tensor;
 import org.seq4j.internal.AbiConstants;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.Tape;
+import org.seq4j.Autograd;
 
 /** Elementwise activations with their derivatives, as PyTorch's {@code ReLU} and {@code GELU}. */
 public enum Activation {
@@ -31,14 +31,9 @@ public enum Activation {
     Checks.usable(x.segment(), "x");
     Tensor out = Tensor.uninitialized(arena, x.shape().dims());
     NativeBindings.activationForward(out.segment(), x.segment(), x.size(), code);
-    Tape tape = Tape.active();
-    if (tape != null) {
-      tape.record(List.of(x), List.of(out), gradients -> {
-        java.util.List<Tensor> result = new java.util.ArrayList<>();
-        result.add(gradients.get(0) == null ? null : backward(arena, x, gradients.get(0)));
-        return result;
-      });
-    }
+    Autograd.record(name() + ".forward", List.of(x), List.of(out), List.of(x),
+        (scratch, gradients) -> new Tensor[] {
+            gradients[0] == null ? null : backward(scratch, x, gradients[0])});
     return out;
   }
 

@@ -8,19 +8,30 @@ import org.seq4j.Tensor;
 import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.Tape;
+import org.seq4j.Autograd;
 
 /**
  * A lookup table of vectors, PyTorch's {@code nn.Embedding(vocabulary, dim)}: {@code weight
  * (vocabulary, dim)} starts standard normal; the forward gathers one row per index and the backward
  * adds the gradients into the rows looked up.
  */
-public final class Embedding implements AutoCloseable {
+public final class Embedding extends Module implements Layer {
   private final long vocabulary;
   private final long dim;
   private final Arena arena;
   private final Parameter weight;
   private final CallGuard guard = new CallGuard("Embedding", "layer");
+  /** Recorded forwards by their indices array, so that an explicit backward claims its one. */
+  private final java.util.Map<long[], Autograd.Recording> recordings =
+      java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
+
+  /**
+   * {@code nn.Embedding(vocabulary, dim)}: initialised from the next default seed (layers made in
+   * the same order get the same values on every run).
+   */
+  public Embedding(long vocabulary, long dim) {
+    this(vocabulary, dim, Seeds.nextDefaultSeed());
+  }
 
   /** A table of {@code vocabulary} vectors of {@code dim} values, initialised from {@code seed}. */
   public Embedding(long vocabulary, long dim, long seed) {
@@ -46,6 +57,8 @@ public final class Embedding implements AutoCloseable {
       arena.close();
       throw e;
     }
+    registerParameter(weight);
+    reclaimWhenUnreachable(arena);
   }
 
   /** The table. */
@@ -53,9 +66,26 @@ public final class Embedding implements AutoCloseable {
     return weight;
   }
 
-  /** {@code weight} alone. */
-  public List<Parameter> parameters() {
-    return List.of(weight);
+  /**
+   * The vectors of {@code indices}, a tensor of integral values in {@code [0, vocabulary)} (exact
+   * up to 2^24), arranged as {@code (indices.shape..., dim)} in its arena: the form {@link
+   * Sequential} chains.
+   */
+  @Override
+  public Tensor forward(Tensor indices) {
+    Arena arena = arenaOf(indices, "indices");
+    Checks.usable(indices.segment(), "indices");
+    float[] values = indices.toArray();
+    long[] rows = new long[values.length];
+    for (int i = 0; i < values.length; i++) {
+      float v = values[i];
+      if (v != Math.rint(v)) {
+        throw new IllegalArgumentException(
+            "indices[" + i + "]: expected an integral value, got " + v);
+      }
+      rows[i] = (long) v;
+    }
+    return forward(arena, rows, indices.shape().dims());
   }
 
   /**
@@ -80,15 +110,16 @@ public final class Embedding implements AutoCloseable {
     Tensor out = Tensor.uninitialized(arena, dims);
     NativeBindings.embeddingForward(out.segment(), weight.data().segment(), indices, vocabulary,
         dim);
-    Tape tape = Tape.active();
-    if (tape != null) {
-      long[] saved = indices.clone();
-      tape.record(List.of(), List.of(out), gradients -> {
-        if (gradients.get(0) != null) {
-          backward(saved, gradients.get(0));
-        }
-        return List.of();
-      });
+    long[] saved = indices.clone();
+    Autograd.Recording recording = Autograd.recordConsumable("Embedding.forward", List.of(weight.data()), List.of(out), List.of(),
+        (scratch, gradients) -> {
+          if (gradients[0] != null && weight.requiresGrad()) {
+            backward(saved, gradients[0]);
+          }
+          return new Tensor[] {null};
+        });
+    if (recording != null) {
+      recordings.put(indices, recording);
     }
     return out;
   }
@@ -104,6 +135,10 @@ public final class Embedding implements AutoCloseable {
   }
 
   private void backwardUnguarded(long[] indices, Tensor gradOutput) {
+    Autograd.Recording recording = indices == null ? null : recordings.remove(indices);
+    if (recording != null) {
+      recording.consumeExplicitly("Embedding.backward");
+    }
     if (indices == null) {
       throw new NullPointerException("indices");
     }
@@ -153,10 +188,10 @@ public final class Embedding implements AutoCloseable {
 
   /**
    * Frees the table, after waiting for the calls in flight on other threads; calls that
-   * start later throw {@link IllegalStateException}. Closing again does nothing.
+   * start later throw {@link IllegalStateException}.
    */
   @Override
-  public void close() {
+  protected void closeResources() {
     guard.close(arena::close);
   }
 

@@ -7,14 +7,14 @@ import org.seq4j.Tensor;
 import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.Tape;
+import org.seq4j.Autograd;
 
 /**
  * Layer normalisation over the last dimension, PyTorch's {@code nn.LayerNorm(size)}: {@code y =
  * (x − mean) / √(var + eps) · weight + bias}, with {@code weight} starting at ones and {@code bias}
  * at zeros. The forward keeps each row's mean and reciprocal standard deviation for the backward.
  */
-public final class LayerNorm implements AutoCloseable {
+public final class LayerNorm extends Module implements Layer {
   private final long size;
   private final float eps;
   private final Arena arena;
@@ -28,6 +28,7 @@ public final class LayerNorm implements AutoCloseable {
     private final Tensor input;
     private final Tensor mean;
     private final Tensor rstd;
+    private volatile Autograd.Recording recording;
 
     private Context(LayerNorm owner, Tensor input, Tensor mean, Tensor rstd) {
       this.owner = owner;
@@ -65,11 +66,17 @@ public final class LayerNorm implements AutoCloseable {
       arena.close();
       throw e;
     }
+    if (weight != null) {
+      registerParameter(weight);
+      registerParameter(bias);
+    }
+    reclaimWhenUnreachable(arena);
   }
 
-  /** {@code weight} and {@code bias}, or nothing without affine parameters. */
-  public List<Parameter> parameters() {
-    return weight == null ? List.of() : List.of(weight, bias);
+  /** Normalises {@code x (..., size)}; the result lives in x's arena. */
+  @Override
+  public Tensor forward(Tensor x) {
+    return forward(arenaOf(x, "x"), x).output();
   }
 
   /** Normalises {@code x (..., size)}; the result lives in {@code arena}. */
@@ -91,21 +98,33 @@ public final class LayerNorm implements AutoCloseable {
     NativeBindings.layerNormForward(out.segment(), mean.segment(), rstd.segment(), x.segment(),
         segment(weight, false), segment(bias, false), rows, size, eps);
     Context context = new Context(this, x, mean, rstd);
-    Tape tape = Tape.active();
-    if (tape != null) {
-      tape.record(List.of(x), List.of(out), gradients -> {
-        java.util.List<Tensor> result = new java.util.ArrayList<>();
-        result.add(gradients.get(0) == null ? null : backward(arena, context, gradients.get(0)));
-        return result;
-      });
-    }
+    java.util.List<Tensor> inputs = new java.util.ArrayList<>(java.util.Arrays.asList(
+        x, weight == null ? null : weight.data(), bias == null ? null : bias.data()));
+    context.recording = Autograd.recordConsumable("LayerNorm.forward", inputs, List.of(out),
+        weight == null ? List.of(x) : List.of(x, weight.data()),
+        (scratch, gradients) -> new Tensor[] {
+            gradients[0] == null ? null : backwardFromGraph(scratch, context, gradients[0]),
+            null, null});
     return new Result(out, context);
+  }
+
+  private Tensor backwardFromGraph(Arena scratch, Context context, Tensor gradOutput) {
+    guard.enter();
+    try {
+      return backwardUnguarded(scratch, context, gradOutput);
+    } finally {
+      guard.exit();
+    }
   }
 
   /** The gradient of the input; adds into the weight's and bias's gradients. */
   public Tensor backward(Arena arena, Context context, Tensor gradOutput) {
     guard.enter();
     try {
+      Autograd.Recording recording = context == null ? null : context.recording;
+      if (recording != null && context.owner == this) {
+        recording.consumeExplicitly("LayerNorm.backward");
+      }
       return backwardUnguarded(arena, context, gradOutput);
     } finally {
       guard.exit();
@@ -158,10 +177,10 @@ public final class LayerNorm implements AutoCloseable {
 
   /**
    * Frees the parameters, after waiting for the calls in flight on other threads; calls that
-   * start later throw {@link IllegalStateException}. Closing again does nothing.
+   * start later throw {@link IllegalStateException}.
    */
   @Override
-  public void close() {
+  protected void closeResources() {
     guard.close(arena::close);
   }
 }

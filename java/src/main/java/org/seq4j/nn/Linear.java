@@ -6,7 +6,7 @@ import java.util.random.RandomGenerator;
 import org.seq4j.MatmulOptions;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
-import org.seq4j.Tape;
+import org.seq4j.Autograd;
 import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.Checks;
 
@@ -17,18 +17,30 @@ import org.seq4j.internal.Checks;
  *
  * <p>Its backward needs only the forward's input: {@code backward(arena, input, gradOutput)}
  * returns the gradient of the input and adds into the parameters' gradients. Inference calls may
- * run concurrently; backward calls of one layer may not. While a {@link Tape} records on the
- * calling thread, every forward is recorded (the layer has no inference mode of its own).
+ * run concurrently; backward calls of one layer may not. While gradients are recorded (see {@link
+ * Autograd}) every forward is recorded, and an explicit {@code backward} of a recorded forward's
+ * input counts as its one backward.
  */
-public final class Linear implements AutoCloseable {
+public final class Linear extends Module implements Layer {
   private final long inputSize;
   private final long outputSize;
   private final Arena arena;
   private final Parameter weight;
   private final Parameter bias;
   private final CallGuard guard = new CallGuard("Linear", "layer");
+  /** Recorded forwards by input, so that an explicit backward of one claims its backward. */
+  private final java.util.Map<Tensor, Autograd.Recording> recordings =
+      java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
 
-  /** A layer with bias and PyTorch's default initialisation from {@code seed}. */
+  /**
+   * {@code nn.Linear(inputSize, outputSize)}: with bias, initialised from the next default seed
+   * (layers made in the same order get the same values on every run).
+   */
+  public Linear(long inputSize, long outputSize) {
+    this(inputSize, outputSize, true, Seeds.nextDefaultSeed());
+  }
+
+  /** A layer with or without bias and PyTorch's default initialisation from {@code seed}. */
   public Linear(long inputSize, long outputSize, boolean bias, long seed) {
     if (inputSize < 1 || outputSize < 1) {
       throw new IllegalArgumentException("inputSize, outputSize: expected >= 1, got " + inputSize
@@ -51,6 +63,11 @@ public final class Linear implements AutoCloseable {
       arena.close();
       throw e;
     }
+    registerParameter(weight);
+    if (this.bias != null) {
+      registerParameter(this.bias);
+    }
+    reclaimWhenUnreachable(arena);
   }
 
   private Tensor uniform(RandomGenerator random, double bound, long... dims) {
@@ -62,11 +79,6 @@ public final class Linear implements AutoCloseable {
     return t;
   }
 
-  /** {@code weight} then {@code bias} (when present). */
-  public List<Parameter> parameters() {
-    return bias == null ? List.of(weight) : List.of(weight, bias);
-  }
-
   /** The weight {@code (out, in)}. */
   public Parameter weight() {
     return weight;
@@ -75,6 +87,12 @@ public final class Linear implements AutoCloseable {
   /** The bias {@code (out)}, or null. */
   public Parameter bias() {
     return bias;
+  }
+
+  /** {@code x·Wᵀ + b} for {@code x (..., in)}; the result {@code (..., out)} in x's arena. */
+  @Override
+  public Tensor forward(Tensor input) {
+    return forward(arenaOf(input, "input"), input);
   }
 
   /** {@code x·Wᵀ + b} for {@code x (..., in)}; the result {@code (..., out)} lives in arena. */
@@ -92,23 +110,36 @@ public final class Linear implements AutoCloseable {
     long[] dims = input.shape().dims();
     dims[dims.length - 1] = outputSize;
     Tensor output = Tensor.uninitialized(arena, dims);
-    Tensor out2d = output.reshape(rows, outputSize);
-    TensorOps.matmul(input.reshape(rows, inputSize), weight.data(), out2d,
-        MatmulOptions.DEFAULT.transposeB(true));
-    if (bias != null) {
-      Tensor ones = Tensor.ones(arena, rows, 1);
-      TensorOps.matmul(ones, bias.data().reshape(1, outputSize), out2d,
-          MatmulOptions.DEFAULT.accumulate());
+    try (Autograd.Scope off = Autograd.noGrad()) {
+      Tensor out2d = output.reshape(rows, outputSize);
+      TensorOps.matmul(input.reshape(rows, inputSize), weight.data(), out2d,
+          MatmulOptions.DEFAULT.transposeB(true));
+      if (bias != null) {
+        Tensor ones = Tensor.ones(arena, rows, 1);
+        TensorOps.matmul(ones, bias.data().reshape(1, outputSize), out2d,
+            MatmulOptions.DEFAULT.accumulate());
+      }
     }
-    Tape tape = Tape.active();
-    if (tape != null) {
-      tape.record(List.of(input), List.of(output), gradients -> {
-        java.util.List<Tensor> result = new java.util.ArrayList<>();
-        result.add(gradients.get(0) == null ? null : backward(arena, input, gradients.get(0)));
-        return result;
-      });
+    java.util.List<Tensor> inputs = new java.util.ArrayList<>(java.util.Arrays.asList(
+        input, weight.data(), bias == null ? null : bias.data()));
+    Autograd.Recording recording = Autograd.recordConsumable("Linear.forward", inputs,
+        List.of(output), List.of(input, weight.data()),
+        (scratch, gradients) -> new Tensor[] {
+            gradients[0] == null ? null : backwardFromGraph(scratch, input, gradients[0]),
+            null, null});
+    if (recording != null) {
+      recordings.put(input, recording);
     }
     return output;
+  }
+
+  private Tensor backwardFromGraph(Arena scratch, Tensor input, Tensor gradOutput) {
+    guard.enter();
+    try {
+      return backwardUnguarded(scratch, input, gradOutput);
+    } finally {
+      guard.exit();
+    }
   }
 
   /**
@@ -118,6 +149,10 @@ public final class Linear implements AutoCloseable {
   public Tensor backward(Arena arena, Tensor input, Tensor gradOutput) {
     guard.enter();
     try {
+      Autograd.Recording recording = input == null ? null : recordings.remove(input);
+      if (recording != null) {
+        recording.consumeExplicitly("Linear.backward");
+      }
       return backwardUnguarded(arena, input, gradOutput);
     } finally {
       guard.exit();
@@ -132,14 +167,19 @@ public final class Linear implements AutoCloseable {
           + input.shape() + "), got shape " + gradOutput.shape());
     }
     Tensor gradInput = Tensor.uninitialized(arena, input.shape().dims());
-    Tensor dy = gradOutput.reshape(rows, outputSize);
-    Tensor x = input.reshape(rows, inputSize);
-    TensorOps.matmul(dy, weight.data(), gradInput.reshape(rows, inputSize));
-    TensorOps.matmul(dy, x, weight.grad(), MatmulOptions.DEFAULT.transposeA(true).accumulate());
-    if (bias != null) {
-      Tensor ones = Tensor.ones(arena, 1, rows);
-      TensorOps.matmul(ones, dy, bias.grad().reshape(1, outputSize),
-          MatmulOptions.DEFAULT.accumulate());
+    try (Autograd.Scope off = Autograd.noGrad()) {
+      Tensor dy = gradOutput.reshape(rows, outputSize);
+      Tensor x = input.reshape(rows, inputSize);
+      TensorOps.matmul(dy, weight.data(), gradInput.reshape(rows, inputSize));
+      if (weight.requiresGrad()) {
+        TensorOps.matmul(dy, x, weight.grad(),
+            MatmulOptions.DEFAULT.transposeA(true).accumulate());
+      }
+      if (bias != null && bias.requiresGrad()) {
+        Tensor ones = Tensor.ones(arena, 1, rows);
+        TensorOps.matmul(ones, dy, bias.grad().reshape(1, outputSize),
+            MatmulOptions.DEFAULT.accumulate());
+      }
     }
     return gradInput;
   }
@@ -157,27 +197,22 @@ public final class Linear implements AutoCloseable {
   }
 
   /** Sets the gradients to zero. */
+  @Override
   public void zeroGrad() {
     guard.enter();
     try {
-      zeroGradUnguarded();
+      super.zeroGrad();
     } finally {
       guard.exit();
     }
   }
 
-  private void zeroGradUnguarded() {
-    for (Parameter p : parameters()) {
-      p.zeroGrad();
-    }
-  }
-
   /**
    * Frees the parameters, after waiting for the calls in flight on other threads; calls that
-   * start later throw {@link IllegalStateException}. Closing again does nothing.
+   * start later throw {@link IllegalStateException}.
    */
   @Override
-  public void close() {
+  protected void closeResources() {
     guard.close(arena::close);
   }
 

@@ -8,7 +8,7 @@ import java.util.Map;
 import org.seq4j.Backend;
 import org.seq4j.Seq4j;
 import org.seq4j.Shape;
-import org.seq4j.Tape;
+import org.seq4j.Autograd;
 import org.seq4j.Tensor;
 import org.seq4j.internal.AbiConstants;
 import org.seq4j.internal.CallGuard;
@@ -30,7 +30,14 @@ import org.seq4j.internal.RecurrentLayerHandles;
  * RecurrentState}s of shape {@code (numLayers * D, N, Hout)} (and {@code (numLayers * D, N,
  * hidden)} for the LSTM cell), always batch-second as in PyTorch.
  *
- * <p>Training: {@code forward(..., Mode.TRAINING)} returns a {@link Context};
+ * <p>Autograd: while gradients are recorded (see {@link Autograd}; the parameters require them
+ * unless frozen), {@link #forward(Arena, Tensor)} runs a training forward and records it, so that
+ * {@code loss.backward()} reaches the input, the initial state and the parameters; otherwise it
+ * runs the cheaper inference forward. An explicit {@link Mode#INFERENCE} forward under recording
+ * marks its outputs, and a backward that reaches them throws instead of giving a zero gradient.
+ * Dropout between layers applies only in training mode ({@link Module#train()}).
+ *
+ * <p>Explicit training: {@code forward(..., Mode.TRAINING)} returns a {@link Context};
  * {@link #backward} returns the gradients of the input and initial state and <em>adds</em> the
  * parameter gradients into each {@link Parameter#grad()}. Truncated BPTT: feed one chunk's final
  * state as the next chunk's initial state, and stop the gradient there by not passing its gradient
@@ -41,7 +48,7 @@ import org.seq4j.internal.RecurrentLayerHandles;
  * same gradients), nor with writes to its parameters. {@link #close()} waits for the calls in
  * flight and then frees; calls that start after it throw {@link IllegalStateException}.
  */
-public abstract sealed class RecurrentLayer implements AutoCloseable permits SimpleRnn, Lstm, Gru {
+public abstract sealed class RecurrentLayer extends Module permits SimpleRnn, Lstm, Gru {
   /**
    * What a recurrent forward pass returns.
    *
@@ -81,6 +88,10 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     final Tensor[] finalCell;
     final MemorySegment[] workspaces;
     final long[] dropoutSeeds;
+    /** Whether dropout ran between layers (training forward in training mode). */
+    boolean dropped;
+    /** The graph's record of this forward, claimed by an explicit backward. */
+    volatile Autograd.Recording recording;
     /** The backend the forward ran on ({@code SEQ4J_BACKEND_*}); the backward runs on it too. */
     int backend;
 
@@ -140,11 +151,16 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
         arena.close();
       }
     }
+    for (Parameter parameter : parameterArray) {
+      registerParameter(parameter);
+    }
+    reclaimWhenUnreachable(arena);
   }
 
   // ---- parameters
 
   /** Every parameter in PyTorch's order, peepholes last within each direction. */
+  @Override
   public List<Parameter> parameters() {
     return List.copyOf(parameters.values());
   }
@@ -164,6 +180,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
   }
 
   /** Sets every parameter's gradient to zero. */
+  @Override
   public void zeroGrad() {
     guard.enter();
     try {
@@ -274,14 +291,48 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
 
   // ---- forward
 
-  /** Inference from a zero state. */
-  public Result forward(Arena arena, Tensor input) {
-    return forward(arena, input, null, null, Mode.INFERENCE);
+  /**
+   * The forward from a zero state, its results in the input's arena: recorded for autograd while
+   * gradients are recorded (a training forward), else an inference forward.
+   */
+  public Result forward(Tensor input) {
+    return forward(arenaOf(input, "input"), input);
   }
 
-  /** Inference from {@code initial} (null: zeros), as when streaming a long sequence in chunks. */
+  /** {@link #forward(Tensor)} from {@code initial} (null: zeros). */
+  public Result forward(Tensor input, RecurrentState initial) {
+    return forward(arenaOf(input, "input"), input, initial);
+  }
+
+  /**
+   * The forward from a zero state: a training forward recorded for autograd while gradients are
+   * recorded (the parameters or the input require them), else an inference forward.
+   */
+  public Result forward(Arena arena, Tensor input) {
+    return forward(arena, input, null, null, automaticMode(input, null));
+  }
+
+  /**
+   * {@link #forward(Arena, Tensor)} from {@code initial} (null: zeros), as when streaming a long
+   * sequence in chunks.
+   */
   public Result forward(Arena arena, Tensor input, RecurrentState initial) {
-    return forward(arena, input, initial, null, Mode.INFERENCE);
+    return forward(arena, input, initial, null, automaticMode(input, initial));
+  }
+
+  private Mode automaticMode(Tensor input, RecurrentState initial) {
+    return Autograd.isRecording(recordingInputs(input, initial)) ? Mode.TRAINING : Mode.INFERENCE;
+  }
+
+  private List<Tensor> recordingInputs(Tensor input, RecurrentState initial) {
+    List<Tensor> inputs = new ArrayList<>();
+    inputs.add(input);
+    inputs.add(initial == null ? null : initial.hidden());
+    inputs.add(initial == null ? null : initial.cell());
+    for (Parameter p : parameterArray) {
+      inputs.add(p.data());
+    }
+    return inputs;
   }
 
   /**
@@ -322,31 +373,43 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
     Context context = mode == Mode.TRAINING
         ? new Context(this, steps, batch, lengthSegment, config.numLayers()) : null;
     run(arena, input, initial, lengthSegment, steps, batch, output, finalState, context, null);
-    Tape tape = Tape.active();
-    if (context != null && tape != null) {
-      record(tape, arena, input, initial, output, finalState, context);
-    }
-    return new Result(output, finalState, context);
-  }
-
-  /** Registers this training forward's backward on the tape. */
-  private void record(Tape tape, Arena arena, Tensor input, RecurrentState initial, Tensor output,
-      RecurrentState finalState, Context context) {
-    List<Tensor> inputs = new ArrayList<>();
-    inputs.add(input);
-    inputs.add(initial == null ? null : initial.hidden());
-    inputs.add(initial == null ? null : initial.cell());
     List<Tensor> outputs = new ArrayList<>();
     outputs.add(output);
     outputs.add(finalState.hidden());
     if (hasCell()) {
       outputs.add(finalState.cell());
     }
-    tape.record(inputs, outputs, gradients -> {
-      Tensor gradOutput = gradients.get(0) != null ? gradients.get(0)
+    if (context != null) {
+      record(input, initial, outputs, finalState, context);
+    } else {
+      Autograd.recordUnsupported(typeName + ".forward(Mode.INFERENCE)", "an inference forward"
+          + " keeps nothing for a backward; use forward(arena, input) (it records while gradients"
+          + " are recorded) or Mode.TRAINING, or run it inside Autograd.noGrad() if no gradient"
+          + " is wanted", recordingInputs(input, initial), outputs);
+    }
+    return new Result(output, finalState, context);
+  }
+
+  /** Records this training forward's backward for autograd. */
+  private void record(Tensor input, RecurrentState initial, List<Tensor> outputs,
+      RecurrentState finalState, Context context) {
+    Tensor output = outputs.get(0);
+    List<Tensor> inputs = recordingInputs(input, initial);
+    List<Tensor> saved = new ArrayList<>();
+    saved.add(input);
+    if (initial != null) {
+      saved.add(initial.hidden());
+      saved.add(initial.cell());
+    }
+    for (Parameter p : parameterArray) {
+      saved.add(p.data());
+    }
+    context.recording = Autograd.recordConsumable(typeName + ".forward", inputs, outputs, saved,
+        (arena, gradients) -> {
+      Tensor gradOutput = gradients[0] != null ? gradients[0]
           : Tensor.zeros(arena, output.shape().dims());
-      Tensor gradHidden = gradients.get(1);
-      Tensor gradCell = hasCell() ? gradients.get(2) : null;
+      Tensor gradHidden = gradients[1];
+      Tensor gradCell = hasCell() ? gradients[2] : null;
       RecurrentState gradFinal = null;
       if (gradHidden != null || gradCell != null) {
         gradFinal = new RecurrentState(
@@ -355,13 +418,23 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
             !hasCell() ? null : gradCell != null ? gradCell
                 : Tensor.zeros(arena, finalState.cell().shape().dims()));
       }
-      Gradients grads = backward(arena, context, gradOutput, gradFinal);
-      List<Tensor> result = new ArrayList<>();
-      result.add(grads.input());
-      result.add(grads.initialState().hidden());
-      result.add(grads.initialState().cell());
+      Gradients grads = backwardFromGraph(arena, context, gradOutput, gradFinal);
+      Tensor[] result = new Tensor[inputs.size()];
+      result[0] = grads.input();
+      result[1] = grads.initialState().hidden();
+      result[2] = grads.initialState().cell();
       return result;
     });
+  }
+
+  private Gradients backwardFromGraph(Arena arena, Context context, Tensor gradOutput,
+      RecurrentState gradFinalState) {
+    guard.enter();
+    try {
+      return backwardUnguarded(arena, context, gradOutput, gradFinalState);
+    } finally {
+      guard.exit();
+    }
   }
 
   /**
@@ -531,7 +604,8 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
           hN.segment(), segmentOrNull(cN), workspace, layerInput.segment(), segmentOrNull(h0),
           segmentOrNull(c0), lengths, steps, batch);
       if (!last) {
-        if (training && config.dropout() > 0f) {
+        if (training && config.dropout() > 0f && isTraining()) {
+          context.dropped = true;
           long seed = callSeed + layer;
           context.dropoutSeeds[layer] = seed;
           Tensor dropped = Tensor.uninitialized(arena, steps, batch, width);
@@ -551,7 +625,9 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
 
   /**
    * Backpropagation through time of one training forward. May be called more than once; each call
-   * adds the parameter gradients again.
+   * adds the parameter gradients again. A forward that autograd recorded gives either this
+   * explicit backward or the graph's, not both: the second of the two throws {@link
+   * IllegalStateException}, so no gradient is added twice.
    *
    * @param arena where the returned gradients live
    * @param context the context of a {@link Mode#TRAINING} forward of this layer
@@ -562,6 +638,10 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
       RecurrentState gradFinalState) {
     guard.enter();
     try {
+      Autograd.Recording recording = context == null ? null : context.recording;
+      if (recording != null && context.layer == this) {
+        recording.consumeExplicitly(typeName + ".backward");
+      }
       return backwardUnguarded(arena, context, gradOutput, gradFinalState);
     } finally {
       guard.exit();
@@ -623,7 +703,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
           segmentOrNull(context.initialCell[layer]), context.outputs[layer].segment(),
           context.finalHidden[layer].segment(), segmentOrNull(context.finalCell[layer]),
           context.lengths, steps, batch);
-      if (layer > 0 && config.dropout() > 0f) {
+      if (layer > 0 && config.dropout() > 0f && context.dropped) {
         dropout(gradLayerInput, gradLayerInput, context.dropoutSeeds[layer - 1]);
       }
       gradLayerOutput = gradLayerInput;
@@ -657,7 +737,7 @@ public abstract sealed class RecurrentLayer implements AutoCloseable permits Sim
    * calls that start after it throw {@link IllegalStateException}. Closing again does nothing.
    */
   @Override
-  public void close() {
+  protected void closeResources() {
     guard.close(arena::close);
   }
 

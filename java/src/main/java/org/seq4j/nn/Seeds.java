@@ -17,6 +17,18 @@ final class Seeds {
 
   private Seeds() {}
 
+  private static final java.util.concurrent.atomic.AtomicLong DEFAULT_SEEDS =
+      new java.util.concurrent.atomic.AtomicLong();
+
+  /**
+   * The seed of a layer made without one: {@link #mix} of {@link #DEFAULT_SEED} and a process-wide
+   * counter, so two such layers differ (as two {@code nn.Linear} in PyTorch do) and a program that
+   * makes its layers in the same order gets the same values on every run.
+   */
+  static long nextDefaultSeed() {
+    return mix(DEFAULT_SEED, DEFAULT_SEEDS.getAndIncrement());
+  }
+
   /** The generator of initial values for {@code seed}. */
   static RandomGenerator generator(long seed) {
     return RandomGeneratorFactory.of("L64X128MixRandom").create(seed);

@@ -335,7 +335,7 @@ abstract class RecurrentLayerTest {
       float[] inference;
       float[] trainingA;
       try (Gru gru = Gru.builder(6, 8).numLayers(2).dropout(0.5f).seed(9).build()) {
-        inference = gru.forward(arena, x).output().toArray();
+        inference = gru.forward(arena, x, null, null, Mode.INFERENCE).output().toArray();
         trainingA = gru.forward(arena, x, null, null, Mode.TRAINING).output().toArray();
       }
       float[] trainingB;
@@ -424,7 +424,7 @@ abstract class RecurrentLayerTest {
           Tensor.zeros(arena, 1, 1, 16));
       Tensor out = Tensor.zeros(arena, 1, 1, 16);
       lstm.forward(step, null, out, a);
-      RecurrentLayer.Result reference = lstm.forward(arena, step);
+      RecurrentLayer.Result reference = lstm.forward(arena, step, null, null, Mode.INFERENCE);
       assertArrayEquals(reference.output().toArray(), out.toArray());
       var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
       for (int i = 0; i < 20_000; i++) { // warm up, ping-ponging the state
@@ -544,7 +544,8 @@ abstract class RecurrentLayerTest {
       assertTrue(e.getMessage().startsWith("context: it belongs to another layer"));
       assertThrows(NullPointerException.class,
           () -> other.backward(arena, null, Tensor.zeros(arena, 5, 2, 4), null));
-      var noContext = other.forward(arena, Tensor.zeros(arena, 5, 2, 3));
+      var noContext =
+          other.forward(arena, Tensor.zeros(arena, 5, 2, 3), null, null, Mode.INFERENCE);
       assertNull(noContext.context(), "inference saves nothing");
     }
   }
