@@ -187,6 +187,34 @@ public final class Autograd {
   }
 
   /**
+   * As {@link #recordUnsupported}, for a call that writes its results into tensors the caller
+   * passed (a streaming step, a forward into preallocated tensors): each written tensor that is
+   * not a leaf requiring a gradient is marked, replacing an earlier such mark, so that a backward
+   * reaching it throws instead of giving a zero gradient.
+   *
+   * @return whether it marked them
+   */
+  public static boolean recordUnsupportedInPlace(String operation, String remedy,
+      List<Tensor> inputs, List<Tensor> written) {
+    if (!isRecording(inputs)) {
+      return false;
+    }
+    Node node = new Node(operation, inputs, written.size(), List.of(), null, remedy);
+    for (int i = 0; i < written.size(); i++) {
+      Tensor out = written.get(i);
+      if (out == null || out.autograd.leaf) {
+        continue;
+      }
+      Node previous = out.autograd.origin;
+      if (previous == null || previous.unsupportedRemedy != null) {
+        out.autograd.origin = node;
+        out.autograd.outputIndex = i;
+      }
+    }
+    return true;
+  }
+
+  /**
    * A handle on a recorded operation for layers whose explicit {@code backward} takes a context:
    * returned by {@link #recordConsumable}; {@link #consumeExplicitly} at the start of the
    * explicit backward makes that backward and the graph's mutually exclusive.
@@ -221,7 +249,8 @@ public final class Autograd {
 
   /**
    * As {@link #record}, for a layer whose explicit backward may also run on the same forward:
-   * returns the handle the explicit backward claims, or null when nothing was recorded.
+   * returns the handle the explicit backward claims, or null when nothing was recorded. The
+   * handle stays reachable as long as the outputs are, so a layer may keep it in a weak map.
    */
   public static Recording recordConsumable(String operation, List<Tensor> inputs,
       List<Tensor> outputs, List<Tensor> saved, Backward backward) {
@@ -232,7 +261,9 @@ public final class Autograd {
     }
     Node node = new Node(operation, inputs, outputs.size(), saved, backward, null);
     attach(node, outputs);
-    return new Recording(node);
+    Recording recording = new Recording(node);
+    node.recording = recording; // lives as long as the outputs: callers may hold it weakly
+    return recording;
   }
 
   private static void attach(Node node, List<Tensor> outputs) {
@@ -283,6 +314,7 @@ public final class Autograd {
     Backward backward;
     final String unsupportedRemedy;
     String consumedBy;
+    Recording recording;
 
     Node(String operation, List<Tensor> inputs, int outputCount, List<Tensor> saved,
         Backward backward, String unsupportedRemedy) {

@@ -22,7 +22,8 @@ public final class Embedding extends Module implements Layer {
   private final Parameter weight;
   private final CallGuard guard = new CallGuard("Embedding", "layer");
   /** Recorded forwards by their indices array, so that an explicit backward claims its one. */
-  private final java.util.Map<long[], Autograd.Recording> recordings =
+  private final java.util.Map<long[], java.lang.ref.WeakReference<Autograd.Recording>>
+      recordings =
       java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
 
   /**
@@ -119,7 +120,7 @@ public final class Embedding extends Module implements Layer {
           return new Tensor[] {null};
         });
     if (recording != null) {
-      recordings.put(indices, recording);
+      recordings.put(indices, new java.lang.ref.WeakReference<>(recording));
     }
     return out;
   }
@@ -135,7 +136,8 @@ public final class Embedding extends Module implements Layer {
   }
 
   private void backwardUnguarded(long[] indices, Tensor gradOutput) {
-    Autograd.Recording recording = indices == null ? null : recordings.remove(indices);
+    var held = indices == null ? null : recordings.remove(indices);
+    Autograd.Recording recording = held == null ? null : held.get();
     if (recording != null) {
       recording.consumeExplicitly("Embedding.backward");
     }

@@ -29,7 +29,8 @@ public final class Linear extends Module implements Layer {
   private final Parameter bias;
   private final CallGuard guard = new CallGuard("Linear", "layer");
   /** Recorded forwards by input, so that an explicit backward of one claims its backward. */
-  private final java.util.Map<Tensor, Autograd.Recording> recordings =
+  private final java.util.Map<Tensor, java.lang.ref.WeakReference<Autograd.Recording>>
+      recordings =
       java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
 
   /**
@@ -128,7 +129,7 @@ public final class Linear extends Module implements Layer {
             gradients[0] == null ? null : backwardFromGraph(scratch, input, gradients[0]),
             null, null});
     if (recording != null) {
-      recordings.put(input, recording);
+      recordings.put(input, new java.lang.ref.WeakReference<>(recording));
     }
     return output;
   }
@@ -149,7 +150,8 @@ public final class Linear extends Module implements Layer {
   public Tensor backward(Arena arena, Tensor input, Tensor gradOutput) {
     guard.enter();
     try {
-      Autograd.Recording recording = input == null ? null : recordings.remove(input);
+      var held = input == null ? null : recordings.remove(input);
+      Autograd.Recording recording = held == null ? null : held.get();
       if (recording != null) {
         recording.consumeExplicitly("Linear.backward");
       }

@@ -43,7 +43,9 @@ import org.seq4j.internal.RecurrentLayerHandles;
  * state as the next chunk's initial state, and stop the gradient there by not passing its gradient
  * on.
  *
- * <p>Threads: inference calls may run concurrently from many threads on one layer. Training
+ * <p>Threads: inference calls may run concurrently from many threads on one layer (an inference
+ * call is one under {@link Autograd#noGrad()} or on frozen parameters, or an explicit {@link
+ * Mode#INFERENCE} one; under noGrad the streaming paths allocate nothing once warm). Training
  * forwards and backwards of one layer must not run concurrently with each other (they add into the
  * same gradients), nor with writes to its parameters. {@link #close()} waits for the calls in
  * flight and then frees; calls that start after it throw {@link IllegalStateException}.
@@ -485,6 +487,32 @@ public abstract sealed class RecurrentLayer extends Module permits SimpleRnn, Ls
     }
     run(null, input, initial, MemorySegment.NULL, steps, batch, output, finalState, null,
         RecurrentScratch.current());
+    if (Autograd.isGradEnabled()) { // skips the lists on the service path under noGrad
+      List<Tensor> written = new ArrayList<>(List.of(output, finalState.hidden()));
+      if (hasCell()) {
+        written.add(finalState.cell());
+      }
+      markWritten(typeName + ".forward(input, initial, output, finalState)",
+          recordingInputs(input, initial), written);
+    } else {
+      output.markChanged();
+      finalState.hidden().markChanged();
+      if (hasCell()) {
+        finalState.cell().markChanged();
+      }
+    }
+  }
+
+  /** Counts the in-place writes and marks them as results that cannot give gradients. */
+  private static void markWritten(String call, List<Tensor> inputs, List<Tensor> written) {
+    for (Tensor t : written) {
+      if (t != null) {
+        t.markChanged();
+      }
+    }
+    Autograd.recordUnsupportedInPlace(call, "it writes into the caller's tensors and keeps"
+        + " nothing for a backward; use forward(arena, input) for training, or run it inside"
+        + " Autograd.noGrad()", inputs, written);
   }
 
   /**
@@ -527,6 +555,21 @@ public abstract sealed class RecurrentLayer extends Module permits SimpleRnn, Ls
       long top = (long) (config.numLayers() - 1) * batch * outputSize * Float.BYTES;
       MemorySegment.copy(state.hidden().segment(), top, output.segment(), 0,
           batch * outputSize * Float.BYTES);
+    }
+    if (Autograd.isGradEnabled()) { // skips the lists on the streaming path under noGrad
+      List<Tensor> written = new ArrayList<>();
+      written.add(state.hidden());
+      written.add(hasCell() ? state.cell() : null);
+      written.add(output);
+      markWritten(typeName + ".step", recordingInputs(input, state), written);
+    } else {
+      state.hidden().markChanged();
+      if (hasCell()) {
+        state.cell().markChanged();
+      }
+      if (output != null) {
+        output.markChanged();
+      }
     }
   }
 
