@@ -70,7 +70,7 @@ final class Plot {
     null, {9f, 5f}, {0.1f, 5f}, {12f, 4f, 2f, 4f}, {5f, 3f}, {0.1f, 3.5f}
   };
   private static final float[] WIDTHS = {3.8f, 2.6f, 2.4f, 1.6f, 1.4f};
-  private static final double[] MARKER_SIZES = {9, 7, 6, 5.5, 5};
+  private static final double[] MARKER_SIZES = {9, 8, 8.5, 8, 7.5};
   private static final int MAX_Y_INTERVALS = 8;
   private static final int MAX_X_INTERVALS = 10;
   private static final int WIDTH = 900;
@@ -532,22 +532,21 @@ final class Plot {
   }
 
   /**
-   * Which points of a series of {@code n} get a marker: all of them up to 20 points, otherwise about
-   * 12 evenly spaced ones, shifted from series to series so markers of coinciding lines interleave.
+   * Which points of a series of {@code n} get a marker: about 12 evenly spaced ones (all of them
+   * for a short single series), those of series {@code s} shifted by {@code s / seriesCount} of the
+   * spacing, so no two series put a marker on the same point and markers of coinciding lines
+   * interleave instead of covering each other.
    */
   static int[] markerIndices(int n, int s, int seriesCount) {
-    if (n <= 20) {
-      int[] all = new int[n];
-      for (int i = 0; i < n; i++) {
-        all[i] = i;
-      }
-      return all;
-    }
-    double spacing = (n - 1) / 12.0;
-    double offset = spacing * s / Math.max(1, seriesCount);
+    int count = Math.max(1, seriesCount);
+    double spacing = Math.max(count, (n - 1) / 12.0);
+    double offset = spacing * (s % count) / count;
     List<Integer> indices = new ArrayList<>();
     for (double p = offset; p <= n - 1 + 1e-9; p += spacing) {
-      indices.add((int) Math.round(p));
+      int i = (int) Math.round(p);
+      if (indices.isEmpty() || indices.get(indices.size() - 1) != i) {
+        indices.add(i);
+      }
     }
     return indices.stream().mapToInt(Integer::intValue).toArray();
   }

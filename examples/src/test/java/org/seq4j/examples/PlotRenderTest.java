@@ -107,6 +107,26 @@ class PlotRenderTest {
   }
 
   @Test
+  void markersOfDifferentSeriesNeverShareAPoint() {
+    for (int n : new int[] {1, 2, 8, 14, 30, 100}) {
+      for (int count = 1; count <= 4; count++) {
+        java.util.Set<Integer> seen = new java.util.HashSet<>();
+        for (int s = 0; s < count; s++) {
+          int[] indices = Plot.markerIndices(n, s, count);
+          for (int i : indices) {
+            assertTrue(i >= 0 && i < n, n + " points: index " + i);
+            assertTrue(seen.add(i), n + " points, " + count + " series: shared marker at " + i);
+          }
+          assertTrue(indices.length <= 14, n + " points: " + indices.length + " markers");
+        }
+        assertTrue(Plot.markerIndices(n, 0, count).length >= Math.min(n, 2) / count,
+            n + " points, " + count + " series: series 0 has markers");
+      }
+    }
+    assertEquals(8, Plot.markerIndices(8, 0, 1).length, "a short single series: every point");
+  }
+
+  @Test
   void narrowRangeIsLinearAndEmptyPlotStillRenders() throws Exception {
     Plot plot = new Plot("Loss", "epoch", "cross-entropy", true)
         .line("a", new double[] {2.1, 1.8, 1.7, 1.65})
