@@ -47,6 +47,10 @@ final class Progress {
     return console != null && console.isTerminal();
   }
 
+  /**
+   * Reports {@code done} of {@code total} epochs, the loss and {@code samples} processed so far (for
+   * the speed); on a terminal the line is finished with a newline once {@code done == total}.
+   */
   void update(int done, double loss, long samples) {
     double seconds = (System.nanoTime() - start) / 1e9;
     double speed = seconds > 0 ? samples / seconds : 0;
