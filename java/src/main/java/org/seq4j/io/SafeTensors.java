@@ -35,14 +35,52 @@ import org.seq4j.internal.Checks;
 /**
  * Reads and writes the safetensors format (Hugging Face): an 8-byte little-endian header length
  * {@code N}, {@code N} bytes of UTF-8 JSON naming each tensor's dtype, shape and byte range, then
- * the raw little-endian data. seq4j writes F32 tensors; files written here load in PyTorch with
- * {@code safetensors.torch.load_file}, and PyTorch's F32 files load here.
+ * the raw little-endian data. Files written here load in PyTorch with {@code
+ * safetensors.torch.load_file}, and the files of {@code safetensors.torch.save_file(
+ * model.state_dict())} load here, whatever their floating-point dtype.
  *
  * <pre>{@code
  * SafeTensors.write(path, Map.of("weight_ih_l0", w), Map.of("step", "100"));
  * SafeTensors.File file = SafeTensors.read(path, arena);
  * Tensor w = file.tensors().get("weight_ih_l0");
+ *
+ * SafeTensors.write(half, tensors, Map.of(), SafeTensors.StorageDType.BF16); // half the size
+ * try (SafeTensors.Reader reader = SafeTensors.open(path)) { // reads the header only
+ *   Shape shape = reader.entries().get("weight_ih_l0").shape();
+ *   Tensor one = reader.read(arena, "weight_ih_l0");           // reads that tensor's bytes only
+ * }
  * }</pre>
+ *
+ * <h2>Dtypes</h2>
+ *
+ * seq4j's tensors are F32. Reading converts each tensor to F32 exactly as PyTorch's {@code
+ * .float()} does:
+ *
+ * <ul>
+ *   <li>{@code F32}: copied bit for bit;
+ *   <li>{@code F16} (IEEE binary16) and {@code BF16} (bfloat16): exact, as every value of theirs
+ *       is a float, subnormals, ±0, ±inf and NaN included;
+ *   <li>{@code F64}: rounded to the nearest float, ties to even; beyond the float range it
+ *       overflows to ±inf, and NaN stays NaN.
+ * </ul>
+ *
+ * A tensor of any other dtype of the format ({@code I64}, {@code I32}, {@code BOOL}, {@code U8},
+ * {@code F8_E4M3}, ...) is not converted: naming it in {@link Reader#read(Arena, Collection)} is
+ * an {@link IOException} naming the file, the tensor and its dtype, and {@link #read(Path, Arena)}
+ * refuses a file holding one before allocating anything. {@link Entry#readable()} tells which
+ * tensors of a file can be read, so that a caller can read the others (PyTorch's {@code
+ * num_batches_tracked} counters are I64, for example).
+ *
+ * <p>Writing stores F32 by default, or BF16 on request ({@link StorageDType#BF16}): each float is
+ * rounded to the nearest bfloat16, ties to even, as PyTorch's {@code .to(torch.bfloat16)} does;
+ * NaN is written as the quiet NaN {@code 0x7FC0}, as PyTorch's scalar conversion writes it.
+ *
+ * <h2>Reading on demand</h2>
+ *
+ * {@link #open} reads the 8-byte length and the header, nothing else: the names, dtypes, shapes
+ * and metadata of a file are known without reading or allocating its tensors. {@link
+ * Reader#read(Arena, Collection)} then reads the bytes of the chosen tensors only, by positional
+ * reads of the open file.
  *
  * <h2>Validation</h2>
  *
@@ -72,8 +110,7 @@ import org.seq4j.internal.Checks;
  * </ul>
  *
  * Every violation is an {@link IOException} whose message names the file and, where the fault is
- * in one entry, the tensor. seq4j reads F32 tensors only; a valid entry of another dtype is
- * refused with a message naming it.
+ * in one entry, the tensor. These checks hold for every dtype of the format, readable or not.
  */
 public final class SafeTensors {
   /** The largest header accepted, in bytes: the Rust reference's {@code MAX_HEADER_SIZE}. */
@@ -90,6 +127,15 @@ public final class SafeTensors {
 
   private static final ValueLayout.OfFloat FILE_FLOAT =
       ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+  private static final ValueLayout.OfShort FILE_SHORT =
+      ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+  private static final ValueLayout.OfDouble FILE_DOUBLE =
+      ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+  /** The dtypes that reading converts to F32. */
+  private static final List<String> READABLE = List.of("F32", "F16", "BF16", "F64");
 
   /** The dtypes of the format and their element sizes in bytes. */
   private static final Map<String, Integer> DTYPE_BYTES = dtypes();
@@ -113,7 +159,38 @@ public final class SafeTensors {
     return Collections.unmodifiableMap(sizes);
   }
 
-  /** The contents of a file: tensors in header order, and the string metadata. */
+  /**
+   * The dtype in which {@link #write(Path, Map, Map, StorageDType)} stores tensors. Reading
+   * accepts more (see the class comment).
+   */
+  public enum StorageDType {
+    /** IEEE 754 binary32, bit for bit: the default, exact. */
+    F32(4),
+    /**
+     * bfloat16: half the bytes, each float rounded to the nearest bfloat16 (ties to even) as
+     * PyTorch's {@code .to(torch.bfloat16)} does; NaN stays NaN ({@code 0x7FC0}). Its 8-bit
+     * significand keeps about 3 significant decimal digits.
+     */
+    BF16(2);
+
+    private final int byteSize;
+
+    StorageDType(int byteSize) {
+      this.byteSize = byteSize;
+    }
+
+    /** Bytes per element in the file. */
+    public int byteSize() {
+      return byteSize;
+    }
+  }
+
+  /**
+   * The contents of a file: tensors in header order, all F32, and the string metadata.
+   *
+   * @param tensors the tensors by name, in header order
+   * @param metadata the {@code __metadata__} strings; empty when the file has none
+   */
   public record File(Map<String, Tensor> tensors, Map<String, String> metadata) {}
 
   /**
@@ -130,28 +207,59 @@ public final class SafeTensors {
     public long byteSize() {
       return end - begin;
     }
+
+    /**
+     * Whether seq4j can read this tensor: its dtype is F32, F16, BF16 or F64, which reading
+     * converts to F32.
+     */
+    public boolean readable() {
+      return READABLE.contains(dtype);
+    }
   }
 
   // ---- writing
 
   /**
-   * Writes the tensors (in map order) and metadata to {@code path}, atomically: everything is
-   * validated first, then a temporary file in the same folder is written, forced to disk and
-   * renamed over the target, so a failure or crash never leaves half a file and never destroys the
-   * previous one.
+   * Writes the tensors (in map order) as F32, and the metadata, to {@code path}, atomically: {@link
+   * #write(Path, Map, Map, StorageDType)} with {@link StorageDType#F32}.
    *
+   * @param path the file to write or replace
+   * @param tensors the tensors by name, written in map order
    * @param metadata string metadata; may be null or empty
+   * @throws IOException if the file cannot be written
+   * @throws IllegalArgumentException if a name or value would make an invalid file (see {@link
+   *     #write(Path, Map, Map, StorageDType)})
+   * @throws IllegalStateException if a tensor's arena is closed
+   */
+  public static void write(Path path, Map<String, Tensor> tensors, Map<String, String> metadata)
+      throws IOException {
+    write(path, tensors, metadata, StorageDType.F32);
+  }
+
+  /**
+   * Writes the tensors (in map order), stored as {@code dtype}, and metadata to {@code path},
+   * atomically: everything is validated first, then a temporary file in the same folder is
+   * written, forced to disk and renamed over the target, so a failure or crash never leaves half a
+   * file and never destroys the previous one.
+   *
+   * @param path the file to write or replace
+   * @param tensors the tensors by name, written in map order
+   * @param metadata string metadata; may be null or empty
+   * @param dtype how the tensors are stored: {@link StorageDType#F32} exactly, or {@link
+   *     StorageDType#BF16} rounded to nearest even
+   * @throws IOException if the file cannot be written
    * @throws IllegalArgumentException if a name or value would make an invalid file: a null name,
    *     tensor or metadata entry, the reserved name {@code __metadata__}, text that is not
    *     well-formed Unicode (an unpaired surrogate cannot be written as UTF-8), or a header larger
    *     than {@link #MAX_HEADER_BYTES}
    * @throws IllegalStateException if a tensor's arena is closed
    */
-  public static void write(Path path, Map<String, Tensor> tensors, Map<String, String> metadata)
-      throws IOException {
+  public static void write(Path path, Map<String, Tensor> tensors, Map<String, String> metadata,
+      StorageDType dtype) throws IOException {
     Objects.requireNonNull(path, "path");
     Objects.requireNonNull(tensors, "tensors");
-    byte[] json = header(tensors, metadata == null ? Map.of() : metadata);
+    Objects.requireNonNull(dtype, "dtype");
+    byte[] json = header(tensors, metadata == null ? Map.of() : metadata, dtype);
     int padding = (8 - json.length % 8) % 8; // keeps the data 8-byte aligned, as the reference does
     Path folder = path.toAbsolutePath().getParent();
     Files.createDirectories(folder);
@@ -170,11 +278,20 @@ public final class SafeTensors {
         for (Map.Entry<String, Tensor> entry : tensors.entrySet()) {
           Tensor tensor = entry.getValue();
           Checks.usable(tensor.segment(), "tensors[" + display(entry.getKey()) + "]");
-          long bytes = tensor.size() * DType.F32.byteSize(); // checked by header()
+          long bytes = tensor.size() * dtype.byteSize(); // checked by header()
           for (long done = 0; done < bytes; ) {
             int n = (int) Math.min(CHUNK_BYTES, bytes - done);
-            MemorySegment.copy(tensor.segment(), ValueLayout.JAVA_FLOAT_UNALIGNED, done,
-                chunkSegment, FILE_FLOAT, 0, n / DType.F32.byteSize());
+            long first = done / dtype.byteSize(); // the chunk's first element
+            int count = n / dtype.byteSize();
+            if (dtype == StorageDType.F32) {
+              MemorySegment.copy(tensor.segment(), ValueLayout.JAVA_FLOAT_UNALIGNED,
+                  first * DType.F32.byteSize(), chunkSegment, FILE_FLOAT, 0, count);
+            } else {
+              for (int i = 0; i < count; i++) {
+                chunkSegment.setAtIndex(FILE_SHORT, i, floatToBf16(tensor.segment()
+                    .getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, first + i)));
+              }
+            }
             writeFully(channel, ByteBuffer.wrap(chunk, 0, n));
             done += n;
           }
@@ -194,7 +311,8 @@ public final class SafeTensors {
   }
 
   /** The JSON header of a file, after checking every name, value and size. */
-  private static byte[] header(Map<String, Tensor> tensors, Map<String, String> metadata) {
+  private static byte[] header(Map<String, Tensor> tensors, Map<String, String> metadata,
+      StorageDType dtype) {
     StringBuilder header = new StringBuilder("{");
     if (!metadata.isEmpty()) {
       header.append(quote(METADATA)).append(":{");
@@ -232,9 +350,9 @@ public final class SafeTensors {
       Checks.usable(tensor.segment(), "tensors[" + display(name) + "]");
       long bytes;
       try {
-        bytes = Math.multiplyExact(tensor.size(), (long) DType.F32.byteSize());
+        bytes = Math.multiplyExact(tensor.size(), (long) dtype.byteSize());
         header.append(header.length() > 1 ? "," : "").append(quote(name))
-            .append(":{\"dtype\":\"F32\",\"shape\":[");
+            .append(":{\"dtype\":\"").append(dtype.name()).append("\",\"shape\":[");
         long[] dims = tensor.shape().dims();
         for (int i = 0; i < dims.length; i++) {
           header.append(i == 0 ? "" : ",").append(dims[i]);
@@ -289,32 +407,116 @@ public final class SafeTensors {
     }
   }
 
+  // ---- conversions (package-private for the tests)
+
+  /** bfloat16 to float, exactly: a bfloat16 is the upper half of a float's bits. */
+  static float bf16ToFloat(short bits) {
+    return Float.intBitsToFloat((bits & 0xffff) << 16);
+  }
+
+  /** IEEE binary16 to float, exactly (subnormals, ±inf and NaN payloads included). */
+  static float f16ToFloat(short bits) {
+    return Float.float16ToFloat(bits);
+  }
+
+  /**
+   * double to float as a C cast and PyTorch's {@code .float()}: round to nearest, ties to even;
+   * beyond the float range ±inf; NaN stays NaN (Java's narrowing conversion, JLS 5.1.3).
+   */
+  static float f64ToFloat(double value) {
+    return (float) value;
+  }
+
+  /**
+   * float to bfloat16, rounded to nearest with ties to even, as PyTorch's {@code
+   * c10::BFloat16}: adding {@code 0x7FFF} plus the lowest kept bit to the float's bits rounds
+   * their upper half (a carry out of the significand raises the exponent, up to ±inf); NaN
+   * becomes the quiet NaN {@code 0x7FC0}.
+   */
+  static short floatToBf16(float value) {
+    if (Float.isNaN(value)) {
+      return (short) 0x7FC0;
+    }
+    int bits = Float.floatToRawIntBits(value);
+    return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+  }
+
+  /**
+   * Converts {@code count} elements of the file's {@code dtype} at the start of {@code from} to
+   * floats at element {@code toIndex} of {@code target}.
+   */
+  private static void decode(String dtype, MemorySegment from, int count, MemorySegment target,
+      long toIndex) {
+    ValueLayout.OfFloat out = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    switch (dtype) {
+      case "F32" -> MemorySegment.copy(from, FILE_FLOAT, 0, target, out,
+          toIndex * DType.F32.byteSize(), count);
+      case "BF16" -> {
+        for (int i = 0; i < count; i++) {
+          target.setAtIndex(out, toIndex + i, bf16ToFloat(from.getAtIndex(FILE_SHORT, i)));
+        }
+      }
+      case "F16" -> {
+        for (int i = 0; i < count; i++) {
+          target.setAtIndex(out, toIndex + i, f16ToFloat(from.getAtIndex(FILE_SHORT, i)));
+        }
+      }
+      case "F64" -> {
+        for (int i = 0; i < count; i++) {
+          target.setAtIndex(out, toIndex + i, f64ToFloat(from.getAtIndex(FILE_DOUBLE, i)));
+        }
+      }
+      default -> throw new AssertionError("not a readable dtype: " + dtype); // checked before
+    }
+  }
+
   // ---- reading
 
   /**
-   * Reads every tensor of a file into new tensors in {@code arena}. Nothing is allocated until the
-   * whole header is validated.
+   * Reads every tensor of a file into new F32 tensors in {@code arena}, converting F16, BF16 and
+   * F64 (see the class comment). Nothing is allocated until the whole header is validated and
+   * every tensor is known to be readable.
    *
+   * @param path the file
+   * @param arena where the tensors are allocated
+   * @return the tensors in header order, and the metadata
    * @throws IOException if the file cannot be read or is not valid safetensors, or holds a tensor
-   *     of another dtype than F32 (the message names the file and the tensor and says what is
-   *     wrong)
+   *     of a dtype seq4j does not convert (I64, BOOL, ...; the message names the file, the tensor
+   *     and the dtype; {@link #open} and {@link Reader#read(Arena, Collection)} read the others)
    */
   public static File read(Path path, Arena arena) throws IOException {
     Objects.requireNonNull(arena, "arena");
     try (Reader reader = open(path)) {
+      for (Entry e : reader.entries().values()) {
+        if (!e.readable()) {
+          throw reader.tensorError(e.name(), "dtype is " + e.dtype() + ", which seq4j does not"
+              + " convert to F32 (it reads " + String.join(", ", READABLE) + "); to read the"
+              + " other tensors, open the file and read them by name (Entry.readable())");
+        }
+      }
       return new File(reader.read(arena, reader.entries().keySet()), reader.metadata());
     }
   }
 
   /**
-   * Opens a file and validates its header completely (see the class comment), without reading
-   * any tensor data: for inspecting a file, or for reading some of its tensors.
+   * Opens a file and validates its header completely (see the class comment), reading its
+   * length and header only, not its tensor data: for inspecting a file (names, dtypes, shapes,
+   * metadata), or for reading some of its tensors. The caller closes the reader.
    *
+   * @param path the file
+   * @return the open, validated file
    * @throws IOException if the file cannot be read or its header is not valid safetensors
    */
   public static Reader open(Path path) throws IOException {
     Objects.requireNonNull(path, "path");
-    FileChannel channel = FileChannel.open(path, StandardOpenOption.READ);
+    return open(path, FileChannel.open(path, StandardOpenOption.READ));
+  }
+
+  /**
+   * {@link #open(Path)} on a channel already open (the tests count the bytes it reads); closes the
+   * channel when the header is invalid.
+   */
+  static Reader open(Path path, FileChannel channel) throws IOException {
     try {
       return new Reader(path, channel);
     } catch (IOException | RuntimeException | Error e) {
@@ -531,11 +733,29 @@ public final class SafeTensors {
     }
 
     /**
-     * Reads the named tensors into new tensors in {@code arena}, in the order given. All names are
-     * checked (present, F32) before anything is allocated.
+     * Reads one tensor into a new F32 tensor in {@code arena}: {@link #read(Arena, Collection)}
+     * of that name alone, which reads its bytes only.
      *
-     * @throws IOException if a name is not in the file, a tensor is not F32, or the file ends
-     *     early (it was truncated after it was opened)
+     * @param arena where the tensor is allocated
+     * @param name the tensor's key
+     * @return the tensor, converted to F32
+     * @throws IOException as {@link #read(Arena, Collection)}
+     */
+    public Tensor read(Arena arena, String name) throws IOException {
+      return read(arena, List.of(Objects.requireNonNull(name, "name"))).get(name);
+    }
+
+    /**
+     * Reads the named tensors into new F32 tensors in {@code arena}, in the order given,
+     * converting F16, BF16 and F64 (see the class comment). Only their bytes are read from the
+     * file. All names are checked (present, of a readable dtype) before anything is allocated.
+     *
+     * @param arena where the tensors are allocated
+     * @param names the tensors' keys; a name given twice is read once
+     * @return the tensors by name, in the order given
+     * @throws IOException if a name is not in the file, a tensor's dtype is not one seq4j
+     *     converts (the message names the file, the tensor and the dtype), or the file ends early
+     *     (it was truncated after it was opened)
      */
     public Map<String, Tensor> read(Arena arena, Collection<String> names) throws IOException {
       Objects.requireNonNull(arena, "arena");
@@ -546,27 +766,31 @@ public final class SafeTensors {
         if (e == null) {
           throw new IOException(path + ": has no tensor " + display(name));
         }
-        if (!e.dtype().equals("F32")) {
-          throw tensorError(name, "dtype is " + e.dtype()
-              + ", expected F32 (seq4j reads F32 tensors only)");
+        if (!e.readable()) {
+          throw tensorError(name, "dtype is " + e.dtype() + ", which seq4j does not convert to"
+              + " F32 (it reads " + String.join(", ", READABLE) + ")");
         }
         wanted.add(e);
       }
       Map<String, Tensor> out = new LinkedHashMap<>();
       for (Entry e : wanted) {
-        out.put(e.name(), Tensor.uninitialized(arena, e.shape().dims()));
+        if (!out.containsKey(e.name())) {
+          out.put(e.name(), Tensor.uninitialized(arena, e.shape().dims()));
+        }
       }
       ByteBuffer chunk = ByteBuffer.allocate((int) Math.min(CHUNK_BYTES,
           wanted.stream().mapToLong(Entry::byteSize).max().orElse(0)));
       MemorySegment chunkSegment = MemorySegment.ofBuffer(chunk);
-      for (Entry e : wanted) {
-        MemorySegment target = out.get(e.name()).segment();
+      for (Map.Entry<String, Tensor> read : out.entrySet()) {
+        Entry e = entries.get(read.getKey());
+        int width = DTYPE_BYTES.get(e.dtype());
+        MemorySegment target = read.getValue().segment();
+        // the chunk is either a multiple of every width or holds the whole tensor
         for (long done = 0; done < e.byteSize(); ) {
           int n = (int) Math.min(chunk.capacity(), e.byteSize() - done);
           chunk.clear().limit(n);
           readFully(chunk, dataStart + e.begin() + done, e.name());
-          MemorySegment.copy(chunkSegment, FILE_FLOAT, 0, target,
-              ValueLayout.JAVA_FLOAT_UNALIGNED, done, n / DType.F32.byteSize());
+          decode(e.dtype(), chunkSegment, n / width, target, done / width);
           done += n;
         }
       }

@@ -19,10 +19,14 @@ import org.seq4j.nn.Parameter;
  * one safetensors file. Loading checks that the file belongs to this model and optimizer, so a run
  * resumes bit-identically or fails with a message that says why.
  *
+ * <p>Checkpoints are written in F32, so that a resumed run is bit-identical. Loading also accepts
+ * tensors stored as F16, BF16 or F64 (a state dict that PyTorch saved in half precision, say),
+ * converted to F32 as {@link SafeTensors} reads them; other dtypes (I64, ...) do not match.
+ *
  * <p>Loading is all-or-nothing: the file is validated completely ({@link SafeTensors}), every
- * tensor is matched against its target by name, dtype and shape, and the optimizer's metadata is
- * parsed, all before the first parameter is written. A load that fails leaves every parameter and
- * every optimizer state tensor, step count and learning rate as they were.
+ * tensor is matched against its target by name, readable dtype and shape, and the optimizer's
+ * metadata is parsed, all before the first parameter is written. A load that fails leaves every
+ * parameter and every optimizer state tensor, step count and learning rate as they were.
  */
 public final class Checkpoints {
   private static final String STATE_PREFIX = "optimizer.";
@@ -127,7 +131,7 @@ public final class Checkpoints {
           missing.add(target.getKey());
           continue;
         }
-        if (!source.dtype().equals("F32")) {
+        if (!source.readable()) { // F16, BF16 and F64 are converted to F32 as they are read
           throw new IllegalArgumentException("checkpoint " + path + " does not match this model: "
               + target.getKey() + " has dtype " + source.dtype() + " there and "
               + target.getValue().dtype() + " here");

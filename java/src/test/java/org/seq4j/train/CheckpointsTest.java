@@ -229,13 +229,13 @@ class CheckpointsTest {
             target.parameters().get(1).data().toArray());
       }
     }
-    // wrong dtype: b stored as F16 (2 bytes per element)
+    // wrong dtype: b stored as I64 (F16, BF16 and F64 would be converted)
     Path f16 = folder.resolve("f16.safetensors");
     byte[] good = Files.readAllBytes(missing); // holds a (2, 3) only
     long headerLength = ByteBuffer.wrap(good).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
     String header = new String(good, 8, (int) headerLength, StandardCharsets.UTF_8).trim();
     String withB = header.substring(0, header.length() - 1)
-        + ",\"b\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[24,32]}}";
+        + ",\"b\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[24,32]}}";
     byte[] json = withB.getBytes(StandardCharsets.UTF_8);
     Files.write(f16, ByteBuffer.allocate(8 + json.length + 32).order(ByteOrder.LITTLE_ENDIAN)
         .putLong(json.length).put(json).put(good, 8 + (int) headerLength, 24).array());
@@ -244,7 +244,7 @@ class CheckpointsTest {
       var e = assertThrows(IllegalArgumentException.class,
           () -> Checkpoints.load(f16, target.parameters(), null));
       assertTrue(e.getMessage().contains(f16.toString())
-          && e.getMessage().contains("b has dtype F16 there and F32 here"), e.getMessage());
+          && e.getMessage().contains("b has dtype I64 there and F32 here"), e.getMessage());
       assertEquals(before, target.snapshot());
     }
     // truncated file
