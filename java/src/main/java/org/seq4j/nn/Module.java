@@ -311,7 +311,16 @@ public abstract class Module implements AutoCloseable {
    * it in PyTorch.
    */
   public final void save(Path path) throws IOException {
+    save(path, SafeTensors.StorageDType.F32);
+  }
+
+  /**
+   * {@link #save(Path)} storing the values as {@code dtype}: {@code BF16} halves the file (rounded
+   * to nearest even, as {@code .to(torch.bfloat16)}); loading converts back to float32.
+   */
+  public final void save(Path path, SafeTensors.StorageDType dtype) throws IOException {
     Objects.requireNonNull(path, "path");
+    Objects.requireNonNull(dtype, "dtype");
     Map<String, Tensor> state = new LinkedHashMap<>();
     Map<Long, String> written = new java.util.HashMap<>();
     // safetensors refuses two keys over the same memory: a shared parameter is written as a copy
@@ -321,13 +330,14 @@ public abstract class Module implements AutoCloseable {
         state.put(e.getKey(),
             written.putIfAbsent(t.segment().address(), e.getKey()) == null ? t : t.copy(scratch));
       }
-      SafeTensors.write(path, state, Map.of("format", "pt"));
+      SafeTensors.write(path, state, Map.of("format", "pt"), dtype);
     }
   }
 
   /**
    * Loads a safetensors file written by {@link #save} or by {@code
-   * safetensors.torch.save_file(model.state_dict(), path)}, as {@link #loadStateDict}.
+   * safetensors.torch.save_file(model.state_dict(), path)}, as {@link #loadStateDict}: F32, F16,
+   * BF16 and F64 tensors load (converted to float32).
    *
    * @throws IOException if the file cannot be read or is not a valid safetensors file
    */
