@@ -592,6 +592,220 @@ public final class Tensor {
   // ---- elementwise arithmetic, unary functions, reductions, softmax (ops-a: ElementwiseOps,
   // ReductionOps; each method delegates to its op family's file)
 
+  // Results of these methods are new tensors allocated in this tensor's arena() (the receiver's,
+  // also when the other operand lives elsewhere); a receiver without an arena (ofSegment) is an
+  // IllegalArgumentException naming it. Each records its backward when Autograd.isRecording holds.
+
+  /**
+   * {@code this + other} elementwise, broadcast as PyTorch: shapes align at the last dimension and
+   * sizes match when equal or one is 1. The result has the broadcast shape; the gradient of an
+   * operand is summed over the dimensions it was broadcast along.
+   *
+   * @throws IllegalArgumentException if the shapes do not broadcast (naming {@code other}), or
+   *     this tensor has no arena
+   */
+  public Tensor add(Tensor other) {
+    return ElementwiseOps.add(this, other);
+  }
+
+  /** {@code this - other}, broadcast as {@link #add(Tensor)}; result in this tensor's arena. */
+  public Tensor sub(Tensor other) {
+    return ElementwiseOps.sub(this, other);
+  }
+
+  /** {@code this · other}, broadcast as {@link #add(Tensor)}; result in this tensor's arena. */
+  public Tensor mul(Tensor other) {
+    return ElementwiseOps.mul(this, other);
+  }
+
+  /**
+   * {@code this / other} (true division; x/0 is ±Inf or NaN, as in IEEE), broadcast as {@link
+   * #add(Tensor)}; result in this tensor's arena.
+   */
+  public Tensor div(Tensor other) {
+    return ElementwiseOps.div(this, other);
+  }
+
+  /** {@code this + value} elementwise; same shape, in this tensor's arena. */
+  public Tensor add(float value) {
+    return ElementwiseOps.add(this, value);
+  }
+
+  /** {@code this - value} elementwise; same shape, in this tensor's arena. */
+  public Tensor sub(float value) {
+    return ElementwiseOps.sub(this, value);
+  }
+
+  /** {@code this · value} elementwise; same shape, in this tensor's arena. */
+  public Tensor mul(float value) {
+    return ElementwiseOps.mul(this, value);
+  }
+
+  /** {@code this / value} elementwise; same shape, in this tensor's arena. */
+  public Tensor div(float value) {
+    return ElementwiseOps.div(this, value);
+  }
+
+  /** {@code -this}; same shape, in this tensor's arena. */
+  public Tensor neg() {
+    return ElementwiseOps.neg(this);
+  }
+
+  /**
+   * {@code this^exponent} elementwise (NaN for a negative base and a non-integer exponent); same
+   * shape, in this tensor's arena. The gradient is {@code exponent · x^(exponent − 1)}, and 0 for
+   * exponent 0, as in PyTorch.
+   */
+  public Tensor pow(float exponent) {
+    return ElementwiseOps.pow(this, exponent);
+  }
+
+  /** {@code √this} elementwise (NaN below 0); same shape, in this tensor's arena. */
+  public Tensor sqrt() {
+    return ElementwiseOps.sqrt(this);
+  }
+
+  /** {@code e^this} elementwise; same shape, in this tensor's arena. */
+  public Tensor exp() {
+    return ElementwiseOps.exp(this);
+  }
+
+  /** The natural logarithm (−Inf at 0, NaN below); same shape, in this tensor's arena. */
+  public Tensor log() {
+    return ElementwiseOps.log(this);
+  }
+
+  /** {@code tanh(this)}; same shape, in this tensor's arena. */
+  public Tensor tanh() {
+    return ElementwiseOps.tanh(this);
+  }
+
+  /** {@code 1 / (1 + e^−this)}; same shape, in this tensor's arena. */
+  public Tensor sigmoid() {
+    return ElementwiseOps.sigmoid(this);
+  }
+
+  /** {@code max(this, 0)} (NaN stays NaN, with gradient 0); same shape, in this tensor's arena. */
+  public Tensor relu() {
+    return ElementwiseOps.relu(this);
+  }
+
+  /** The exact GELU {@code x · Φ(x)} (PyTorch's default); same shape, in this tensor's arena. */
+  public Tensor gelu() {
+    return ElementwiseOps.gelu(this, "none");
+  }
+
+  /**
+   * GELU as PyTorch's {@code gelu(x, approximate=...)}: {@code "none"} for the exact {@code x ·
+   * Φ(x)}, {@code "tanh"} for {@code x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))}; same shape, in
+   * this tensor's arena.
+   */
+  public Tensor gelu(String approximate) {
+    return ElementwiseOps.gelu(this, approximate);
+  }
+
+  /** {@code |this|} (gradient sign(x), 0 at 0); same shape, in this tensor's arena. */
+  public Tensor abs() {
+    return ElementwiseOps.abs(this);
+  }
+
+  /**
+   * Each element limited to {@code [min, max]} (NaN stays NaN); same shape, in this tensor's
+   * arena. The gradient passes where {@code min <= x <= max}, as torch.clamp's.
+   */
+  public Tensor clamp(float min, float max) {
+    return ElementwiseOps.clamp(this, min, max);
+  }
+
+  /** The sum of every element, a scalar (shape {@code ()}) in this tensor's arena. */
+  public Tensor sum() {
+    return ReductionOps.sum(this);
+  }
+
+  /**
+   * The sum over dimension {@code dim} (negative counts from the end): the shape without that
+   * dimension, or with size 1 there when {@code keepDim}; in this tensor's arena.
+   *
+   * @throws IndexOutOfBoundsException if {@code dim} is out of range
+   */
+  public Tensor sum(int dim, boolean keepDim) {
+    return ReductionOps.sum(this, new int[] {dim}, keepDim);
+  }
+
+  /**
+   * The sum over several dimensions (each once; an empty array means all), as {@link
+   * #sum(int, boolean)}.
+   */
+  public Tensor sum(int[] dims, boolean keepDim) {
+    return ReductionOps.sum(this, dims, keepDim);
+  }
+
+  /** The mean of every element (NaN for none), a scalar in this tensor's arena. */
+  public Tensor mean() {
+    return ReductionOps.mean(this);
+  }
+
+  /** The mean over dimension {@code dim}, shaped as {@link #sum(int, boolean)}. */
+  public Tensor mean(int dim, boolean keepDim) {
+    return ReductionOps.mean(this, new int[] {dim}, keepDim);
+  }
+
+  /** The mean over several dimensions (an empty array means all), as {@link #sum(int[], boolean)}. */
+  public Tensor mean(int[] dims, boolean keepDim) {
+    return ReductionOps.mean(this, dims, keepDim);
+  }
+
+  /**
+   * The maxima along a dimension and where they are: what {@link #max(int, boolean)} returns.
+   *
+   * @param values the maxima, in the input's arena, recorded for autograd
+   * @param indices the position of each maximum along the dimension, in the row-major order of
+   *     {@code values} (the first maximum on ties; a NaN's position when there is one)
+   */
+  public record MaxResult(Tensor values, long[] indices) {}
+
+  /**
+   * The maximum over dimension {@code dim} and its position, as PyTorch's {@code max(dim,
+   * keepdim)}: the values are shaped as {@link #sum(int, boolean)}, a NaN is the maximum of a
+   * slice that holds one, the first maximum wins ties, and the gradient goes to that position.
+   *
+   * @throws IndexOutOfBoundsException if {@code dim} is out of range
+   * @throws IllegalArgumentException if that dimension has size 0
+   */
+  public MaxResult max(int dim, boolean keepDim) {
+    return ReductionOps.max(this, dim, keepDim);
+  }
+
+  /**
+   * The maximum of every element, a scalar in this tensor's arena; as PyTorch's {@code max()},
+   * its gradient is shared evenly by the elements equal to it.
+   *
+   * @throws IllegalArgumentException if there are no elements
+   */
+  public Tensor max() {
+    return ReductionOps.max(this);
+  }
+
+  /**
+   * {@code exp(x) / Σ exp(x)} along {@code dim} (the maximum subtracted first, so it never
+   * overflows); same shape, in this tensor's arena.
+   *
+   * @throws IndexOutOfBoundsException if {@code dim} is out of range
+   */
+  public Tensor softmax(int dim) {
+    return ReductionOps.softmax(this, dim);
+  }
+
+  /**
+   * {@code x − log Σ exp(x)} along {@code dim}, computed stably; same shape, in this tensor's
+   * arena.
+   *
+   * @throws IndexOutOfBoundsException if {@code dim} is out of range
+   */
+  public Tensor logSoftmax(int dim) {
+    return ReductionOps.logSoftmax(this, dim);
+  }
+
   // ---- end ops-a
 
   // ---- matmul, shape, indexing, dropout, sampling (ops-b: MatmulOps, ShapeOps, IndexOps,

@@ -1,6 +1,11 @@
 package org.seq4j.train;
 
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.List;
+import org.seq4j.Autograd;
 import org.seq4j.Tensor;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
@@ -14,6 +19,14 @@ import org.seq4j.internal.NativeBindings;
  * <pre>{@code
  * Tensor grad = Tensor.zeros(arena, logits.shape().dims());
  * float loss = Losses.crossEntropy(logits, labels, CrossEntropyOptions.DEFAULT, grad);
+ * }</pre>
+ *
+ * <p>The autograd forms ({@link #crossEntropy(Tensor, long[])}, {@link #nllLoss}, {@link
+ * #mseLoss}) return the loss as a scalar tensor recorded in the graph instead:
+ *
+ * <pre>{@code
+ * Tensor loss = Losses.crossEntropy(model.forward(x), targets);
+ * loss.backward();
  * }</pre>
  */
 public final class Losses {
@@ -107,6 +120,185 @@ public final class Losses {
     requireDisjoint(gradient, targets, "targets");
     return NativeBindings.bceWithLogitsLoss(gradientSegment(gradient), logits.segment(),
         targets.segment(), logits.size());
+  }
+
+  // ---- autograd forms: a single-element tensor (shape ()) recorded in the graph
+
+  /** PyTorch's default {@code ignore_index}: rows whose target is -100 do not count. */
+  public static final long IGNORE_INDEX = -100;
+
+  /**
+   * Softmax cross-entropy, mean over the rows, as PyTorch's {@code F.cross_entropy(logits,
+   * targets)}: {@code logits} is {@code (N, C)} or {@code (..., C)} (every leading index a row),
+   * with one target per row in {@code [0, C)}; rows whose target is {@link #IGNORE_INDEX} do not
+   * count (every row ignored gives NaN, as in PyTorch). The result is a scalar (shape {@code ()})
+   * in the logits' arena, recorded when the logits require a gradient.
+   *
+   * @throws IllegalArgumentException if there are no rows, or the number of targets differs
+   * @throws IndexOutOfBoundsException naming {@code targets[i]} if one is outside {@code [0, C)}
+   */
+  public static Tensor crossEntropy(Tensor logits, long[] targets) {
+    return crossEntropy(logits, targets, IGNORE_INDEX);
+  }
+
+  /** {@link #crossEntropy(Tensor, long[])} with another ignored target. */
+  public static Tensor crossEntropy(Tensor logits, long[] targets, long ignoreIndex) {
+    long classes = requireRows(logits, "logits", targets, ignoreIndex);
+    long rows = targets.length;
+    long[] labels = targets.clone();
+    int counted = counted(labels, ignoreIndex);
+    Tensor loss = Tensor.uninitialized(arenaOf(logits, "logits"));
+    float value = NativeBindings.crossEntropyLoss(MemorySegment.NULL, logits.segment(), labels,
+        rows, classes, ignoreIndex, 0f);
+    loss.segment().set(JAVA_FLOAT, 0, counted == 0 ? Float.NaN : value);
+    Autograd.record("Losses.crossEntropy", List.of(logits), List.of(loss), List.of(logits),
+        (scratch, g) -> {
+          if (g[0] == null) {
+            return new Tensor[] {null};
+          }
+          // the fused kernel's gradient of the mean, (softmax − one-hot) / counted, times g
+          Tensor grad = Tensor.uninitialized(scratch, logits.shape().dims());
+          NativeBindings.crossEntropyLoss(grad.segment(), logits.segment(), labels, rows, classes,
+              ignoreIndex, 0f);
+          float scale = g[0].segment().get(JAVA_FLOAT, 0);
+          if (scale != 1f) {
+            NativeBindings.scale(grad.segment(), grad.segment(), scale, grad.size());
+          }
+          return new Tensor[] {grad};
+        });
+    return loss;
+  }
+
+  /**
+   * Negative log-likelihood, mean over the rows, as PyTorch's {@code F.nll_loss(logProbs,
+   * targets)}: {@code -mean(logProbs[i, targets[i]])} over the rows not ignored, for {@code
+   * logProbs} {@code (N, C)} or {@code (..., C)} (typically a {@code logSoftmax(-1)}). Result,
+   * arena, ignored rows and errors as {@link #crossEntropy(Tensor, long[])}.
+   */
+  public static Tensor nllLoss(Tensor logProbs, long[] targets) {
+    return nllLoss(logProbs, targets, IGNORE_INDEX);
+  }
+
+  /** {@link #nllLoss(Tensor, long[])} with another ignored target. */
+  public static Tensor nllLoss(Tensor logProbs, long[] targets, long ignoreIndex) {
+    long classes = requireRows(logProbs, "logProbs", targets, ignoreIndex);
+    long[] labels = targets.clone();
+    int counted = counted(labels, ignoreIndex);
+    MemorySegment p = logProbs.segment();
+    double total = 0;
+    for (int i = 0; i < labels.length; i++) {
+      if (labels[i] != ignoreIndex) {
+        total -= p.getAtIndex(JAVA_FLOAT, i * classes + labels[i]);
+      }
+    }
+    Tensor loss = Tensor.uninitialized(arenaOf(logProbs, "logProbs"));
+    loss.segment().set(JAVA_FLOAT, 0, (float) (total / counted)); // 0/0: NaN, as PyTorch's
+    long[] dims = logProbs.shape().dims();
+    Autograd.record("Losses.nllLoss", List.of(logProbs), List.of(loss), List.of(),
+        (scratch, g) -> {
+          if (g[0] == null) {
+            return new Tensor[] {null};
+          }
+          Tensor grad = Tensor.zeros(scratch, dims);
+          float share = -g[0].segment().get(JAVA_FLOAT, 0) / counted;
+          for (int i = 0; i < labels.length; i++) {
+            if (labels[i] != ignoreIndex) {
+              grad.segment().setAtIndex(JAVA_FLOAT, i * classes + labels[i], share);
+            }
+          }
+          return new Tensor[] {grad};
+        });
+    return loss;
+  }
+
+  /**
+   * Mean squared error {@code mean((input − target)²)}, as PyTorch's {@code F.mse_loss}; both of
+   * one shape with at least one element. The result is a scalar (shape {@code ()}) in the input's
+   * arena; gradients flow to whichever of the two requires one.
+   */
+  public static Tensor mseLoss(Tensor input, Tensor target) {
+    requireSameShape(input, "input", target, "target");
+    long n = input.size();
+    MemorySegment x = input.segment();
+    MemorySegment t = target.segment();
+    double total = 0;
+    for (long i = 0; i < n; i++) {
+      double d = (double) x.getAtIndex(JAVA_FLOAT, i) - t.getAtIndex(JAVA_FLOAT, i);
+      total += d * d;
+    }
+    Tensor loss = Tensor.uninitialized(arenaOf(input, "input"));
+    loss.segment().set(JAVA_FLOAT, 0, (float) (total / n));
+    long[] dims = input.shape().dims();
+    Autograd.record("Losses.mseLoss", List.of(input, target), List.of(loss),
+        List.of(input, target), (scratch, g) -> {
+          if (g[0] == null) {
+            return new Tensor[] {null, null};
+          }
+          double scale = 2.0 * g[0].segment().get(JAVA_FLOAT, 0) / n;
+          Tensor dx = input.requiresGrad() ? Tensor.uninitialized(scratch, dims) : null;
+          Tensor dt = target.requiresGrad() ? Tensor.uninitialized(scratch, dims) : null;
+          for (long i = 0; i < n; i++) {
+            double d = scale * ((double) x.getAtIndex(JAVA_FLOAT, i) - t.getAtIndex(JAVA_FLOAT, i));
+            if (dx != null) {
+              dx.segment().setAtIndex(JAVA_FLOAT, i, (float) d);
+            }
+            if (dt != null) {
+              dt.segment().setAtIndex(JAVA_FLOAT, i, (float) -d);
+            }
+          }
+          return new Tensor[] {dx, dt};
+        });
+    return loss;
+  }
+
+  /** Checks a (..., C) input against one target per row; returns C. */
+  private static long requireRows(Tensor input, String name, long[] targets, long ignoreIndex) {
+    if (input == null) {
+      throw new NullPointerException(name);
+    }
+    if (targets == null) {
+      throw new NullPointerException("targets");
+    }
+    Checks.usable(input.segment(), name);
+    if (input.shape().rank() < 1 || input.dim(-1) < 1) {
+      throw new IllegalArgumentException(name + ": expected (N, C) or (..., C) with C >= 1, got"
+          + " shape " + input.shape());
+    }
+    long classes = input.dim(-1);
+    long rows = input.size() / classes;
+    if (rows == 0) {
+      throw new IllegalArgumentException(name + ": expected at least one row, got shape "
+          + input.shape() + " (a mean over zero rows is undefined)");
+    }
+    if (targets.length != rows) {
+      throw new IllegalArgumentException("targets: expected " + rows + " targets (one per row of "
+          + name + " " + input.shape() + "), got " + targets.length);
+    }
+    for (int i = 0; i < targets.length; i++) {
+      if (targets[i] != ignoreIndex && (targets[i] < 0 || targets[i] >= classes)) {
+        throw new IndexOutOfBoundsException("targets[" + i + "]: expected 0 <= target < "
+            + classes + " (or " + ignoreIndex + ", ignored), got " + targets[i]);
+      }
+    }
+    return classes;
+  }
+
+  private static int counted(long[] labels, long ignoreIndex) {
+    int counted = 0;
+    for (long label : labels) {
+      counted += label == ignoreIndex ? 0 : 1;
+    }
+    return counted;
+  }
+
+  private static Arena arenaOf(Tensor input, String name) {
+    Arena arena = input.arena();
+    if (arena == null) {
+      throw new IllegalArgumentException(name + ": it has no arena (it was made by"
+          + " Tensor.ofSegment over foreign memory), and the loss is allocated in its arena; copy"
+          + " it into an arena first (Tensor.copy(arena))");
+    }
+    return arena;
   }
 
   private static void requireSameShape(Tensor a, String aName, Tensor b, String bName) {

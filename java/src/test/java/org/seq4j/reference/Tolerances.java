@@ -314,4 +314,28 @@ public final class Tolerances {
    * gate value worked out by hand: about 1e-10 of each error.
    */
   public static final double FINITE_DIFFERENCES_THROUGH_REFERENCE = 1e-9;
+
+  // ---------------------------------------------------------------- functional ops (ops-a)
+
+  /**
+   * One float32 elementwise operation (or a transcendental evaluated in double and rounded)
+   * against float64 on the same float inputs: half an ulp, 6e-8 relative; 4e-7 leaves room for
+   * sums of a few such roundings (a broadcast sum accumulated in double, a softmax's exp/Σ).
+   */
+  public static final double ELEMENTWISE_FORWARD = 4e-7;
+
+  /**
+   * An elementwise backward in float32 (two or three rounded products, such as g·a/b², or the
+   * float32 output an exp or tanh derivative reads) against finite differences of the float64
+   * reference, whose own error is about 1e-9 at the tests' scale (values of order 1, weights of
+   * order 1, sums of at most 60 terms): 1e-5 is about 20 of the float32 roundings that enter.
+   */
+  public static final double ELEMENTWISE_BACKWARD = 1e-5;
+
+  /**
+   * A loss (mean over at most 24 rows or elements, accumulated in double, of a log-sum-exp in
+   * double) against float64: the result's one float rounding plus the inputs' exact float values,
+   * 1e-6 with room; its backward as {@link #ELEMENTWISE_BACKWARD}.
+   */
+  public static final double AUTOGRAD_LOSS_FORWARD = 1e-6;
 }
