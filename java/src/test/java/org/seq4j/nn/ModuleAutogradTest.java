@@ -237,6 +237,18 @@ class ModuleAutogradTest {
       other.head.weight().data().fill(0f);
       assertEquals(new Module.LoadResult(List.of(), List.of()), other.load(file, true));
       assertArrayEquals(original, other.head.weight().data().toArray());
+      Path half = dir.resolve("tagger-bf16.safetensors");
+      other.save(half, org.seq4j.io.SafeTensors.StorageDType.BF16);
+      try (var reader = org.seq4j.io.SafeTensors.open(half)) {
+        assertEquals("BF16", reader.entries().get("head.weight").dtype());
+        assertEquals(2 * 3 * 5, reader.entries().get("head.weight").byteSize());
+      }
+      other.load(half, true);
+      float[] rounded = other.head.weight().data().toArray();
+      for (int i = 0; i < original.length; i++) {
+        assertEquals(original[i], rounded[i], Math.abs(original[i]) / 256, "bf16 keeps 8 bits");
+      }
+      other.load(file, true);
 
       Map<String, Tensor> state = new LinkedHashMap<>(other.stateDict());
       state.remove("head.bias");
@@ -264,19 +276,22 @@ class ModuleAutogradTest {
 
   @Test
   void sequentialNamesItsPartsByIndexAndTheModeReachesTheTree() {
-    try (Sequential mlp = new Sequential(new Linear(4, 8, true, 1), new Linear(8, 2, true, 2));
-        Arena arena = Arena.ofConfined()) {
-      assertEquals(List.of("0.weight", "0.bias", "1.weight", "1.bias"),
+    try (Sequential mlp = new Sequential(new Linear(4, 8, true, 1), Nonlinearity.tanh(),
+        new Linear(8, 2, true, 2)); Arena arena = Arena.ofConfined()) {
+      assertEquals(List.of("0.weight", "0.bias", "2.weight", "2.bias"),
           List.copyOf(mlp.namedParameters().keySet()));
       Tensor x = Tensor.randomNormal(arena, 3, 5, 4);
       Tensor y = mlp.forward(x);
+      Tensor byHand = ((Linear) mlp.get(2)).forward(((Linear) mlp.get(0)).forward(x).tanh());
+      assertArrayEquals(byHand.toArray(), y.toArray(), "the layers in turn");
       assertEquals(List.of(5L, 2L), List.of(y.dim(0), y.dim(1)));
       y.backward(Tensor.ones(arena, 5, 2));
       assertTrue(mlp.namedParameters().get("0.weight").grad().toArray()[0] != 0f);
       mlp.zeroGrad();
-      assertArrayEquals(new float[16], mlp.namedParameters().get("1.weight").grad().toArray());
+      assertArrayEquals(new float[16], mlp.namedParameters().get("2.weight").grad().toArray());
       mlp.eval();
-      assertFalse(((Module) mlp.get(1)).isTraining());
+      assertFalse(((Module) mlp.get(2)).isTraining());
+      assertEquals("Tanh()", mlp.get(1).toString());
       var e = assertThrows(IllegalArgumentException.class,
           () -> new Sequential(in -> in));
       assertTrue(e.getMessage().startsWith("layers[0]: expected a Module"), e.getMessage());
