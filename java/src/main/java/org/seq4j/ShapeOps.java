@@ -364,7 +364,8 @@ final class ShapeOps {
             rowLength * Float.BYTES);
       } else {
         for (long j = 0; j < rowLength; j++) {
-          dst.setAtIndex(JAVA_FLOAT, position + j, src.getAtIndex(JAVA_FLOAT, base + j * rowStride));
+          float value = src.getAtIndex(JAVA_FLOAT, base + j * rowStride);
+          dst.setAtIndex(JAVA_FLOAT, position + j, value);
         }
       }
       // advance the counter over the output dimensions before the last one

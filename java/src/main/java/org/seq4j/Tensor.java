@@ -739,8 +739,8 @@ public final class Tensor {
   }
 
   /**
-   * The result of {@link #topk}: the k largest values and their indices along the dimension,
-   * both of this tensor's shape with that dimension's size k.
+   * The result of {@link Tensor#topk}: the k largest values and their indices along the
+   * dimension, both of the input's shape with that dimension's size k.
    *
    * @param values the values in descending order; recorded for autograd (its gradient flows to
    *     the selected positions)

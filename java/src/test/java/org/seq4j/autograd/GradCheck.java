@@ -69,7 +69,7 @@ final class GradCheck {
     double[] w = values(seed, size(out.shape().dims()));
     out.backward(Arrays64.tensor(arena, w, out.shape().dims()));
     for (int i = 0; i < inputs.length; i++) {
-      if (leaves[i] == null) {
+      if (leaves[i] == null || !leaves[i].requiresGrad()) {
         continue;
       }
       double[] expected = FiniteDifferences.gradient(inputs[i], () -> {

@@ -128,6 +128,19 @@ class MatmulOpsTest {
   }
 
   @Test
+  void anOperandChangedInPlaceAfterTheForwardIsDetected() {
+    try (Arena arena = Arena.ofConfined()) {
+      Tensor a = Tensor.ones(arena, 2, 3).requiresGrad(true);
+      Tensor b = Tensor.ones(arena, 3, 2);
+      Tensor out = a.matmul(b);
+      b.set(5f, 0, 0); // the backward needs b as it was
+      var e = assertThrows(IllegalStateException.class,
+          () -> out.backward(Tensor.ones(arena, 2, 2)));
+      assertTrue(e.getMessage().startsWith("Tensor.matmul:"), e.getMessage());
+    }
+  }
+
+  @Test
   void noGradRecordsNothing() {
     try (Arena arena = Arena.ofConfined()) {
       Tensor a = Tensor.ones(arena, 2, 3).requiresGrad(true);
