@@ -131,6 +131,11 @@ class SamplingOpsTest {
         int c = (int) draws[i];
         assertTrue(probs.get(i / 1000, c) > 0, "drew class " + c + " of weight 0 at " + i);
       }
+      // a caller's generator: the same state gives the same draws
+      var one = java.util.random.RandomGeneratorFactory.of("L64X128MixRandom").create(5);
+      var two = java.util.random.RandomGeneratorFactory.of("L64X128MixRandom").create(5);
+      assertArrayEquals(probs.multinomial(50, true, one).toArray(),
+          probs.multinomial(50, true, two).toArray());
       Tensor vector = Tensor.fromArray(arena, new float[] {0, 0, 1}, 3);
       assertArrayEquals(new float[] {2, 2, 2, 2}, vector.multinomial(4, true, 1).toArray());
     }
