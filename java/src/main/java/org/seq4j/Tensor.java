@@ -811,5 +811,215 @@ public final class Tensor {
   // ---- matmul, shape, indexing, dropout, sampling (ops-b: MatmulOps, ShapeOps, IndexOps,
   // SamplingOps; each method delegates to its op family's file)
 
+  /**
+   * The matrix product, as {@code torch.matmul}: {@code (m, k) · (k, n) → (m, n)}; stacks of
+   * matrices {@code (..., m, k) · (..., k, n) → (..., m, n)} whose batch dimensions broadcast (so
+   * {@code (B, m, k) · (k, n) → (B, m, n)} and {@code (B, 1, m, k) · (H, k, n) → (B, H, m, n)});
+   * a vector operand of shape {@code (k)} is a row on the left and a column on the right, its
+   * added dimension removed from the result ({@code (k) · (k)} is a scalar). The result is new,
+   * in this tensor's {@link #arena()}; recorded for autograd.
+   *
+   * @throws IllegalArgumentException if the inner sizes differ, the batch dimensions do not
+   *     broadcast, an operand is a scalar, or this tensor has no arena
+   */
+  public Tensor matmul(Tensor other) {
+    return MatmulOps.matmul(this, other);
+  }
+
+  /**
+   * The tensors joined along {@code dim}, as {@code torch.cat}: they agree in every other
+   * dimension; the result is new, in the first tensor's arena; recorded for autograd.
+   *
+   * @throws IllegalArgumentException if the list is empty, shapes disagree (naming {@code
+   *     tensors[i]}), or the first tensor has no arena
+   */
+  public static Tensor concat(java.util.List<Tensor> tensors, int dim) {
+    return ShapeOps.concat(tensors, dim);
+  }
+
+  /**
+   * Tensors of one shape {@code S} joined along a new dimension {@code dim} (in {@code [-rank-1,
+   * rank]}), as {@code torch.stack}: for n tensors, the result has S with n inserted at dim; new,
+   * in the first tensor's arena; recorded for autograd.
+   */
+  public static Tensor stack(java.util.List<Tensor> tensors, int dim) {
+    return ShapeOps.stack(tensors, dim);
+  }
+
+  /**
+   * This tensor cut along {@code dim} into pieces of {@code size} (the last one smaller when
+   * size does not divide the dimension), as {@code torch.split}. Each piece is a new tensor (a
+   * copy) in this tensor's arena; recorded for autograd.
+   */
+  public java.util.List<Tensor> split(long size, int dim) {
+    return ShapeOps.split(this, size, dim);
+  }
+
+  /**
+   * This tensor cut along {@code dim} into pieces of the given {@code sizes}, which sum to the
+   * dimension's size, as {@code torch.split}. Each piece is a new tensor (a copy) in this
+   * tensor's arena; recorded for autograd.
+   */
+  public java.util.List<Tensor> split(long[] sizes, int dim) {
+    return ShapeOps.split(this, sizes, dim);
+  }
+
+  /**
+   * This tensor with dimensions {@code dim0} and {@code dim1} swapped, as {@code
+   * torch.transpose}, copied into a new contiguous tensor in this tensor's arena (seq4j has no
+   * strided views); recorded for autograd.
+   */
+  public Tensor transpose(int dim0, int dim1) {
+    return ShapeOps.transpose(this, dim0, dim1);
+  }
+
+  /**
+   * This tensor with its dimensions reordered, as {@code torch.permute}: dimension i of the
+   * result is dimension {@code dims[i]} of this one. A new contiguous copy in this tensor's
+   * arena; recorded for autograd.
+   */
+  public Tensor permute(int... dims) {
+    return ShapeOps.permute(this, dims);
+  }
+
+  /**
+   * A view (no copy, no allocation) with a dimension of size 1 inserted at {@code dim}, in {@code
+   * [-rank-1, rank]}, as {@code torch.unsqueeze}; recorded for autograd like {@link #reshape}.
+   */
+  public Tensor unsqueeze(int dim) {
+    return ShapeOps.unsqueeze(this, dim);
+  }
+
+  /**
+   * A view without dimension {@code dim} if its size is 1, else this tensor, as {@code
+   * torch.squeeze(dim)}; recorded for autograd like {@link #reshape}.
+   */
+  public Tensor squeeze(int dim) {
+    return ShapeOps.squeeze(this, dim);
+  }
+
+  /** A view without every dimension of size 1, as {@code torch.squeeze()}. */
+  public Tensor squeeze() {
+    return ShapeOps.squeeze(this);
+  }
+
+  /**
+   * A view with dimensions {@code startDim} to {@code endDim} (inclusive) merged into one, as
+   * {@code torch.flatten}; a scalar becomes shape (1).
+   */
+  public Tensor flatten(int startDim, int endDim) {
+    return ShapeOps.flatten(this, startDim, endDim);
+  }
+
+  /**
+   * The values along {@code dim} picked by {@code index}, as {@code torch.gather}: for dim 1 of
+   * a rank-3 tensor, {@code out[i][j][k] = this[i][index[i][j][k]][k]}. {@code index} is a float
+   * tensor of integral values (exact below 2^24; {@link #argmax} and {@link #topk} make such
+   * tensors) with this tensor's rank and, in every dimension but dim, at most its size; the
+   * result has index's shape, new, in this tensor's arena; recorded for autograd (the backward
+   * scatter-adds: repeated indices accumulate).
+   *
+   * @throws IndexOutOfBoundsException naming {@code index[i]} (row-major position) when out of
+   *     range
+   */
+  public Tensor gather(int dim, Tensor index) {
+    return IndexOps.gather(this, dim, index);
+  }
+
+  /**
+   * {@link #gather(int, Tensor)} with the index as exact longs: {@code index} in row-major order,
+   * of shape {@code indexShape}.
+   */
+  public Tensor gather(int dim, long[] index, long... indexShape) {
+    return IndexOps.gather(this, dim, index, indexShape);
+  }
+
+  /**
+   * The slices {@code indices[j]} along {@code dim}, in that order, as {@code
+   * torch.index_select}: the result has this shape with dimension dim replaced by {@code
+   * indices.length}, new, in this tensor's arena; recorded for autograd (duplicates accumulate).
+   *
+   * @throws IndexOutOfBoundsException naming {@code indices[j]} when out of range
+   */
+  public Tensor indexSelect(int dim, long[] indices) {
+    return IndexOps.indexSelect(this, dim, indices);
+  }
+
+  /**
+   * The index of the first largest value along {@code dim} (NaN counts as largest), as {@code
+   * torch.argmax}: a float tensor of integral indices (exact: a dimension longer than 2^24 is
+   * refused) with dim removed, or kept with size 1 when {@code keepDim} (ready for {@link
+   * #gather}). New, in this tensor's arena; not differentiable, never recorded.
+   */
+  public Tensor argmax(int dim, boolean keepDim) {
+    return SamplingOps.argmax(this, dim, keepDim);
+  }
+
+  /**
+   * The result of {@link Tensor#topk}: the k largest values and their indices along the
+   * dimension, both of the input's shape with that dimension's size k.
+   *
+   * @param values the values in descending order; recorded for autograd (its gradient flows to
+   *     the selected positions)
+   * @param indices their indices as a float tensor of integral values (exact below 2^24), never
+   *     recorded
+   */
+  public record TopK(Tensor values, Tensor indices) {
+    /** The indices as longs, in row-major order. */
+    public long[] indexArray() {
+      float[] raw = indices.toArray();
+      long[] out = new long[raw.length];
+      for (int i = 0; i < raw.length; i++) {
+        out[i] = (long) raw[i];
+      }
+      return out;
+    }
+  }
+
+  /**
+   * The {@code k} largest values along {@code dim} in descending order and their indices, as
+   * {@code torch.topk(k, dim)} (largest, sorted); equal values keep their order (the lower index
+   * first). Both results are new, in this tensor's arena.
+   *
+   * @throws IllegalArgumentException if k is not in [0, size of dim]
+   */
+  public TopK topk(int k, int dim) {
+    return SamplingOps.topk(this, k, dim);
+  }
+
+  /**
+   * {@code numSamples} class indices drawn per row from this tensor of non-negative weights
+   * (shape {@code (C)} or {@code (N, C)}; a row need not sum to 1), as {@code torch.multinomial}:
+   * with or without replacement; a class of weight 0 is never drawn. The result, of shape
+   * {@code (numSamples)} or {@code (N, numSamples)}, is a float tensor of integral indices, new,
+   * in this tensor's arena; not differentiable. The same seed gives the same samples.
+   *
+   * @throws IllegalArgumentException if a weight is negative or not finite, a row sums to 0
+   *     (naming the row), or without replacement a row has fewer positive classes than samples
+   */
+  public Tensor multinomial(int numSamples, boolean replacement, long seed) {
+    return SamplingOps.multinomial(this, numSamples, replacement, SamplingOps.generator(seed));
+  }
+
+  /** {@link #multinomial(int, boolean, long)} drawing from {@code random}. */
+  public Tensor multinomial(int numSamples, boolean replacement, RandomGenerator random) {
+    return SamplingOps.multinomial(this, numSamples, replacement, random);
+  }
+
+  /**
+   * Inverted dropout, as {@code torch.nn.functional.dropout}: when training, each element is
+   * zeroed with probability {@code p} and the others scaled by {@code 1 / (1 - p)}, so the
+   * expectation is unchanged; the mask is a function of {@code seed} and the element's position
+   * (the same seed, the same mask). This tensor itself when not training or {@code p = 0}; zeros
+   * when {@code p = 1}. The result is new, in this tensor's arena; recorded for autograd (the
+   * gradient is masked and scaled alike).
+   *
+   * @throws IllegalArgumentException if p is not in [0, 1]
+   */
+  public Tensor dropout(float p, boolean training, long seed) {
+    return SamplingOps.dropout(this, p, training, seed);
+  }
+
+
   // ---- end ops-b
 }

@@ -338,4 +338,35 @@ public final class Tolerances {
    * 1e-6 with room; its backward as {@link #ELEMENTWISE_BACKWARD}.
    */
   public static final double AUTOGRAD_LOSS_FORWARD = 1e-6;
+
+  // ---------------------------------------------------------------- ops-b: matmul, shape, index,
+  // sampling ops under autograd (MatmulOpsTest, ShapeOpsTest, IndexOpsTest, SamplingOpsTest)
+
+  /**
+   * Batched matmul forward against float64, relative: inner sizes up to 17 of values in [-1, 1),
+   * each product and sum rounded to float32 (ε = 6e-8), so about k · ε · Σ|a||b| ≤ 17 · 6e-8 · 17
+   * ≈ 2e-5 at worst; 1e-4 leaves room for the backend's blocking order.
+   */
+  public static final double MATMUL_OPS_FORWARD = 1e-4;
+
+  /**
+   * Matmul gradients against finite differences of the float64 reference: the same float32 GEMM
+   * rounding, summed over up to 12 broadcast batch matrices (k grows to 12 · 5), plus the 1e-9
+   * of the finite differences; 1e-4 relative.
+   */
+  public static final double MATMUL_OPS_BACKWARD = 1e-4;
+
+  /**
+   * Copying ops (concat, stack, split, permute, gather, index-select) move float values
+   * unchanged; their gradients are sums of a few float weights (repeated indices accumulate in
+   * float32, a few ulps) against finite differences of a linear function (about 1e-10): 1e-6.
+   */
+  public static final double COPY_OPS = 1e-6;
+
+  /**
+   * The mean of inverted dropout over 200 000 ones at p = 0.3: each element is 0 or 1/0.7, a
+   * standard deviation of √(0.3/0.7) ≈ 0.65 per element and 0.0015 for the mean, so 0.01 is more
+   * than six standard errors (the seed is fixed, so the test is deterministic either way).
+   */
+  public static final double DROPOUT_MEAN = 0.01;
 }
