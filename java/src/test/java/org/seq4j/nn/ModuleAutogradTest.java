@@ -322,4 +322,26 @@ class ModuleAutogradTest {
     assertTrue(Module.leakedModules() >= before + 3,
         "the cleaner reclaimed " + (Module.leakedModules() - before) + " of 3 leaked layers");
   }
+
+  @Test
+  void dropoutDropsInTrainingModeOnlyAndItsGradientFollowsTheMask() {
+    try (Dropout dropout = new Dropout(0.25f, 7); Arena arena = Arena.ofConfined()) {
+      Tensor x = Tensor.ones(arena, 400).requiresGrad(true);
+      Tensor y = dropout.forward(x);
+      float[] out = y.toArray();
+      int kept = 0;
+      for (float v : out) {
+        assertTrue(v == 0f || v == 1f / 0.75f, "zero or scaled by 1/(1-p): " + v);
+        kept += v == 0f ? 0 : 1;
+      }
+      assertTrue(kept > 250 && kept < 350, kept + " of 400 kept at p = 0.25");
+      y.backward(Tensor.ones(arena, 400));
+      assertArrayEquals(out, x.grad().toArray(), "the gradient is masked and scaled alike");
+      assertFalse(java.util.Arrays.equals(out, dropout.forward(x).toArray()),
+          "each call draws a new mask");
+      dropout.eval();
+      assertTrue(dropout.forward(x) == x, "the identity in inference mode");
+      assertThrows(IllegalArgumentException.class, () -> new Dropout(1f));
+    }
+  }
 }
