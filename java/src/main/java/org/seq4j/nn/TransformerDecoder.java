@@ -17,6 +17,7 @@ import org.seq4j.TensorOps;
 public final class TransformerDecoder extends Module {
   private final List<TransformerDecoderLayer> layers;
   private final LayerNorm norm;
+  private static final String CLOSED = "TransformerDecoder: the module is closed";
   private final CallGuard guard = new CallGuard("TransformerDecoder", "module");
 
   /** What the backward needs. */
@@ -102,7 +103,7 @@ public final class TransformerDecoder extends Module {
     }
     boolean keepContext = mode == Mode.TRAINING;
     boolean training = keepContext && isTraining();
-    guard.enter();
+    enter();
     try {
       List<Tensor> inputs = recordedInputs(target, memory);
       Result result;
@@ -127,6 +128,8 @@ public final class TransformerDecoder extends Module {
             });
       }
       return result;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -170,9 +173,11 @@ public final class TransformerDecoder extends Module {
 
   private TransformerDecoderLayer.Gradients backwardInternal(Arena arena, Context context,
       Tensor gradOutput) {
-    guard.enter();
+    enter();
     try (var off = Autograd.noGrad()) {
       return backwardUnguarded(arena, context, gradOutput);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -204,9 +209,11 @@ public final class TransformerDecoder extends Module {
 
   /** Caches for incremental decoding of {@code batch} sequences up to {@code capacity} long. */
   public Cache newCache(Arena arena, long batch, long capacity) {
-    guard.enter();
+    enter();
     try {
       return newCacheUnguarded(arena, batch, capacity);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -223,7 +230,7 @@ public final class TransformerDecoder extends Module {
   /** Decodes new positions given the earlier ones' caches (inference); see the layer's. */
   public Tensor forwardStep(Arena arena, Tensor targetStep, Tensor memory,
       ScaledDotProductAttention.Options memoryOptions, Cache cache) {
-    guard.enter();
+    enter();
     try {
       List<Tensor> inputs = recordedInputs(targetStep, memory);
       Tensor out;
@@ -234,6 +241,8 @@ public final class TransformerDecoder extends Module {
           + " inference: run it under Autograd.noGrad(), or train with forward in Mode.TRAINING",
           inputs, List.of(out));
       return out;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -253,6 +262,27 @@ public final class TransformerDecoder extends Module {
       h = layers.get(i).forwardStep(arena, h, memory, memoryOptions, cache.layers.get(i));
     }
     return norm == null ? h : norm.forward(arena, h).output();
+  }
+
+  /**
+   * Enters a call. {@link #close()} closes the parts before this object's own guard, so a call
+   * already in flight may find a part closed: {@link #closedDuring} then reports this object as
+   * closed, as a call that starts after close does.
+   */
+  private void enter() {
+    if (isClosed()) {
+      throw new IllegalStateException(CLOSED);
+    }
+    guard.enter();
+  }
+
+  private IllegalStateException closedDuring(IllegalStateException failure) {
+    if (!isClosed() || CLOSED.equals(failure.getMessage())) {
+      return failure;
+    }
+    IllegalStateException closed = new IllegalStateException(CLOSED);
+    closed.addSuppressed(failure);
+    return closed;
   }
 
   /**

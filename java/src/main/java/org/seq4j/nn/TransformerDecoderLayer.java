@@ -34,6 +34,7 @@ public final class TransformerDecoderLayer extends Module {
   private final LayerNorm norm2;
   private final LayerNorm norm3;
   private final Seeds.DropoutSeeds dropoutSeeds;
+  private static final String CLOSED = "TransformerDecoderLayer: the layer is closed";
   private final CallGuard guard = new CallGuard("TransformerDecoderLayer", "layer");
 
   /** What the backward needs. */
@@ -162,7 +163,7 @@ public final class TransformerDecoderLayer extends Module {
   Result forward(Arena arena, Tensor target, Tensor memory,
       ScaledDotProductAttention.Options targetOptions,
       ScaledDotProductAttention.Options memoryOptions, boolean keepContext, boolean training) {
-    guard.enter();
+    enter();
     try {
       List<Tensor> inputs = recordedInputs(target, memory);
       Result result;
@@ -187,6 +188,8 @@ public final class TransformerDecoderLayer extends Module {
             });
       }
       return result;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -243,9 +246,11 @@ public final class TransformerDecoderLayer extends Module {
 
   /** The self-attention cache of incremental decoding; see {@link #forwardStep}. */
   public MultiHeadAttention.Cache newCache(Arena arena, long batch, long capacity) {
-    guard.enter();
+    enter();
     try {
       return newCacheUnguarded(arena, batch, capacity);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -263,7 +268,7 @@ public final class TransformerDecoderLayer extends Module {
    */
   public Tensor forwardStep(Arena arena, Tensor targetStep, Tensor memory,
       ScaledDotProductAttention.Options memoryOptions, MultiHeadAttention.Cache cache) {
-    guard.enter();
+    enter();
     try {
       List<Tensor> inputs = recordedInputs(targetStep, memory);
       Tensor out;
@@ -274,6 +279,8 @@ public final class TransformerDecoderLayer extends Module {
           + " is for inference: run it under Autograd.noGrad(), or train with forward in"
           + " Mode.TRAINING", inputs, List.of(out));
       return out;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -314,9 +321,11 @@ public final class TransformerDecoderLayer extends Module {
 
   /** The backward without claiming the forward's recording (the graph's backward calls this). */
   Gradients backwardInternal(Arena arena, Context context, Tensor gradOutput) {
-    guard.enter();
+    enter();
     try (var off = Autograd.noGrad()) {
       return backwardUnguarded(arena, context, gradOutput);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -383,6 +392,27 @@ public final class TransformerDecoderLayer extends Module {
     return ResidualOps.dropout(arena, x, dropout, dropSeed, training);
   }
 
+
+  /**
+   * Enters a call. {@link #close()} closes the parts before this object's own guard, so a call
+   * already in flight may find a part closed: {@link #closedDuring} then reports this object as
+   * closed, as a call that starts after close does.
+   */
+  private void enter() {
+    if (isClosed()) {
+      throw new IllegalStateException(CLOSED);
+    }
+    guard.enter();
+  }
+
+  private IllegalStateException closedDuring(IllegalStateException failure) {
+    if (!isClosed() || CLOSED.equals(failure.getMessage())) {
+      return failure;
+    }
+    IllegalStateException closed = new IllegalStateException(CLOSED);
+    closed.addSuppressed(failure);
+    return closed;
+  }
 
   /**
    * Waits for the calls in flight on other threads; calls that start later throw {@link

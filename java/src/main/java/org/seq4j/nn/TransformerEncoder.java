@@ -16,6 +16,7 @@ import org.seq4j.internal.CallGuard;
 public final class TransformerEncoder extends Module implements Layer {
   private final List<TransformerEncoderLayer> layers;
   private final LayerNorm norm;
+  private static final String CLOSED = "TransformerEncoder: the module is closed";
   private final CallGuard guard = new CallGuard("TransformerEncoder", "module");
 
   /** What the backward needs. */
@@ -94,7 +95,7 @@ public final class TransformerEncoder extends Module implements Layer {
 
   private Result forward(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
       boolean keepContext, boolean training) {
-    guard.enter();
+    enter();
     try {
       List<Tensor> inputs = recordedInputs(x);
       Result result;
@@ -116,6 +117,8 @@ public final class TransformerEncoder extends Module implements Layer {
             });
       }
       return result;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -156,9 +159,11 @@ public final class TransformerEncoder extends Module implements Layer {
   }
 
   private Tensor backwardInternal(Arena arena, Context context, Tensor gradOutput) {
-    guard.enter();
+    enter();
     try (var off = Autograd.noGrad()) {
       return backwardUnguarded(arena, context, gradOutput);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -177,6 +182,27 @@ public final class TransformerEncoder extends Module implements Layer {
       g = layers.get(i).backwardInternal(arena, context.layers.get(i), g);
     }
     return g;
+  }
+
+  /**
+   * Enters a call. {@link #close()} closes the parts before this object's own guard, so a call
+   * already in flight may find a part closed: {@link #closedDuring} then reports this object as
+   * closed, as a call that starts after close does.
+   */
+  private void enter() {
+    if (isClosed()) {
+      throw new IllegalStateException(CLOSED);
+    }
+    guard.enter();
+  }
+
+  private IllegalStateException closedDuring(IllegalStateException failure) {
+    if (!isClosed() || CLOSED.equals(failure.getMessage())) {
+      return failure;
+    }
+    IllegalStateException closed = new IllegalStateException(CLOSED);
+    closed.addSuppressed(failure);
+    return closed;
   }
 
   /**

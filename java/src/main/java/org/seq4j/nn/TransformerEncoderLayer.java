@@ -37,6 +37,7 @@ public final class TransformerEncoderLayer extends Module implements Layer {
   private final LayerNorm norm1;
   private final LayerNorm norm2;
   private final Seeds.DropoutSeeds dropoutSeeds;
+  private static final String CLOSED = "TransformerEncoderLayer: the layer is closed";
   private final CallGuard guard = new CallGuard("TransformerEncoderLayer", "layer");
 
   /** What the backward needs: every intermediate of the forward. */
@@ -161,7 +162,7 @@ public final class TransformerEncoderLayer extends Module implements Layer {
   /** The forward of every entry: {@code keepContext} saves (and records), {@code training} drops. */
   Result forward(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
       boolean keepContext, boolean training, String call) {
-    guard.enter();
+    enter();
     try {
       List<Tensor> inputs = recordedInputs(x);
       Result result;
@@ -182,6 +183,8 @@ public final class TransformerEncoderLayer extends Module implements Layer {
             });
       }
       return result;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -246,9 +249,11 @@ public final class TransformerEncoderLayer extends Module implements Layer {
 
   /** The backward without claiming the forward's recording (the graph's backward calls this). */
   Tensor backwardInternal(Arena arena, Context context, Tensor gradOutput) {
-    guard.enter();
+    enter();
     try (var off = Autograd.noGrad()) {
       return backwardUnguarded(arena, context, gradOutput);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -302,6 +307,27 @@ public final class TransformerEncoderLayer extends Module implements Layer {
   /** The embedding size. */
   public long dModel() {
     return dModel;
+  }
+
+  /**
+   * Enters a call. {@link #close()} closes the parts before this object's own guard, so a call
+   * already in flight may find a part closed: {@link #closedDuring} then reports this object as
+   * closed, as a call that starts after close does.
+   */
+  private void enter() {
+    if (isClosed()) {
+      throw new IllegalStateException(CLOSED);
+    }
+    guard.enter();
+  }
+
+  private IllegalStateException closedDuring(IllegalStateException failure) {
+    if (!isClosed() || CLOSED.equals(failure.getMessage())) {
+      return failure;
+    }
+    IllegalStateException closed = new IllegalStateException(CLOSED);
+    closed.addSuppressed(failure);
+    return closed;
   }
 
   /**
