@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.random.RandomGenerator;
+import org.seq4j.Autograd;
 import org.seq4j.MatmulOptions;
 import org.seq4j.Shape;
 import org.seq4j.Tensor;
@@ -11,7 +12,6 @@ import org.seq4j.TensorOps;
 import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.Tape;
 
 /**
  * Multi-head attention with PyTorch's semantics and parameter names ({@code
@@ -25,8 +25,17 @@ import org.seq4j.Tape;
  * {@code (L, N, E)}; with {@code batchFirst}, {@code (N, L, E)} and so on. Masks as in {@link
  * ScaledDotProductAttention.Options} over {@code (N, heads, L, S)}. Weights start as PyTorch's:
  * Xavier-uniform projections, zero biases.
+ *
+ * <p><b>Autograd.</b> While gradients are recorded (see {@link Autograd}: gradient mode on and the
+ * inputs or parameters require a gradient), a {@link Mode#TRAINING} forward records its backward;
+ * the explicit {@link #backward} on the same forward then throws (and the other way round), so a
+ * gradient is never added twice. A {@link Mode#INFERENCE} forward saves nothing: a backward that
+ * reaches its output throws, naming the call. The attention weights ({@link #forwardWithWeights})
+ * are differentiable too: their gradient flows into the queries, keys and parameters, as in
+ * PyTorch. Dropout applies in training mode ({@link #isTraining()}) of a {@link Mode#TRAINING}
+ * forward.
  */
-public final class MultiHeadAttention implements AutoCloseable {
+public final class MultiHeadAttention extends Module {
   private final long embedDim;
   private final int heads;
   private final long keyDim;
@@ -34,7 +43,6 @@ public final class MultiHeadAttention implements AutoCloseable {
   private final boolean batchFirst;
   private final float dropout;
   private final Arena arena;
-  private final List<Parameter> parameters = new ArrayList<>();
   private final Parameter inProjWeight; // packed (3E, E), or null
   private final Parameter qWeight;
   private final Parameter kWeight;
@@ -59,9 +67,15 @@ public final class MultiHeadAttention implements AutoCloseable {
     private final Tensor v;
     private final Tensor merged;
     private final ScaledDotProductAttention.Context attention;
+    private final ScaledDotProductAttention.Options options;
+    /** The attention weights before dropout (N, H, L, S) when weights were returned, or null. */
+    private final Tensor probabilities;
+    private final boolean averaged;
+    private Autograd.Recording recording;
 
     private Context(MultiHeadAttention owner, Tensor query, Tensor key, Tensor value, Tensor q,
-        Tensor k, Tensor v, Tensor merged, ScaledDotProductAttention.Context attention) {
+        Tensor k, Tensor v, Tensor merged, ScaledDotProductAttention.Context attention,
+        ScaledDotProductAttention.Options options, Tensor probabilities, boolean averaged) {
       this.owner = owner;
       this.query = query;
       this.key = key;
@@ -71,6 +85,9 @@ public final class MultiHeadAttention implements AutoCloseable {
       this.v = v;
       this.merged = merged;
       this.attention = attention;
+      this.options = options;
+      this.probabilities = probabilities;
+      this.averaged = averaged;
     }
   }
 
@@ -207,6 +224,7 @@ public final class MultiHeadAttention implements AutoCloseable {
         arena.close();
       }
     }
+    reclaimWhenUnreachable(arena);
   }
 
   private Tensor xavier(RandomGenerator random, long rows, long columns) {
@@ -226,27 +244,44 @@ public final class MultiHeadAttention implements AutoCloseable {
   private Parameter parameter(String name, Tensor data, long... dims) {
     Parameter p = new Parameter(name, data != null ? data : Tensor.zeros(arena, dims),
         Tensor.zeros(arena, dims));
-    parameters.add(p);
-    return p;
+    return registerParameter(p);
   }
 
   /** Rows [part·E, (part+1)·E) of the packed projection: a view, not a separate parameter. */
   private Parameter view(Parameter packed, int part) {
-    return new Parameter(packed.name(), packed.data().slice(part * embedDim, (part + 1) * embedDim),
-        packed.grad().slice(part * embedDim, (part + 1) * embedDim));
+    try (var off = Autograd.noGrad()) { // a view for reading, not an operation of the graph
+      return new Parameter(packed.name(), packed.data().slice(part * embedDim,
+          (part + 1) * embedDim), packed.grad().slice(part * embedDim, (part + 1) * embedDim));
+    }
+  }
+
+  /** Whether backward passes add into the gradient of the projection of {@code part}. */
+  private boolean accumulates(int part) {
+    Parameter registered = inProjWeight != null ? inProjWeight
+        : part == 0 ? qWeight : part == 1 ? kWeight : vWeight;
+    return registered.requiresGrad();
+  }
+
+  /** The data of every registered parameter: inputs of a recorded forward (leaves). */
+  private List<Tensor> parameterData() {
+    List<Tensor> data = new ArrayList<>();
+    for (Parameter p : namedParameters().values()) {
+      data.add(p.data());
+    }
+    return data;
   }
 
   private Tensor biasPart(boolean gradient, int part) {
     if (inProjBias == null) {
       return null;
     }
+    if (gradient && !inProjBias.requiresGrad()) {
+      return null; // frozen
+    }
     Tensor whole = gradient ? inProjBias.grad() : inProjBias.data();
-    return whole.slice(part * embedDim, (part + 1) * embedDim);
-  }
-
-  /** The parameters, under PyTorch's names, in PyTorch's order. */
-  public List<Parameter> parameters() {
-    return List.copyOf(parameters);
+    try (var off = Autograd.noGrad()) {
+      return whole.slice(part * embedDim, (part + 1) * embedDim);
+    }
   }
 
   /** The number of heads. */
@@ -267,39 +302,90 @@ public final class MultiHeadAttention implements AutoCloseable {
   /**
    * Attends {@code query} over {@code key}/{@code value}; the result's weights are null.
    *
-   * @param options masks and scale; its dropout is replaced by this layer's (applied in training)
+   * @param options masks and scale; its dropout is replaced by this layer's (applied in a {@link
+   *     Mode#TRAINING} forward while the layer is in training mode)
    */
   public Result forward(Arena arena, Tensor query, Tensor key, Tensor value,
       ScaledDotProductAttention.Options options, Mode mode) {
-    return forward(arena, query, key, value, options, false, mode);
+    requireMode(mode);
+    return forward(arena, query, key, value, options, false, true, mode == Mode.TRAINING,
+        mode == Mode.TRAINING && isTraining(), "MultiHeadAttention.forward");
   }
 
   /**
    * {@link #forward} that also returns the attention weights averaged over the heads {@code (N, L,
    * S)} (PyTorch's {@code need_weights=True}): the full matrix the memory-efficient path avoids.
+   * As in PyTorch, they are the weights the output was computed with, dropout included; their
+   * gradient flows back into the queries, keys and parameters.
    */
   public Result forwardWithWeights(Arena arena, Tensor query, Tensor key, Tensor value,
       ScaledDotProductAttention.Options options, Mode mode) {
-    return forward(arena, query, key, value, options, true, mode);
+    return forwardWithWeights(arena, query, key, value, options, true, mode);
   }
 
-  private Result forward(Arena arena, Tensor query, Tensor key, Tensor value,
-      ScaledDotProductAttention.Options options, boolean needWeights, Mode mode) {
+  /**
+   * {@link #forwardWithWeights(Arena, Tensor, Tensor, Tensor, ScaledDotProductAttention.Options,
+   * Mode)} with PyTorch's {@code average_attn_weights}: when false, the weights are per head,
+   * {@code (N, heads, L, S)}.
+   */
+  public Result forwardWithWeights(Arena arena, Tensor query, Tensor key, Tensor value,
+      ScaledDotProductAttention.Options options, boolean averageWeights, Mode mode) {
+    requireMode(mode);
+    return forward(arena, query, key, value, options, true, averageWeights, mode == Mode.TRAINING,
+        mode == Mode.TRAINING && isTraining(), "MultiHeadAttention.forwardWithWeights");
+  }
+
+  private static void requireMode(Mode mode) {
+    if (mode == null) {
+      throw new NullPointerException("mode");
+    }
+  }
+
+  /**
+   * The forward behind every entry: {@code keepContext} saves what a backward needs (and records
+   * when gradients are recorded), {@code dropoutOn} applies this layer's dropout.
+   */
+  Result forward(Arena arena, Tensor query, Tensor key, Tensor value,
+      ScaledDotProductAttention.Options options, boolean needWeights, boolean averageWeights,
+      boolean keepContext, boolean dropoutOn, String call) {
     guard.enter();
     try {
-      return forwardUnguarded(arena, query, key, value, options, needWeights, mode);
+      List<Tensor> inputs = new ArrayList<>(List.of(query, key, value));
+      inputs.addAll(parameterData());
+      Result result;
+      try (var off = Autograd.noGrad()) {
+        result = forwardUnguarded(arena, query, key, value, options, needWeights,
+            averageWeights, keepContext, dropoutOn);
+      }
+      List<Tensor> outputs = java.util.Arrays.asList(result.output(), result.weights());
+      if (result.context() == null) {
+        Autograd.recordUnsupported(call + " in Mode.INFERENCE", "run it in Mode.TRAINING to"
+            + " compute gradients, or under Autograd.noGrad() when none are wanted", inputs,
+            outputs);
+      } else {
+        List<Tensor> saved = new ArrayList<>(inputs);
+        Context context = result.context();
+        context.recording = Autograd.recordConsumable(call, inputs, outputs, saved,
+            (scratch, g) -> {
+              Gradients grads = backwardInternal(scratch, context, g[0], g[1]);
+              Tensor[] out = new Tensor[inputs.size()];
+              out[0] = grads.query();
+              out[1] = grads.key();
+              out[2] = grads.value();
+              return out;
+            });
+      }
+      return result;
     } finally {
       guard.exit();
     }
   }
 
   private Result forwardUnguarded(Arena arena, Tensor query, Tensor key, Tensor value,
-      ScaledDotProductAttention.Options options, boolean needWeights, Mode mode) {
+      ScaledDotProductAttention.Options options, boolean needWeights, boolean averageWeights,
+      boolean keepContext, boolean dropoutOn) {
     if (options == null) {
       throw new NullPointerException("options");
-    }
-    if (mode == null) {
-      throw new NullPointerException("mode");
     }
     long[] sizes = check(query, key, value);
     long l = sizes[0];
@@ -310,40 +396,42 @@ public final class MultiHeadAttention implements AutoCloseable {
     Tensor q = toHeads(arena, project(arena, query, qWeight, biasPart(false, 0), l, n), l, n, d);
     Tensor k = toHeads(arena, project(arena, key, kWeight, biasPart(false, 1), s, n), s, n, d);
     Tensor v = toHeads(arena, project(arena, value, vWeight, biasPart(false, 2), s, n), s, n, d);
-    ScaledDotProductAttention.Options attentionOptions =
-        options.dropout(mode == Mode.TRAINING ? dropout : 0f, dropoutSeeds.next());
-    ScaledDotProductAttention.Result attended =
-        ScaledDotProductAttention.forward(arena, q, k, v, attentionOptions, mode);
+    float p = dropoutOn ? dropout : 0f;
+    ScaledDotProductAttention.Options attentionOptions = options.dropout(p, dropoutSeeds.next());
+    // the kernel drops out only in its training mode (which also keeps the log-sum-exp)
+    ScaledDotProductAttention.Result attended = ScaledDotProductAttention.forward(arena, q, k, v,
+        attentionOptions, keepContext || p > 0 ? Mode.TRAINING : Mode.INFERENCE);
     Tensor merged = fromHeads(arena, attended.output(), l, n, d); // (L·N, E) rows, time-major
     Tensor outRows = Tensor.uninitialized(arena, l * n, embedDim);
     linear(merged, outWeight.data(), outBias == null ? null : outBias.data(), outRows);
     Tensor output = layout(arena, outRows, l, n, embedDim);
     Tensor weights = null;
+    Tensor probabilities = null;
     if (needWeights) {
-      Tensor all = ScaledDotProductAttention.weights(arena, q, k, attentionOptions);
-      weights = Tensor.zeros(arena, n, l, s);
-      for (long b = 0; b < n; b++) {
-        for (int h = 0; h < heads; h++) {
-          TensorOps.axpy(1f / heads, all.slice(b, b + 1).reshape(heads, l, s).slice(h, h + 1)
-              .reshape(l, s), weights.slice(b, b + 1).reshape(l, s));
+      probabilities = ScaledDotProductAttention.weights(arena, q, k, attentionOptions);
+      // the kernel's dropout mask is that of seq4j_dropout over the (N, H, L, S) index, so the
+      // weights returned are exactly those the output was computed with (as PyTorch's)
+      Tensor used = probabilities;
+      if (p > 0) {
+        used = Tensor.uninitialized(arena, probabilities.shape().dims());
+        NativeBindings.dropout(used.segment(), probabilities.segment(), used.size(), p,
+            attentionOptions.seed());
+      }
+      if (averageWeights) {
+        weights = Tensor.zeros(arena, n, l, s);
+        for (long b = 0; b < n; b++) {
+          Tensor batch = used.slice(b, b + 1).reshape(heads, l * s);
+          Tensor into = weights.slice(b, b + 1).reshape(1, l * s);
+          for (int h = 0; h < heads; h++) {
+            TensorOps.axpy(1f / heads, batch.slice(h, h + 1), into);
+          }
         }
+      } else {
+        weights = used == probabilities ? probabilities.copy(arena) : used;
       }
     }
-    Context context = mode == Mode.TRAINING
-        ? new Context(this, query, key, value, q, k, v, merged, attended.context()) : null;
-    Tape tape = Tape.active();
-    if (context != null && tape != null) {
-      tape.record(List.of(query, key, value), List.of(output), gradients -> {
-        List<Tensor> result = new ArrayList<>();
-        if (gradients.get(0) != null) {
-          Gradients g = backward(arena, context, gradients.get(0));
-          result.add(g.query());
-          result.add(g.key());
-          result.add(g.value());
-        }
-        return result;
-      });
-    }
+    Context context = keepContext ? new Context(this, query, key, value, q, k, v, merged,
+        attended.context(), attentionOptions, probabilities, averageWeights) : null;
     return new Result(output, weights, context);
   }
 
@@ -422,7 +510,16 @@ public final class MultiHeadAttention implements AutoCloseable {
   public Tensor forwardStep(Arena arena, Tensor step, Cache cache) {
     guard.enter();
     try {
-      return forwardStepUnguarded(arena, step, cache);
+      List<Tensor> inputs = new ArrayList<>(List.of(step));
+      inputs.addAll(parameterData());
+      Tensor out;
+      try (var off = Autograd.noGrad()) {
+        out = forwardStepUnguarded(arena, step, cache);
+      }
+      Autograd.recordUnsupported("MultiHeadAttention.forwardStep", "incremental decoding is"
+          + " for inference: run it under Autograd.noGrad(), or train with forward in"
+          + " Mode.TRAINING", inputs, List.of(out));
+      return out;
     } finally {
       guard.exit();
     }
@@ -485,20 +582,55 @@ public final class MultiHeadAttention implements AutoCloseable {
     return layout(arena, outRows, t, n, embedDim);
   }
 
-  /** Gradients of the inputs; adds into every parameter's gradient. */
+  /**
+   * Gradients of the inputs for the gradient of the output; adds into every parameter's gradient
+   * (except frozen ones).
+   *
+   * @throws IllegalStateException if the graph's backward already ran through this forward
+   */
   public Gradients backward(Arena arena, Context context, Tensor gradOutput) {
+    if (gradOutput == null) {
+      throw new NullPointerException("gradOutput");
+    }
+    return backward(arena, context, gradOutput, null);
+  }
+
+  /**
+   * Gradients of the inputs for the gradients of the output and of the attention weights that
+   * {@link #forwardWithWeights} returned (either may be null, not both); adds into every
+   * parameter's gradient (except frozen ones).
+   *
+   * @throws IllegalStateException if the graph's backward already ran through this forward
+   */
+  public Gradients backward(Arena arena, Context context, Tensor gradOutput, Tensor gradWeights) {
+    if (context == null) {
+      throw new NullPointerException("context");
+    }
+    if (gradOutput == null && gradWeights == null) {
+      throw new NullPointerException("gradOutput, gradWeights: expected at least one gradient");
+    }
+    if (context.owner != this) {
+      throw new IllegalArgumentException("context: it was made by another MultiHeadAttention;"
+          + " pass the context of this layer's forward");
+    }
+    if (context.recording != null) {
+      context.recording.consumeExplicitly("MultiHeadAttention.backward");
+    }
+    return backwardInternal(arena, context, gradOutput, gradWeights);
+  }
+
+  /** The backward without claiming the forward's recording (the graph's backward calls this). */
+  Gradients backwardInternal(Arena arena, Context context, Tensor gradOutput, Tensor gradWeights) {
     guard.enter();
-    try {
-      return backwardUnguarded(arena, context, gradOutput);
+    try (var off = Autograd.noGrad()) {
+      return backwardUnguarded(arena, context, gradOutput, gradWeights);
     } finally {
       guard.exit();
     }
   }
 
-  private Gradients backwardUnguarded(Arena arena, Context context, Tensor gradOutput) {
-    if (context == null) {
-      throw new NullPointerException("context");
-    }
+  private Gradients backwardUnguarded(Arena arena, Context context, Tensor gradOutput,
+      Tensor gradWeights) {
     if (context.owner != this) {
       throw new IllegalArgumentException("context: it was made by another MultiHeadAttention;"
           + " pass the context of this layer's forward");
@@ -507,39 +639,120 @@ public final class MultiHeadAttention implements AutoCloseable {
       throw new IllegalStateException("context: the arena of its forward pass is closed (or owned"
           + " by another thread)");
     }
-    if (gradOutput == null) {
-      throw new NullPointerException("gradOutput");
-    }
     long[] sizes = check(context.query, context.key, context.value);
     long l = sizes[0];
     long s = sizes[1];
     long n = sizes[2];
     long d = embedDim / heads;
-    Shape expected = batchFirst ? Shape.of(n, l, embedDim) : Shape.of(l, n, embedDim);
-    if (!gradOutput.shape().equals(expected)) {
-      throw new IllegalArgumentException("gradOutput: expected shape " + expected
-          + " (the output's), got " + gradOutput.shape());
+    Tensor gradQueryHeads;
+    Tensor gradKeyHeads;
+    Tensor gradValueHeads;
+    if (gradOutput != null) {
+      Shape expected = batchFirst ? Shape.of(n, l, embedDim) : Shape.of(l, n, embedDim);
+      if (!gradOutput.shape().equals(expected)) {
+        throw new IllegalArgumentException("gradOutput: expected shape " + expected
+            + " (the output's), got " + gradOutput.shape());
+      }
+      Checks.usable(gradOutput.segment(), "gradOutput");
+      Tensor gradRows = rows(arena, gradOutput, l, n, embedDim); // (L·N, E)
+      // out-projection: y = m Wᵀ + b
+      if (outWeight.requiresGrad()) {
+        TensorOps.matmul(gradRows, context.merged, outWeight.grad(),
+            MatmulOptions.DEFAULT.transposeA(true).accumulate());
+      }
+      if (outBias != null && outBias.requiresGrad()) {
+        addColumnSums(arena, gradRows, outBias.grad());
+      }
+      Tensor gradMerged = Tensor.uninitialized(arena, l * n, embedDim);
+      TensorOps.matmul(gradRows, outWeight.data(), gradMerged);
+      Tensor gradAttended = toHeads(arena, gradMerged, l, n, d);
+      ScaledDotProductAttention.Gradients g =
+          ScaledDotProductAttention.backward(arena, context.attention, gradAttended);
+      gradQueryHeads = g.query();
+      gradKeyHeads = g.key();
+      gradValueHeads = g.value();
+    } else {
+      gradQueryHeads = Tensor.zeros(arena, n, heads, l, d);
+      gradKeyHeads = Tensor.zeros(arena, n, heads, s, d);
+      gradValueHeads = Tensor.zeros(arena, n, heads, s, d);
     }
-    Checks.usable(gradOutput.segment(), "gradOutput");
-    Tensor gradRows = rows(arena, gradOutput, l, n, embedDim); // (L·N, E)
-    // out-projection: y = m Wᵀ + b
-    TensorOps.matmul(gradRows, context.merged, outWeight.grad(),
-        MatmulOptions.DEFAULT.transposeA(true).accumulate());
-    if (outBias != null) {
-      addColumnSums(arena, gradRows, outBias.grad());
+    if (gradWeights != null) {
+      weightsBackward(arena, context, gradWeights, gradQueryHeads, gradKeyHeads, l, s, n, d);
     }
-    Tensor gradMerged = Tensor.uninitialized(arena, l * n, embedDim);
-    TensorOps.matmul(gradRows, outWeight.data(), gradMerged);
-    Tensor gradAttended = toHeads(arena, gradMerged, l, n, d);
-    ScaledDotProductAttention.Gradients g =
-        ScaledDotProductAttention.backward(arena, context.attention, gradAttended);
-    Tensor gradQuery = projectBackward(arena, context.query, fromHeads(arena, g.query(), l, n, d),
-        qWeight, 0, l, n, embedDim);
-    Tensor gradKey = projectBackward(arena, context.key, fromHeads(arena, g.key(), s, n, d),
+    Tensor gradQuery = projectBackward(arena, context.query,
+        fromHeads(arena, gradQueryHeads, l, n, d), qWeight, 0, l, n, embedDim);
+    Tensor gradKey = projectBackward(arena, context.key, fromHeads(arena, gradKeyHeads, s, n, d),
         kWeight, 1, s, n, keyDim);
-    Tensor gradValue = projectBackward(arena, context.value, fromHeads(arena, g.value(), s, n, d),
-        vWeight, 2, s, n, valueDim);
+    Tensor gradValue = projectBackward(arena, context.value,
+        fromHeads(arena, gradValueHeads, s, n, d), vWeight, 2, s, n, valueDim);
     return new Gradients(gradQuery, gradKey, gradValue);
+  }
+
+  /**
+   * Adds the gradient that flows from the returned weights into the per-head queries and keys:
+   * with P = softmax(S), S = scale · q kᵀ + mask per head, and the weights W = dropout(P) (averaged
+   * over heads or not), dP = dropout(dW) (the forward's mask), dS = P ⊙ (dP − rowsum(dP ⊙ P)),
+   * then dq += scale · dS k and dk += scale · dSᵀ q. Masked scores have P = 0, so they get none.
+   */
+  private void weightsBackward(Arena arena, Context context, Tensor gradWeights,
+      Tensor gradQueryHeads, Tensor gradKeyHeads, long l, long s, long n, long d) {
+    if (context.probabilities == null) {
+      throw new IllegalArgumentException("gradWeights: the forward returned no weights (use"
+          + " forwardWithWeights)");
+    }
+    Shape expected = context.averaged ? Shape.of(n, l, s) : Shape.of(n, heads, l, s);
+    if (!gradWeights.shape().equals(expected)) {
+      throw new IllegalArgumentException("gradWeights: expected shape " + expected
+          + " (the weights'), got " + gradWeights.shape());
+    }
+    Checks.usable(gradWeights.segment(), "gradWeights");
+    Tensor gradUsed = Tensor.zeros(arena, n, heads, l, s); // the gradient of dropout(P)
+    for (long b = 0; b < n; b++) {
+      Tensor into = gradUsed.slice(b, b + 1).reshape(heads, l * s);
+      if (context.averaged) {
+        Tensor row = gradWeights.slice(b, b + 1).reshape(1, l * s);
+        for (int h = 0; h < heads; h++) {
+          TensorOps.axpy(1f / heads, row, into.slice(h, h + 1));
+        }
+      } else {
+        into.copyFrom(gradWeights.slice(b, b + 1).reshape(heads, l * s));
+      }
+    }
+    float p = context.options.dropout();
+    Tensor gradProbabilities = gradUsed;
+    if (p > 0) {
+      gradProbabilities = Tensor.uninitialized(arena, gradUsed.shape().dims());
+      NativeBindings.dropout(gradProbabilities.segment(), gradUsed.segment(), gradUsed.size(), p,
+          context.options.seed());
+    }
+    float scale = Float.isNaN(context.options.scale()) ? (float) (1 / Math.sqrt(d))
+        : context.options.scale();
+    java.lang.foreign.MemorySegment probability = context.probabilities.segment();
+    java.lang.foreign.MemorySegment grad = gradProbabilities.segment();
+    Tensor gradScores = Tensor.uninitialized(arena, n, heads, l, s);
+    java.lang.foreign.MemorySegment out = gradScores.segment();
+    var f = java.lang.foreign.ValueLayout.JAVA_FLOAT;
+    for (long row = 0; row < n * heads * l; row++) {
+      long base = row * s;
+      double dot = 0;
+      for (long j = 0; j < s; j++) {
+        dot += (double) grad.getAtIndex(f, base + j) * probability.getAtIndex(f, base + j);
+      }
+      for (long j = 0; j < s; j++) {
+        float pj = probability.getAtIndex(f, base + j);
+        out.setAtIndex(f, base + j, (float) (scale * pj * (grad.getAtIndex(f, base + j) - dot)));
+      }
+    }
+    gradScores.markChanged();
+    for (long bh = 0; bh < n * heads; bh++) {
+      Tensor ds = gradScores.reshape(n * heads, l * s).slice(bh, bh + 1).reshape(l, s);
+      Tensor qh = context.q.reshape(n * heads, l * d).slice(bh, bh + 1).reshape(l, d);
+      Tensor kh = context.k.reshape(n * heads, s * d).slice(bh, bh + 1).reshape(s, d);
+      TensorOps.matmul(ds, kh, gradQueryHeads.reshape(n * heads, l * d).slice(bh, bh + 1)
+          .reshape(l, d), MatmulOptions.DEFAULT.accumulate());
+      TensorOps.matmul(ds, qh, gradKeyHeads.reshape(n * heads, s * d).slice(bh, bh + 1)
+          .reshape(s, d), MatmulOptions.DEFAULT.transposeA(true).accumulate());
+    }
   }
 
   /** x (T·N rows, time-major) · Wᵀ + b for an input in the layer's layout. */
@@ -554,8 +767,10 @@ public final class MultiHeadAttention implements AutoCloseable {
   private Tensor projectBackward(Arena arena, Tensor input, Tensor gradRows, Parameter weight,
       int part, long t, long n, long inputSize) {
     Tensor inputRows = rows(arena, input, t, n, inputSize);
-    TensorOps.matmul(gradRows, inputRows, weight.grad(),
-        MatmulOptions.DEFAULT.transposeA(true).accumulate());
+    if (accumulates(part)) {
+      TensorOps.matmul(gradRows, inputRows, weight.grad(),
+          MatmulOptions.DEFAULT.transposeA(true).accumulate());
+    }
     Tensor biasGrad = biasPart(true, part);
     if (biasGrad != null) {
       addColumnSums(arena, gradRows, biasGrad);
@@ -660,10 +875,17 @@ public final class MultiHeadAttention implements AutoCloseable {
 
   /**
    * Frees the parameters, after waiting for the calls in flight on other threads; calls that
-   * start later throw {@link IllegalStateException}. Closing again does nothing.
+   * start later throw {@link IllegalStateException}. Called once by {@link #close()}.
    */
   @Override
-  public void close() {
+  protected void closeResources() {
     guard.close(arena::close);
+  }
+
+  @Override
+  public String toString() {
+    return "MultiHeadAttention(embedDim=" + embedDim + ", heads=" + heads
+        + (keyDim != embedDim ? ", kdim=" + keyDim : "")
+        + (valueDim != embedDim ? ", vdim=" + valueDim : "") + ")";
   }
 }

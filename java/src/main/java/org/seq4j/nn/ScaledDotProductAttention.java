@@ -2,15 +2,14 @@ package org.seq4j.nn;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.List;
+import org.seq4j.Autograd;
 import org.seq4j.Shape;
 import org.seq4j.Tensor;
 import org.seq4j.internal.AbiConstants;
 import org.seq4j.internal.AbiLayouts;
 import org.seq4j.internal.Checks;
 import org.seq4j.internal.NativeBindings;
-import org.seq4j.Tape;
 
 /**
  * Scaled dot-product attention, "Attention Is All You Need" (Vaswani et al.), forward and
@@ -128,6 +127,7 @@ public final class ScaledDotProductAttention {
     private final Tensor out;
     private final Tensor lse;
     private final Options options;
+    private Autograd.Recording recording;
 
     private Context(Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Options options) {
       this.q = q;
@@ -156,26 +156,40 @@ public final class ScaledDotProductAttention {
           paddingSegment(options), desc);
     }
     Context context = training ? new Context(q, k, v, out, lse, options) : null;
-    Tape tape = Tape.active();
-    if (context != null && tape != null) {
-      tape.record(List.of(q, k, v), List.of(out), gradients -> {
-        List<Tensor> result = new ArrayList<>();
-        if (gradients.get(0) != null) {
-          Gradients g = backward(arena, context, gradients.get(0));
-          result.add(g.query());
-          result.add(g.key());
-          result.add(g.value());
-        }
-        return result;
-      });
+    List<Tensor> inputs = List.of(q, k, v); // masks are constants, as PyTorch's boolean ones
+    if (context == null) {
+      Autograd.recordUnsupported("ScaledDotProductAttention.forward in Mode.INFERENCE",
+          "run it in Mode.TRAINING to compute gradients, or under Autograd.noGrad() when none"
+              + " are wanted", inputs, List.of(out));
+    } else {
+      context.recording = Autograd.recordConsumable("ScaledDotProductAttention.forward", inputs,
+          List.of(out), List.of(q, k, v), (scratch, g) -> {
+            Gradients grads = backwardUnclaimed(scratch, context, g[0]);
+            return new Tensor[] {grads.query(), grads.key(), grads.value()};
+          });
     }
     return new Result(out, context);
   }
 
-  /** The gradients of q, k and v for the gradient of the output of a training forward. */
+  /**
+   * The gradients of q, k and v for the gradient of the output of a training forward (no
+   * gradient flows into an additive mask).
+   *
+   * @throws IllegalStateException if the graph's backward already ran through that forward
+   */
   public static Gradients backward(Arena arena, Context context, Tensor gradOutput) {
     if (context == null) {
       throw new NullPointerException("context");
+    }
+    if (context.recording != null) {
+      context.recording.consumeExplicitly("ScaledDotProductAttention.backward");
+    }
+    return backwardUnclaimed(arena, context, gradOutput);
+  }
+
+  private static Gradients backwardUnclaimed(Arena arena, Context context, Tensor gradOutput) {
+    if (gradOutput == null) {
+      throw new NullPointerException("gradOutput");
     }
     if (!gradOutput.shape().equals(context.out.shape())) {
       throw new IllegalArgumentException("gradOutput: expected shape " + context.out.shape()

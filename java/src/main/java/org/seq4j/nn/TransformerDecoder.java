@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.IntFunction;
+import org.seq4j.Autograd;
 import org.seq4j.Tensor;
 import org.seq4j.internal.CallGuard;
 import org.seq4j.TensorOps;
@@ -13,9 +14,10 @@ import org.seq4j.TensorOps;
  * {@code nn.TransformerDecoder}; parameters are named {@code layers.<i>.<name>} and {@code
  * norm.<name>}. Every layer attends to the same memory; its gradient is summed over the layers.
  */
-public final class TransformerDecoder implements AutoCloseable {
+public final class TransformerDecoder extends Module {
   private final List<TransformerDecoderLayer> layers;
   private final LayerNorm norm;
+  private static final String CLOSED = "TransformerDecoder: the module is closed";
   private final CallGuard guard = new CallGuard("TransformerDecoder", "module");
 
   /** What the backward needs. */
@@ -23,6 +25,7 @@ public final class TransformerDecoder implements AutoCloseable {
     private final TransformerDecoder owner;
     private final List<TransformerDecoderLayer.Context> layers;
     private final LayerNorm.Context norm;
+    private Autograd.Recording recording;
 
     private Context(TransformerDecoder owner, List<TransformerDecoderLayer.Context> layers,
         LayerNorm.Context norm) {
@@ -66,27 +69,67 @@ public final class TransformerDecoder implements AutoCloseable {
     // all or nothing: a failure closes the layers made and norm
     this.layers = Parts.stack(numLayers, layer, norm);
     this.norm = norm;
-  }
-
-  /** Every parameter under PyTorch's name. */
-  public List<Parameter> parameters() {
-    List<Parameter> all = new ArrayList<>();
-    for (int i = 0; i < layers.size(); i++) {
-      all.addAll(Parameter.prefixed("layers." + i + ".", layers.get(i).parameters()));
-    }
+    register("layers", new ModuleList<>(layers));
     if (norm != null) {
-      all.addAll(Parameter.prefixed("norm.", norm.parameters()));
+      register("norm", LegacyPart.of(norm)); // SWITCH-ON: register("norm", norm);
     }
-    return all;
   }
 
-  /** Runs every layer against the memory, then the final norm. */
+  /** The layers, in order. */
+  public List<TransformerDecoderLayer> layers() {
+    return List.copyOf(layers);
+  }
+
+  /** The inputs of a recorded forward: the tensors, then every parameter's data. */
+  private List<Tensor> recordedInputs(Tensor... tensors) {
+    List<Tensor> inputs = new ArrayList<>(List.of(tensors));
+    for (Parameter p : namedParameters().values()) {
+      inputs.add(p.data());
+    }
+    return inputs;
+  }
+
+  /**
+   * Runs every layer against the memory, then the final norm; in {@link Mode#TRAINING} the
+   * result carries a context for {@link #backward} and, while gradients are recorded, the
+   * forward records its backward (the explicit backward on the same forward then throws).
+   * Dropout applies in training mode.
+   */
   public Result forward(Arena arena, Tensor target, Tensor memory,
       ScaledDotProductAttention.Options targetOptions,
       ScaledDotProductAttention.Options memoryOptions, Mode mode) {
-    guard.enter();
+    if (mode == null) {
+      throw new NullPointerException("mode");
+    }
+    boolean keepContext = mode == Mode.TRAINING;
+    boolean training = keepContext && isTraining();
+    enter();
     try {
-      return forwardUnguarded(arena, target, memory, targetOptions, memoryOptions, mode);
+      List<Tensor> inputs = recordedInputs(target, memory);
+      Result result;
+      try (var off = Autograd.noGrad()) {
+        result = forwardUnguarded(arena, target, memory, targetOptions, memoryOptions,
+            keepContext, training);
+      }
+      Context context = result.context();
+      String call = "TransformerDecoder.forward";
+      if (context == null) {
+        Autograd.recordUnsupported(call + " in Mode.INFERENCE", "run it in Mode.TRAINING to"
+            + " compute gradients, or under Autograd.noGrad() when none are wanted", inputs,
+            List.of(result.output()));
+      } else {
+        context.recording = Autograd.recordConsumable(call, inputs, List.of(result.output()),
+            inputs, (scratch, g) -> {
+              TransformerDecoderLayer.Gradients grads = backwardInternal(scratch, context, g[0]);
+              Tensor[] out = new Tensor[inputs.size()];
+              out[0] = grads.target();
+              out[1] = grads.memory();
+              return out;
+            });
+      }
+      return result;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -94,12 +137,12 @@ public final class TransformerDecoder implements AutoCloseable {
 
   private Result forwardUnguarded(Arena arena, Tensor target, Tensor memory,
       ScaledDotProductAttention.Options targetOptions,
-      ScaledDotProductAttention.Options memoryOptions, Mode mode) {
+      ScaledDotProductAttention.Options memoryOptions, boolean keepContext, boolean training) {
     List<TransformerDecoderLayer.Context> contexts = new ArrayList<>();
     Tensor h = target;
     for (TransformerDecoderLayer layer : layers) {
-      TransformerDecoderLayer.Result r =
-          layer.forward(arena, h, memory, targetOptions, memoryOptions, mode);
+      TransformerDecoderLayer.Result r = layer.forward(arena, h, memory, targetOptions,
+          memoryOptions, keepContext, training);
       contexts.add(r.context());
       h = r.output();
     }
@@ -109,15 +152,32 @@ public final class TransformerDecoder implements AutoCloseable {
       normContext = r.context();
       h = r.output();
     }
-    return new Result(h, mode == Mode.TRAINING ? new Context(this, contexts, normContext) : null);
+    return new Result(h, keepContext ? new Context(this, contexts, normContext) : null);
   }
 
-  /** Gradients of the target and of the memory; adds into every parameter's gradient. */
+  /**
+   * Gradients of the target and of the memory; adds into every parameter's gradient.
+   *
+   * @throws IllegalStateException if the graph's backward already ran through this forward
+   */
   public TransformerDecoderLayer.Gradients backward(Arena arena, Context context,
       Tensor gradOutput) {
-    guard.enter();
-    try {
+    if (context == null) {
+      throw new NullPointerException("context");
+    }
+    if (context.owner == this && context.recording != null) {
+      context.recording.consumeExplicitly("TransformerDecoder.backward");
+    }
+    return backwardInternal(arena, context, gradOutput);
+  }
+
+  private TransformerDecoderLayer.Gradients backwardInternal(Arena arena, Context context,
+      Tensor gradOutput) {
+    enter();
+    try (var off = Autograd.noGrad()) {
       return backwardUnguarded(arena, context, gradOutput);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -136,7 +196,7 @@ public final class TransformerDecoder implements AutoCloseable {
     Tensor gradMemory = null;
     for (int i = layers.size() - 1; i >= 0; i--) {
       TransformerDecoderLayer.Gradients layerGradients =
-          layers.get(i).backward(arena, context.layers.get(i), g);
+          layers.get(i).backwardInternal(arena, context.layers.get(i), g);
       g = layerGradients.target();
       if (gradMemory == null) {
         gradMemory = layerGradients.memory();
@@ -149,9 +209,11 @@ public final class TransformerDecoder implements AutoCloseable {
 
   /** Caches for incremental decoding of {@code batch} sequences up to {@code capacity} long. */
   public Cache newCache(Arena arena, long batch, long capacity) {
-    guard.enter();
+    enter();
     try {
       return newCacheUnguarded(arena, batch, capacity);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -168,9 +230,19 @@ public final class TransformerDecoder implements AutoCloseable {
   /** Decodes new positions given the earlier ones' caches (inference); see the layer's. */
   public Tensor forwardStep(Arena arena, Tensor targetStep, Tensor memory,
       ScaledDotProductAttention.Options memoryOptions, Cache cache) {
-    guard.enter();
+    enter();
     try {
-      return forwardStepUnguarded(arena, targetStep, memory, memoryOptions, cache);
+      List<Tensor> inputs = recordedInputs(targetStep, memory);
+      Tensor out;
+      try (var off = Autograd.noGrad()) {
+        out = forwardStepUnguarded(arena, targetStep, memory, memoryOptions, cache);
+      }
+      Autograd.recordUnsupported("TransformerDecoder.forwardStep", "incremental decoding is for"
+          + " inference: run it under Autograd.noGrad(), or train with forward in Mode.TRAINING",
+          inputs, List.of(out));
+      return out;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -193,16 +265,32 @@ public final class TransformerDecoder implements AutoCloseable {
   }
 
   /**
-   * Frees every layer and the norm, after waiting for the calls in flight on other threads; calls
-   * that start later throw {@link IllegalStateException}. Closing again does nothing.
+   * Enters a call. {@link #close()} closes the parts before this object's own guard, so a call
+   * already in flight may find a part closed: {@link #closedDuring} then reports this object as
+   * closed, as a call that starts after close does.
+   */
+  private void enter() {
+    if (isClosed()) {
+      throw new IllegalStateException(CLOSED);
+    }
+    guard.enter();
+  }
+
+  private IllegalStateException closedDuring(IllegalStateException failure) {
+    if (!isClosed() || CLOSED.equals(failure.getMessage())) {
+      return failure;
+    }
+    IllegalStateException closed = new IllegalStateException(CLOSED);
+    closed.addSuppressed(failure);
+    return closed;
+  }
+
+  /**
+   * Waits for the calls in flight on other threads; calls that start later throw {@link
+   * IllegalStateException}. Called once by {@link #close()}, after the layers and the norm.
    */
   @Override
-  public void close() {
-    guard.close(() -> {
-      layers.forEach(TransformerDecoderLayer::close);
-      if (norm != null) {
-        norm.close();
-      }
-    });
+  protected void closeResources() {
+    guard.close(() -> { });
   }
 }

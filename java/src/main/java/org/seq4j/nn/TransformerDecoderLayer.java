@@ -3,6 +3,7 @@ package org.seq4j.nn;
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
+import org.seq4j.Autograd;
 import org.seq4j.Tensor;
 import org.seq4j.internal.CallGuard;
 
@@ -14,10 +15,14 @@ import org.seq4j.internal.CallGuard;
  *
  * <p>Parameters under PyTorch's names: {@code self_attn.*}, {@code multihead_attn.*}, {@code
  * linear1.*}, {@code linear2.*}, {@code norm1.*}, {@code norm2.*}, {@code norm3.*}. Shapes {@code
- * (T, N, dModel)} and memory {@code (S, N, dModel)}, or batch-first. As for the encoder layer, use
- * either the explicit {@link #backward} or a {@link org.seq4j.Tape} for a given forward.
+ * (T, N, dModel)} and memory {@code (S, N, dModel)}, or batch-first.
+ *
+ * <p>While gradients are recorded ({@link Autograd}), a {@link Mode#TRAINING} forward records its
+ * backward as one operation (into the target and the memory); the explicit {@link #backward} on
+ * the same forward then throws (and the other way round). Dropout applies in training mode ({@link
+ * #isTraining()}). {@link #forwardStep} is for inference: a backward reaching it throws.
  */
-public final class TransformerDecoderLayer implements AutoCloseable {
+public final class TransformerDecoderLayer extends Module {
   private final float dropout;
   private final boolean normFirst;
   private final Activation activation;
@@ -29,6 +34,7 @@ public final class TransformerDecoderLayer implements AutoCloseable {
   private final LayerNorm norm2;
   private final LayerNorm norm3;
   private final Seeds.DropoutSeeds dropoutSeeds;
+  private static final String CLOSED = "TransformerDecoderLayer: the layer is closed";
   private final CallGuard guard = new CallGuard("TransformerDecoderLayer", "layer");
 
   /** What the backward needs. */
@@ -44,11 +50,14 @@ public final class TransformerDecoderLayer implements AutoCloseable {
     private final Tensor hidden;
     private final Tensor activated;
     private final long seed;
+    private final boolean dropped;
+    private Autograd.Recording recording;
 
     private Context(TransformerDecoderLayer owner, Tensor target, MultiHeadAttention.Context self,
         MultiHeadAttention.Context cross, LayerNorm.Context norm1, LayerNorm.Context norm2,
         LayerNorm.Context norm3, Tensor feedForwardInput, Tensor hidden, Tensor activated,
-        long seed) {
+        long seed, boolean dropped) {
+      this.dropped = dropped;
       this.owner = owner;
       this.target = target;
       this.self = self;
@@ -112,19 +121,25 @@ public final class TransformerDecoderLayer implements AutoCloseable {
       parts.closeAfterFailure(e);
       throw e;
     }
+    // PyTorch's attribute names and order; the tree closes them (the last first)
+    register("self_attn", selfAttention);
+    register("multihead_attn", crossAttention);
+    register("linear1", LegacyPart.of(linear1)); // SWITCH-ON: register("linear1", linear1);
+    register("linear2", LegacyPart.of(linear2)); // SWITCH-ON: register("linear2", linear2);
+    register("norm1", LegacyPart.of(norm1)); // SWITCH-ON: register("norm1", norm1);
+    register("norm2", LegacyPart.of(norm2)); // SWITCH-ON: register("norm2", norm2);
+    register("norm3", LegacyPart.of(norm3)); // SWITCH-ON: register("norm3", norm3);
   }
 
-  /** Every parameter under PyTorch's name. */
-  public List<Parameter> parameters() {
-    List<Parameter> all = new ArrayList<>();
-    all.addAll(Parameter.prefixed("self_attn.", selfAttention.parameters()));
-    all.addAll(Parameter.prefixed("multihead_attn.", crossAttention.parameters()));
-    all.addAll(Parameter.prefixed("linear1.", linear1.parameters()));
-    all.addAll(Parameter.prefixed("linear2.", linear2.parameters()));
-    all.addAll(Parameter.prefixed("norm1.", norm1.parameters()));
-    all.addAll(Parameter.prefixed("norm2.", norm2.parameters()));
-    all.addAll(Parameter.prefixed("norm3.", norm3.parameters()));
-    return all;
+  /** The target, the memory and every parameter's data: the inputs of a recorded forward. */
+  private List<Tensor> recordedInputs(Tensor target, Tensor memory) {
+    List<Tensor> inputs = new ArrayList<>();
+    inputs.add(target);
+    inputs.add(memory);
+    for (Parameter p : namedParameters().values()) {
+      inputs.add(p.data());
+    }
+    return inputs;
   }
 
   /**
@@ -137,9 +152,44 @@ public final class TransformerDecoderLayer implements AutoCloseable {
   public Result forward(Arena arena, Tensor target, Tensor memory,
       ScaledDotProductAttention.Options targetOptions,
       ScaledDotProductAttention.Options memoryOptions, Mode mode) {
-    guard.enter();
+    if (mode == null) {
+      throw new NullPointerException("mode");
+    }
+    return forward(arena, target, memory, targetOptions, memoryOptions, mode == Mode.TRAINING,
+        mode == Mode.TRAINING && isTraining());
+  }
+
+  /** The forward of every entry: {@code keepContext} saves (and records), {@code training} drops. */
+  Result forward(Arena arena, Tensor target, Tensor memory,
+      ScaledDotProductAttention.Options targetOptions,
+      ScaledDotProductAttention.Options memoryOptions, boolean keepContext, boolean training) {
+    enter();
     try {
-      return forwardUnguarded(arena, target, memory, targetOptions, memoryOptions, mode);
+      List<Tensor> inputs = recordedInputs(target, memory);
+      Result result;
+      try (var off = Autograd.noGrad()) {
+        result = forwardUnguarded(arena, target, memory, targetOptions, memoryOptions,
+            keepContext, training);
+      }
+      Context context = result.context();
+      String call = "TransformerDecoderLayer.forward";
+      if (context == null) {
+        Autograd.recordUnsupported(call + " in Mode.INFERENCE", "run it in Mode.TRAINING to"
+            + " compute gradients, or under Autograd.noGrad() when none are wanted", inputs,
+            List.of(result.output()));
+      } else {
+        context.recording = Autograd.recordConsumable(call, inputs, List.of(result.output()),
+            inputs, (scratch, g) -> {
+              Gradients grads = backwardInternal(scratch, context, g[0]);
+              Tensor[] out = new Tensor[inputs.size()];
+              out[0] = grads.target();
+              out[1] = grads.memory();
+              return out;
+            });
+      }
+      return result;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -147,15 +197,21 @@ public final class TransformerDecoderLayer implements AutoCloseable {
 
   private Result forwardUnguarded(Arena arena, Tensor target, Tensor memory,
       ScaledDotProductAttention.Options targetOptions,
-      ScaledDotProductAttention.Options memoryOptions, Mode mode) {
+      ScaledDotProductAttention.Options memoryOptions, boolean keepContext, boolean training) {
     checkSequences(target, "target", memory);
-    boolean training = mode == Mode.TRAINING;
+    if (targetOptions == null) {
+      throw new NullPointerException("targetOptions");
+    }
+    if (memoryOptions == null) {
+      throw new NullPointerException("memoryOptions");
+    }
     long callSeed = dropoutSeeds.next();
     // block 1: self-attention
     LayerNorm.Result n1 = normFirst ? norm1.forward(arena, target) : null;
     Tensor selfInput = normFirst ? n1.output() : target;
     MultiHeadAttention.Result self = selfAttention.forward(arena, selfInput, selfInput,
-        selfInput, targetOptions, mode);
+        selfInput, targetOptions, false, true, keepContext, training,
+        "TransformerDecoderLayer.forward");
     Tensor r1 = add(arena, target, drop(arena, self.output(), callSeed, training));
     if (!normFirst) {
       n1 = norm1.forward(arena, r1);
@@ -165,7 +221,7 @@ public final class TransformerDecoderLayer implements AutoCloseable {
     LayerNorm.Result n2 = normFirst ? norm2.forward(arena, x1) : null;
     Tensor crossInput = normFirst ? n2.output() : x1;
     MultiHeadAttention.Result cross = crossAttention.forward(arena, crossInput, memory, memory,
-        memoryOptions, mode);
+        memoryOptions, false, true, keepContext, training, "TransformerDecoderLayer.forward");
     Tensor r2 = add(arena, x1, drop(arena, cross.output(), callSeed + 1, training));
     if (!normFirst) {
       n2 = norm2.forward(arena, r2);
@@ -182,17 +238,19 @@ public final class TransformerDecoderLayer implements AutoCloseable {
       n3 = norm3.forward(arena, r3);
     }
     Tensor output = normFirst ? r3 : n3.output();
-    Context context = training ? new Context(this, target, self.context(), cross.context(),
-        n1.context(), n2.context(), n3.context(), feedForwardInput, hidden, activated, callSeed)
-        : null;
+    Context context = keepContext ? new Context(this, target, self.context(), cross.context(),
+        n1.context(), n2.context(), n3.context(), feedForwardInput, hidden, activated, callSeed,
+        training) : null;
     return new Result(output, context);
   }
 
   /** The self-attention cache of incremental decoding; see {@link #forwardStep}. */
   public MultiHeadAttention.Cache newCache(Arena arena, long batch, long capacity) {
-    guard.enter();
+    enter();
     try {
       return newCacheUnguarded(arena, batch, capacity);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -210,9 +268,19 @@ public final class TransformerDecoderLayer implements AutoCloseable {
    */
   public Tensor forwardStep(Arena arena, Tensor targetStep, Tensor memory,
       ScaledDotProductAttention.Options memoryOptions, MultiHeadAttention.Cache cache) {
-    guard.enter();
+    enter();
     try {
-      return forwardStepUnguarded(arena, targetStep, memory, memoryOptions, cache);
+      List<Tensor> inputs = recordedInputs(targetStep, memory);
+      Tensor out;
+      try (var off = Autograd.noGrad()) {
+        out = forwardStepUnguarded(arena, targetStep, memory, memoryOptions, cache);
+      }
+      Autograd.recordUnsupported("TransformerDecoderLayer.forwardStep", "incremental decoding"
+          + " is for inference: run it under Autograd.noGrad(), or train with forward in"
+          + " Mode.TRAINING", inputs, List.of(out));
+      return out;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -236,11 +304,28 @@ public final class TransformerDecoderLayer implements AutoCloseable {
     return normFirst ? r3 : norm3.forward(arena, r3).output();
   }
 
-  /** Gradients of the target and the memory; adds into every parameter's gradient. */
+  /**
+   * Gradients of the target and the memory; adds into every parameter's gradient.
+   *
+   * @throws IllegalStateException if the graph's backward already ran through this forward
+   */
   public Gradients backward(Arena arena, Context context, Tensor gradOutput) {
-    guard.enter();
-    try {
+    if (context == null) {
+      throw new NullPointerException("context");
+    }
+    if (context.owner == this && context.recording != null) {
+      context.recording.consumeExplicitly("TransformerDecoderLayer.backward");
+    }
+    return backwardInternal(arena, context, gradOutput);
+  }
+
+  /** The backward without claiming the forward's recording (the graph's backward calls this). */
+  Gradients backwardInternal(Arena arena, Context context, Tensor gradOutput) {
+    enter();
+    try (var off = Autograd.noGrad()) {
       return backwardUnguarded(arena, context, gradOutput);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -264,25 +349,25 @@ public final class TransformerDecoderLayer implements AutoCloseable {
     // block 3
     Tensor gr3 = normFirst ? gradOutput : norm3.backward(arena, context.norm3, gradOutput);
     Tensor gradActivated = linear2.backward(arena, context.activated,
-        drop(arena, gr3, context.seed + 3, true));
+        drop(arena, gr3, context.seed + 3, context.dropped));
     Tensor gradHidden = activation.backward(arena, context.hidden,
-        drop(arena, gradActivated, context.seed + 2, true));
+        drop(arena, gradActivated, context.seed + 2, context.dropped));
     Tensor gradFeedForwardInput = linear1.backward(arena, context.feedForwardInput, gradHidden);
     Tensor gx2 = normFirst
         ? add(arena, gr3, norm3.backward(arena, context.norm3, gradFeedForwardInput))
         : add(arena, gr3, gradFeedForwardInput);
     // block 2
     Tensor gr2 = normFirst ? gx2 : norm2.backward(arena, context.norm2, gx2);
-    MultiHeadAttention.Gradients cross = crossAttention.backward(arena, context.cross,
-        drop(arena, gr2, context.seed + 1, true));
+    MultiHeadAttention.Gradients cross = crossAttention.backwardInternal(arena, context.cross,
+        drop(arena, gr2, context.seed + 1, context.dropped), null);
     Tensor gradMemory = add(arena, cross.key(), cross.value());
     Tensor gx1 = normFirst
         ? add(arena, gr2, norm2.backward(arena, context.norm2, cross.query()))
         : add(arena, gr2, cross.query());
     // block 1
     Tensor gr1 = normFirst ? gx1 : norm1.backward(arena, context.norm1, gx1);
-    MultiHeadAttention.Gradients self = selfAttention.backward(arena, context.self,
-        drop(arena, gr1, context.seed, true));
+    MultiHeadAttention.Gradients self = selfAttention.backwardInternal(arena, context.self,
+        drop(arena, gr1, context.seed, context.dropped), null);
     Tensor gradSelfInput = add(arena, add(arena, self.query(), self.key()), self.value());
     Tensor gradTarget = normFirst
         ? add(arena, gr1, norm1.backward(arena, context.norm1, gradSelfInput))
@@ -300,28 +385,41 @@ public final class TransformerDecoderLayer implements AutoCloseable {
   }
 
   private static Tensor add(Arena arena, Tensor a, Tensor b) {
-    return TapedOps.add(arena, a, b);
+    return ResidualOps.add(arena, a, b);
   }
 
   private Tensor drop(Arena arena, Tensor x, long dropSeed, boolean training) {
-    return TapedOps.dropout(arena, x, dropout, dropSeed, training);
+    return ResidualOps.dropout(arena, x, dropout, dropSeed, training);
   }
 
 
   /**
-   * Frees every part, after waiting for the calls in flight on other threads; calls that start
-   * later throw {@link IllegalStateException}. Closing again does nothing.
+   * Enters a call. {@link #close()} closes the parts before this object's own guard, so a call
+   * already in flight may find a part closed: {@link #closedDuring} then reports this object as
+   * closed, as a call that starts after close does.
+   */
+  private void enter() {
+    if (isClosed()) {
+      throw new IllegalStateException(CLOSED);
+    }
+    guard.enter();
+  }
+
+  private IllegalStateException closedDuring(IllegalStateException failure) {
+    if (!isClosed() || CLOSED.equals(failure.getMessage())) {
+      return failure;
+    }
+    IllegalStateException closed = new IllegalStateException(CLOSED);
+    closed.addSuppressed(failure);
+    return closed;
+  }
+
+  /**
+   * Waits for the calls in flight on other threads; calls that start later throw {@link
+   * IllegalStateException}. Called once by {@link #close()}, after the parts are closed.
    */
   @Override
-  public void close() {
-    guard.close(() -> {
-      selfAttention.close();
-      crossAttention.close();
-      linear1.close();
-      linear2.close();
-      norm1.close();
-      norm2.close();
-      norm3.close();
-    });
+  protected void closeResources() {
+    guard.close(() -> { });
   }
 }

@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.IntFunction;
+import org.seq4j.Autograd;
 import org.seq4j.Tensor;
 import org.seq4j.internal.CallGuard;
 
@@ -12,9 +13,10 @@ import org.seq4j.internal.CallGuard;
  * {@code nn.TransformerEncoder}; parameters are named {@code layers.<i>.<name>} and {@code
  * norm.<name>}.
  */
-public final class TransformerEncoder implements AutoCloseable {
+public final class TransformerEncoder extends Module implements Layer {
   private final List<TransformerEncoderLayer> layers;
   private final LayerNorm norm;
+  private static final String CLOSED = "TransformerEncoder: the module is closed";
   private final CallGuard guard = new CallGuard("TransformerEncoder", "module");
 
   /** What the backward needs. */
@@ -22,6 +24,7 @@ public final class TransformerEncoder implements AutoCloseable {
     private final TransformerEncoder owner;
     private final List<TransformerEncoderLayer.Context> layers;
     private final LayerNorm.Context norm;
+    private Autograd.Recording recording;
 
     private Context(TransformerEncoder owner, List<TransformerEncoderLayer.Context> layers,
         LayerNorm.Context norm) {
@@ -45,37 +48,89 @@ public final class TransformerEncoder implements AutoCloseable {
     // all or nothing: a failure closes the layers made and norm
     this.layers = Parts.stack(numLayers, layer, norm);
     this.norm = norm;
-  }
-
-  /** Every parameter under PyTorch's name. */
-  public List<Parameter> parameters() {
-    List<Parameter> all = new ArrayList<>();
-    for (int i = 0; i < layers.size(); i++) {
-      all.addAll(Parameter.prefixed("layers." + i + ".", layers.get(i).parameters()));
-    }
+    register("layers", new ModuleList<>(layers));
     if (norm != null) {
-      all.addAll(Parameter.prefixed("norm.", norm.parameters()));
+      register("norm", LegacyPart.of(norm)); // SWITCH-ON: register("norm", norm);
     }
-    return all;
   }
 
-  /** Runs every layer, then the final norm. */
+  /** The layers, in order. */
+  public List<TransformerEncoderLayer> layers() {
+    return List.copyOf(layers);
+  }
+
+  /** The inputs of a recorded forward: the tensors, then every parameter's data. */
+  private List<Tensor> recordedInputs(Tensor... tensors) {
+    List<Tensor> inputs = new ArrayList<>(List.of(tensors));
+    for (Parameter p : namedParameters().values()) {
+      inputs.add(p.data());
+    }
+    return inputs;
+  }
+
+  /**
+   * Encodes {@code x} with no mask: the result lives in {@code x}'s arena and, while gradients
+   * are recorded, takes part in the graph; dropout applies in training mode.
+   */
+  @Override
+  public Tensor forward(Tensor x) {
+    Arena arena = arenaOf(x, "x");
+    boolean recording = Autograd.isRecording(recordedInputs(x));
+    return forward(arena, x, ScaledDotProductAttention.Options.DEFAULT, recording, isTraining())
+        .output();
+  }
+
+  /**
+   * Runs every layer, then the final norm; in {@link Mode#TRAINING} the result carries a context
+   * for {@link #backward} and, while gradients are recorded, the forward records its backward
+   * (the explicit backward on the same forward then throws). Dropout applies in training mode.
+   */
   public Result forward(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
       Mode mode) {
-    guard.enter();
+    if (mode == null) {
+      throw new NullPointerException("mode");
+    }
+    return forward(arena, x, options, mode == Mode.TRAINING, mode == Mode.TRAINING && isTraining());
+  }
+
+  private Result forward(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
+      boolean keepContext, boolean training) {
+    enter();
     try {
-      return forwardUnguarded(arena, x, options, mode);
+      List<Tensor> inputs = recordedInputs(x);
+      Result result;
+      try (var off = Autograd.noGrad()) {
+        result = forwardUnguarded(arena, x, options, keepContext, training);
+      }
+      Context context = result.context();
+      String call = "TransformerEncoder.forward";
+      if (context == null) {
+        Autograd.recordUnsupported(call + " in Mode.INFERENCE", "run it in Mode.TRAINING to"
+            + " compute gradients, or under Autograd.noGrad() when none are wanted", inputs,
+            List.of(result.output()));
+      } else {
+        context.recording = Autograd.recordConsumable(call, inputs, List.of(result.output()),
+            inputs, (scratch, g) -> {
+              Tensor[] out = new Tensor[inputs.size()];
+              out[0] = backwardInternal(scratch, context, g[0]);
+              return out;
+            });
+      }
+      return result;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
   }
 
   private Result forwardUnguarded(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
-      Mode mode) {
+      boolean keepContext, boolean training) {
     List<TransformerEncoderLayer.Context> contexts = new ArrayList<>();
     Tensor h = x;
     for (TransformerEncoderLayer layer : layers) {
-      TransformerEncoderLayer.Result r = layer.forward(arena, h, options, mode);
+      TransformerEncoderLayer.Result r = layer.forward(arena, h, options, keepContext, training,
+          "TransformerEncoder.forward");
       contexts.add(r.context());
       h = r.output();
     }
@@ -85,14 +140,30 @@ public final class TransformerEncoder implements AutoCloseable {
       normContext = r.context();
       h = r.output();
     }
-    return new Result(h, mode == Mode.TRAINING ? new Context(this, contexts, normContext) : null);
+    return new Result(h, keepContext ? new Context(this, contexts, normContext) : null);
   }
 
-  /** The gradient of the input; adds into every parameter's gradient. */
+  /**
+   * The gradient of the input; adds into every parameter's gradient.
+   *
+   * @throws IllegalStateException if the graph's backward already ran through this forward
+   */
   public Tensor backward(Arena arena, Context context, Tensor gradOutput) {
-    guard.enter();
-    try {
+    if (context == null) {
+      throw new NullPointerException("context");
+    }
+    if (context.owner == this && context.recording != null) {
+      context.recording.consumeExplicitly("TransformerEncoder.backward");
+    }
+    return backwardInternal(arena, context, gradOutput);
+  }
+
+  private Tensor backwardInternal(Arena arena, Context context, Tensor gradOutput) {
+    enter();
+    try (var off = Autograd.noGrad()) {
       return backwardUnguarded(arena, context, gradOutput);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -108,22 +179,38 @@ public final class TransformerEncoder implements AutoCloseable {
     }
     Tensor g = norm == null ? gradOutput : norm.backward(arena, context.norm, gradOutput);
     for (int i = layers.size() - 1; i >= 0; i--) {
-      g = layers.get(i).backward(arena, context.layers.get(i), g);
+      g = layers.get(i).backwardInternal(arena, context.layers.get(i), g);
     }
     return g;
   }
 
   /**
-   * Frees every layer and the norm, after waiting for the calls in flight on other threads; calls
-   * that start later throw {@link IllegalStateException}. Closing again does nothing.
+   * Enters a call. {@link #close()} closes the parts before this object's own guard, so a call
+   * already in flight may find a part closed: {@link #closedDuring} then reports this object as
+   * closed, as a call that starts after close does.
+   */
+  private void enter() {
+    if (isClosed()) {
+      throw new IllegalStateException(CLOSED);
+    }
+    guard.enter();
+  }
+
+  private IllegalStateException closedDuring(IllegalStateException failure) {
+    if (!isClosed() || CLOSED.equals(failure.getMessage())) {
+      return failure;
+    }
+    IllegalStateException closed = new IllegalStateException(CLOSED);
+    closed.addSuppressed(failure);
+    return closed;
+  }
+
+  /**
+   * Waits for the calls in flight on other threads; calls that start later throw {@link
+   * IllegalStateException}. Called once by {@link #close()}, after the layers and the norm.
    */
   @Override
-  public void close() {
-    guard.close(() -> {
-      layers.forEach(TransformerEncoderLayer::close);
-      if (norm != null) {
-        norm.close();
-      }
-    });
+  protected void closeResources() {
+    guard.close(() -> { });
   }
 }

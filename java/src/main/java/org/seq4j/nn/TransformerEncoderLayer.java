@@ -3,6 +3,7 @@ package org.seq4j.nn;
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
+import org.seq4j.Autograd;
 import org.seq4j.Tensor;
 import org.seq4j.internal.CallGuard;
 
@@ -18,11 +19,14 @@ import org.seq4j.internal.CallGuard;
  *
  * <p>Parameters under PyTorch's names: {@code self_attn.in_proj_weight}, ..., {@code
  * linear1.weight}, {@code linear2.bias}, {@code norm1.weight}, {@code norm2.bias}. Shapes {@code
- * (T, N, dModel)}, or {@code (N, T, dModel)} when batch-first. Its explicit {@link #backward} and
- * a {@link org.seq4j.Tape} are alternatives: under a tape every part, residual sum and dropout records
- * itself, so call one or the other for a given forward, not both.
+ * (T, N, dModel)}, or {@code (N, T, dModel)} when batch-first.
+ *
+ * <p>While gradients are recorded ({@link Autograd}), a {@link Mode#TRAINING} forward (and {@link
+ * #forward(Tensor)}) records its backward as one operation; the explicit {@link #backward} on the
+ * same forward then throws (and the other way round). Dropout applies in training mode ({@link
+ * #isTraining()}).
  */
-public final class TransformerEncoderLayer implements AutoCloseable {
+public final class TransformerEncoderLayer extends Module implements Layer {
   private final long dModel;
   private final float dropout;
   private final boolean normFirst;
@@ -33,6 +37,7 @@ public final class TransformerEncoderLayer implements AutoCloseable {
   private final LayerNorm norm1;
   private final LayerNorm norm2;
   private final Seeds.DropoutSeeds dropoutSeeds;
+  private static final String CLOSED = "TransformerEncoderLayer: the layer is closed";
   private final CallGuard guard = new CallGuard("TransformerEncoderLayer", "layer");
 
   /** What the backward needs: every intermediate of the forward. */
@@ -46,10 +51,13 @@ public final class TransformerEncoderLayer implements AutoCloseable {
     private final Tensor hidden;
     private final Tensor activated;
     private final long seed;
+    private final boolean dropped;
+    private Autograd.Recording recording;
 
     private Context(TransformerEncoderLayer owner, Tensor input,
         MultiHeadAttention.Context attention, LayerNorm.Context norm1, LayerNorm.Context norm2,
-        Tensor feedForwardInput, Tensor hidden, Tensor activated, long seed) {
+        Tensor feedForwardInput, Tensor hidden, Tensor activated, long seed, boolean dropped) {
+      this.dropped = dropped;
       this.owner = owner;
       this.input = input;
       this.attention = attention;
@@ -107,17 +115,35 @@ public final class TransformerEncoderLayer implements AutoCloseable {
       parts.closeAfterFailure(e);
       throw e;
     }
+    // PyTorch's attribute names and order; the tree closes them (the last first)
+    register("self_attn", selfAttention);
+    register("linear1", LegacyPart.of(linear1)); // SWITCH-ON: register("linear1", linear1);
+    register("linear2", LegacyPart.of(linear2)); // SWITCH-ON: register("linear2", linear2);
+    register("norm1", LegacyPart.of(norm1)); // SWITCH-ON: register("norm1", norm1);
+    register("norm2", LegacyPart.of(norm2)); // SWITCH-ON: register("norm2", norm2);
   }
 
-  /** Every parameter under PyTorch's name. */
-  public List<Parameter> parameters() {
-    List<Parameter> all = new ArrayList<>();
-    all.addAll(Parameter.prefixed("self_attn.", selfAttention.parameters()));
-    all.addAll(Parameter.prefixed("linear1.", linear1.parameters()));
-    all.addAll(Parameter.prefixed("linear2.", linear2.parameters()));
-    all.addAll(Parameter.prefixed("norm1.", norm1.parameters()));
-    all.addAll(Parameter.prefixed("norm2.", norm2.parameters()));
-    return all;
+  /** The data of every parameter: inputs of a recorded forward, so frozen ones are respected. */
+  private List<Tensor> recordedInputs(Tensor x) {
+    List<Tensor> inputs = new ArrayList<>();
+    inputs.add(x);
+    for (Parameter p : namedParameters().values()) {
+      inputs.add(p.data());
+    }
+    return inputs;
+  }
+
+  /**
+   * Encodes {@code x (T, N, dModel)} (or batch-first) with no mask: the result lives in {@code
+   * x}'s arena and, while gradients are recorded, takes part in the graph; dropout applies in
+   * training mode.
+   */
+  @Override
+  public Tensor forward(Tensor x) {
+    Arena arena = arenaOf(x, "x");
+    boolean recording = Autograd.isRecording(recordedInputs(x));
+    return forward(arena, x, ScaledDotProductAttention.Options.DEFAULT, recording, isTraining(),
+        "TransformerEncoderLayer.forward").output();
   }
 
   /**
@@ -126,18 +152,50 @@ public final class TransformerEncoderLayer implements AutoCloseable {
    */
   public Result forward(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
       Mode mode) {
-    guard.enter();
+    if (mode == null) {
+      throw new NullPointerException("mode");
+    }
+    return forward(arena, x, options, mode == Mode.TRAINING, mode == Mode.TRAINING && isTraining(),
+        "TransformerEncoderLayer.forward");
+  }
+
+  /** The forward of every entry: {@code keepContext} saves (and records), {@code training} drops. */
+  Result forward(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
+      boolean keepContext, boolean training, String call) {
+    enter();
     try {
-      return forwardUnguarded(arena, x, options, mode);
+      List<Tensor> inputs = recordedInputs(x);
+      Result result;
+      try (var off = Autograd.noGrad()) {
+        result = forwardUnguarded(arena, x, options, keepContext, training);
+      }
+      Context context = result.context();
+      if (context == null) {
+        Autograd.recordUnsupported(call + " in Mode.INFERENCE", "run it in Mode.TRAINING to"
+            + " compute gradients, or under Autograd.noGrad() when none are wanted", inputs,
+            List.of(result.output()));
+      } else {
+        context.recording = Autograd.recordConsumable(call, inputs, List.of(result.output()),
+            inputs, (scratch, g) -> {
+              Tensor[] out = new Tensor[inputs.size()];
+              out[0] = backwardInternal(scratch, context, g[0]);
+              return out;
+            });
+      }
+      return result;
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
   }
 
   private Result forwardUnguarded(Arena arena, Tensor x, ScaledDotProductAttention.Options options,
-      Mode mode) {
+      boolean keepContext, boolean training) {
     SequenceChecks.requireSequence(x, "x", "T", dModel, selfAttention.isBatchFirst());
-    boolean training = mode == Mode.TRAINING;
+    if (options == null) {
+      throw new NullPointerException("options");
+    }
     long callSeed = dropoutSeeds.next();
     Tensor attentionInput = x;
     LayerNorm.Result first = null;
@@ -146,7 +204,8 @@ public final class TransformerEncoderLayer implements AutoCloseable {
       attentionInput = first.output();
     }
     MultiHeadAttention.Result attended = selfAttention.forward(arena, attentionInput,
-        attentionInput, attentionInput, options, mode);
+        attentionInput, attentionInput, options, false, true, keepContext, training,
+        "TransformerEncoderLayer.forward");
     Tensor residual1 = add(arena, x, drop(arena, attended.output(), callSeed, training));
     Tensor afterAttention = residual1;
     if (!normFirst) {
@@ -168,16 +227,33 @@ public final class TransformerEncoderLayer implements AutoCloseable {
       second = norm2.forward(arena, residual2);
       output = second.output();
     }
-    Context context = training ? new Context(this, x, attended.context(), first.context(),
-        second.context(), feedForwardInput, hidden, activated, callSeed) : null;
+    Context context = keepContext ? new Context(this, x, attended.context(), first.context(),
+        second.context(), feedForwardInput, hidden, activated, callSeed, training) : null;
     return new Result(output, context);
   }
 
-  /** The gradient of the input; adds into every parameter's gradient. */
+  /**
+   * The gradient of the input; adds into every parameter's gradient.
+   *
+   * @throws IllegalStateException if the graph's backward already ran through this forward
+   */
   public Tensor backward(Arena arena, Context context, Tensor gradOutput) {
-    guard.enter();
-    try {
+    if (context == null) {
+      throw new NullPointerException("context");
+    }
+    if (context.owner == this && context.recording != null) {
+      context.recording.consumeExplicitly("TransformerEncoderLayer.backward");
+    }
+    return backwardInternal(arena, context, gradOutput);
+  }
+
+  /** The backward without claiming the forward's recording (the graph's backward calls this). */
+  Tensor backwardInternal(Arena arena, Context context, Tensor gradOutput) {
+    enter();
+    try (var off = Autograd.noGrad()) {
       return backwardUnguarded(arena, context, gradOutput);
+    } catch (IllegalStateException e) {
+      throw closedDuring(e);
     } finally {
       guard.exit();
     }
@@ -200,10 +276,10 @@ public final class TransformerEncoderLayer implements AutoCloseable {
     }
     // second block: y = [norm2](a + drop(linear2(drop(act(linear1([norm2](a)))))))
     Tensor gradResidual2 = normFirst ? gradOutput : norm2.backward(arena, context.norm2, gradOutput);
-    Tensor gradFeedForward = drop(arena, gradResidual2, context.seed + 2, true);
+    Tensor gradFeedForward = drop(arena, gradResidual2, context.seed + 2, context.dropped);
     Tensor gradActivated = linear2.backward(arena, context.activated, gradFeedForward);
     Tensor gradHidden = activation.backward(arena, context.hidden,
-        drop(arena, gradActivated, context.seed + 1, true));
+        drop(arena, gradActivated, context.seed + 1, context.dropped));
     Tensor gradFeedForwardInput = linear1.backward(arena, context.feedForwardInput, gradHidden);
     Tensor gradAfterAttention = normFirst
         ? add(arena, gradResidual2, norm2.backward(arena, context.norm2, gradFeedForwardInput))
@@ -211,8 +287,8 @@ public final class TransformerEncoderLayer implements AutoCloseable {
     // first block: a = [norm1](x + drop(selfAttention([norm1](x))))
     Tensor gradResidual1 = normFirst ? gradAfterAttention
         : norm1.backward(arena, context.norm1, gradAfterAttention);
-    MultiHeadAttention.Gradients g = selfAttention.backward(arena, context.attention,
-        drop(arena, gradResidual1, context.seed, true));
+    MultiHeadAttention.Gradients g = selfAttention.backwardInternal(arena, context.attention,
+        drop(arena, gradResidual1, context.seed, context.dropped), null);
     Tensor gradAttentionInput = add(arena, add(arena, g.query(), g.key()), g.value());
     return normFirst
         ? add(arena, gradResidual1, norm1.backward(arena, context.norm1, gradAttentionInput))
@@ -220,11 +296,11 @@ public final class TransformerEncoderLayer implements AutoCloseable {
   }
 
   private static Tensor add(Arena arena, Tensor a, Tensor b) {
-    return TapedOps.add(arena, a, b);
+    return ResidualOps.add(arena, a, b);
   }
 
   private Tensor drop(Arena arena, Tensor x, long dropSeed, boolean training) {
-    return TapedOps.dropout(arena, x, dropout, dropSeed, training);
+    return ResidualOps.dropout(arena, x, dropout, dropSeed, training);
   }
 
 
@@ -234,17 +310,32 @@ public final class TransformerEncoderLayer implements AutoCloseable {
   }
 
   /**
-   * Frees every part, after waiting for the calls in flight on other threads; calls that start
-   * later throw {@link IllegalStateException}. Closing again does nothing.
+   * Enters a call. {@link #close()} closes the parts before this object's own guard, so a call
+   * already in flight may find a part closed: {@link #closedDuring} then reports this object as
+   * closed, as a call that starts after close does.
+   */
+  private void enter() {
+    if (isClosed()) {
+      throw new IllegalStateException(CLOSED);
+    }
+    guard.enter();
+  }
+
+  private IllegalStateException closedDuring(IllegalStateException failure) {
+    if (!isClosed() || CLOSED.equals(failure.getMessage())) {
+      return failure;
+    }
+    IllegalStateException closed = new IllegalStateException(CLOSED);
+    closed.addSuppressed(failure);
+    return closed;
+  }
+
+  /**
+   * Waits for the calls in flight on other threads; calls that start later throw {@link
+   * IllegalStateException}. Called once by {@link #close()}, after the parts are closed.
    */
   @Override
-  public void close() {
-    guard.close(() -> {
-      selfAttention.close();
-      linear1.close();
-      linear2.close();
-      norm1.close();
-      norm2.close();
-    });
+  protected void closeResources() {
+    guard.close(() -> { });
   }
 }
