@@ -71,7 +71,7 @@ public final class TransformerDecoder extends Module {
     this.norm = norm;
     register("layers", new ModuleList<>(layers));
     if (norm != null) {
-      register("norm", LegacyPart.of(norm)); // SWITCH-ON: register("norm", norm);
+      register("norm", norm);
     }
   }
 

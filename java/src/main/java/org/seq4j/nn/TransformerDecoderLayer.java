@@ -124,11 +124,11 @@ public final class TransformerDecoderLayer extends Module {
     // PyTorch's attribute names and order; the tree closes them (the last first)
     register("self_attn", selfAttention);
     register("multihead_attn", crossAttention);
-    register("linear1", LegacyPart.of(linear1)); // SWITCH-ON: register("linear1", linear1);
-    register("linear2", LegacyPart.of(linear2)); // SWITCH-ON: register("linear2", linear2);
-    register("norm1", LegacyPart.of(norm1)); // SWITCH-ON: register("norm1", norm1);
-    register("norm2", LegacyPart.of(norm2)); // SWITCH-ON: register("norm2", norm2);
-    register("norm3", LegacyPart.of(norm3)); // SWITCH-ON: register("norm3", norm3);
+    register("linear1", linear1);
+    register("linear2", linear2);
+    register("norm1", norm1);
+    register("norm2", norm2);
+    register("norm3", norm3);
   }
 
   /** The target, the memory and every parameter's data: the inputs of a recorded forward. */

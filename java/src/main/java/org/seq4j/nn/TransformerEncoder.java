@@ -50,7 +50,7 @@ public final class TransformerEncoder extends Module implements Layer {
     this.norm = norm;
     register("layers", new ModuleList<>(layers));
     if (norm != null) {
-      register("norm", LegacyPart.of(norm)); // SWITCH-ON: register("norm", norm);
+      register("norm", norm);
     }
   }
 

@@ -117,10 +117,10 @@ public final class TransformerEncoderLayer extends Module implements Layer {
     }
     // PyTorch's attribute names and order; the tree closes them (the last first)
     register("self_attn", selfAttention);
-    register("linear1", LegacyPart.of(linear1)); // SWITCH-ON: register("linear1", linear1);
-    register("linear2", LegacyPart.of(linear2)); // SWITCH-ON: register("linear2", linear2);
-    register("norm1", LegacyPart.of(norm1)); // SWITCH-ON: register("norm1", norm1);
-    register("norm2", LegacyPart.of(norm2)); // SWITCH-ON: register("norm2", norm2);
+    register("linear1", linear1);
+    register("linear2", linear2);
+    register("norm1", norm1);
+    register("norm2", norm2);
   }
 
   /** The data of every parameter: inputs of a recorded forward, so frozen ones are respected. */

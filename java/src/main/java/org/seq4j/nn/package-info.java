@@ -17,12 +17,13 @@
  *       org.seq4j.nn.Activation}s.
  * </ul>
  *
- * <p>Parameters carry PyTorch's names, shapes and gate orders, so weights move between seq4j and
- * PyTorch unchanged. A forward in {@link org.seq4j.nn.Mode#TRAINING} keeps what its backward needs
- * (a context in its result); {@code backward} returns the gradients of the inputs and adds the
- * parameter gradients into each {@link org.seq4j.nn.Parameter#grad()}. While a {@link
- * org.seq4j.Tape} is active, every training forward also records itself on it, so a model
- * composed of these layers is differentiated by one {@code tape.backward} instead of each backward
- * by hand.
+ * <p>Every layer is a {@link org.seq4j.nn.Module}: parameters under PyTorch's dotted names,
+ * shapes and gate orders, so {@code stateDict()} and safetensors checkpoints move between seq4j
+ * and PyTorch unchanged; {@link org.seq4j.nn.Sequential}, {@link org.seq4j.nn.ModuleList}, {@link
+ * org.seq4j.nn.Nonlinearity} and {@link org.seq4j.nn.Dropout} compose them. While gradients are
+ * recorded ({@link org.seq4j.Autograd}), every forward records its backward, so {@code
+ * loss.backward()} differentiates a whole model. The explicit {@code backward} of each layer (on
+ * the context of a {@link org.seq4j.nn.Mode#TRAINING} forward) stays for expert use; it and the
+ * graph's backward cannot both run for one forward.
  */
 package org.seq4j.nn;
