@@ -35,6 +35,25 @@ class SequencesTest {
     }
   }
 
+  /** The lengths feed an LSTM: a padded sample's states stop at its length, as if unpadded. */
+  @Test
+  void lengthsMakePaddingInvisibleToARecurrentLayer() {
+    try (Arena arena = Arena.ofConfined(); var off = org.seq4j.Autograd.noGrad();
+        org.seq4j.nn.Lstm lstm = org.seq4j.nn.Lstm.builder(2, 3).seed(4).build()) {
+      Sequences.Padded p = Sequences.pad(arena, List.of(A, B), false, 100f);
+      var padded = lstm.forward(arena, p.values(), null, p.lengths(),
+          org.seq4j.nn.Mode.INFERENCE);
+      var alone = lstm.forward(arena, Sequences.pad(arena, List.<float[][]>of(B), false, 0f)
+          .values(), null, null, org.seq4j.nn.Mode.INFERENCE);
+      // sample 1's final states (layers 1, N 2, H 3) are its one real step's, not the padding's
+      float[] h = padded.finalState().hidden().toArray();
+      float[] c = padded.finalState().cell().toArray();
+      assertArrayEquals(alone.finalState().hidden().toArray(), Arrays.copyOfRange(h, 3, 6), 0f);
+      assertArrayEquals(alone.finalState().cell().toArray(), Arrays.copyOfRange(c, 3, 6), 0f);
+      assertNotEquals(h[0], alone.finalState().hidden().toArray()[0]);
+    }
+  }
+
   @Test
   void batchFirstPaddingOfTensors() {
     try (Arena arena = Arena.ofConfined()) {

@@ -82,11 +82,11 @@ class TrainerTest {
   }
 
   @Test
-  void aUserOptimizerTrainsToo() {
+  void aUserOptimizerTrainsToo(@TempDir Path dir) throws Exception {
     float[][] x = TrainerFixtures.inputs(2);
     List<Double> batchLosses = new ArrayList<>();
     try (Net net = new Net(); SignSgd sign = new SignSgd(net.parameters(), 0.01)) {
-      History history = trainer(net, sign).epochs(15)
+      History history = trainer(net, sign).epochs(15).checkpoints(dir, 0, true)
           .callback(new Trainer.Callback() {
             @Override
             public void onBatchEnd(Trainer.BatchRecord record) {
@@ -94,6 +94,11 @@ class TrainerTest {
             }
           }).build().fit(TrainerFixtures.batches(x, 4, new int[1]));
       assertEquals(60, sign.steps());
+      try (Net fresh = new Net(); SignSgd resumed = new SignSgd(fresh.parameters(), 0.01)) {
+        fresh.load(dir.resolve("best.safetensors"), true);
+        Checkpoints.load(dir.resolve("best.optimizer.safetensors"), List.of(), resumed);
+        assertEquals(history.epochs().get(history.bestEpoch()).steps(), resumed.steps());
+      }
       assertTrue(history.trainLoss().get(14) < 0.5 * batchLosses.get(0),
           batchLosses.get(0) + " -> " + history.trainLoss().get(14));
     }
