@@ -7,4 +7,5 @@ module org.seq4j {
   exports org.seq4j.nn;
   exports org.seq4j.train;
   exports org.seq4j.io;
+  exports org.seq4j.data;
 }

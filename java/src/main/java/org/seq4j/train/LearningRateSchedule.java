@@ -2,7 +2,9 @@ package org.seq4j.train;
 
 /**
  * The learning rate as a function of the step (0-based): set it before each step with {@code
- * optimizer.setLearningRate(schedule.rate(optimizer.steps()))}.
+ * optimizer.setLearningRate(schedule.rate(optimizer.steps()))}, or attach it with {@link
+ * Scheduler#of(Optimizer, LearningRateSchedule)}. These are absolute rates; for a schedule that
+ * scales each parameter group's own base rate, see {@link Scheduler.Rule}.
  */
 @FunctionalInterface
 public interface LearningRateSchedule {
@@ -52,6 +54,28 @@ public interface LearningRateSchedule {
     java.util.Objects.requireNonNull(then, "then");
     return step -> step < warmupSteps
         ? then.rate(warmupSteps) * (step + 1) / warmupSteps : then.rate(step);
+  }
+
+  /**
+   * A linear warm-up to {@code peak} ({@code peak·(s + 1)/warmupSteps} at step {@code s <
+   * warmupSteps}), then cosine annealing from {@code peak} to {@code minimum} at {@code
+   * totalSteps}, then {@code minimum}.
+   */
+  static LearningRateSchedule warmupCosine(double peak, long warmupSteps, long totalSteps,
+      double minimum) {
+    requireRate(peak, "peak");
+    requireRate(minimum, "minimum");
+    if (warmupSteps < 0) {
+      throw new IllegalArgumentException("warmupSteps: expected >= 0, got " + warmupSteps);
+    }
+    if (totalSteps <= warmupSteps) {
+      throw new IllegalArgumentException("totalSteps: expected > warmupSteps (" + warmupSteps
+          + "), got " + totalSteps);
+    }
+    long decay = totalSteps - warmupSteps;
+    return step -> step < warmupSteps ? peak * (step + 1) / warmupSteps
+        : step >= totalSteps ? minimum
+        : minimum + (peak - minimum) * (1 + Math.cos(Math.PI * (step - warmupSteps) / decay)) / 2;
   }
 
   private static void requireRate(double rate, String name) {
