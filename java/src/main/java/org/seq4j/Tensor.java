@@ -331,6 +331,9 @@ public final class Tensor {
    * then inferred.
    */
   public Tensor reshape(long... dims) {
+    if (dims == null) {
+      throw new NullPointerException("dims");
+    }
     long[] resolved = dims.clone();
     int inferred = -1;
     long known = 1;

@@ -315,6 +315,9 @@ public final class Fuzz {
     StackTraceElement[] trace = t.getStackTrace();
     for (StackTraceElement e : trace) {
       String c = e.getClassName();
+      if (c.equals(FuzzChild.class.getName())) {
+        return false; // the planted cases of the self-check stand in for library calls
+      }
       if (c.startsWith("org.seq4j.fuzz.") || c.startsWith("org.seq4j.reference.")) {
         return true;
       }

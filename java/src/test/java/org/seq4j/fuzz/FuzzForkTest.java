@@ -152,7 +152,7 @@ class FuzzForkTest {
         .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     List<String> command = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED",
         "-Xss4m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-        "-XX:-CreateCoredumpFile",
+        "-XX:-CreateCoredumpOnCrash",
         "-XX:ErrorFile=" + crashDir.toAbsolutePath().resolve("hs_err_pid%p.log")));
     String cache = System.getProperty("seq4j.cache.dir");
     if (cache != null) {
