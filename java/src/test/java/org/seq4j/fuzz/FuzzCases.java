@@ -575,6 +575,8 @@ public final class FuzzCases {
     long builtProj = proj;
     if (f.plant(0.03, "hiddenSize", "0", IAE)) {
       builtHidden = 0;
+    } else if (f.plant(0.02, "hiddenSize", "its weights' byte count overflows", IAE)) {
+      builtHidden = 1L << 61;
     } else if (f.plant(0.03, "numLayers", "0", IAE)) {
       builtLayers = 0;
     } else if (f.plant(0.03, "dropout", "not in [0, 1)", IAE)) {
@@ -985,10 +987,14 @@ public final class FuzzCases {
     int s = 1 + r.nextInt(4);
     int n = 1 + r.nextInt(2);
     int builtHeads = heads;
+    long builtE = e;
     if (f.plant(0.04, "heads", "does not divide embedDim", IAE)) {
       builtHeads = e + 1;
+    } else if (f.plant(0.02, "embedDim", "its weights' byte count overflows", IAE)) {
+      builtE = 1L << 40;
+      builtHeads = 1;
     }
-    try (MultiHeadAttention mha = MultiHeadAttention.builder(e, builtHeads)
+    try (MultiHeadAttention mha = MultiHeadAttention.builder(builtE, builtHeads)
         .batchFirst(batchFirst).bias(r.nextBoolean()).seed(r.nextLong()).build()) {
       Arena arena = f.arena();
       long[] qDims = batchFirst ? new long[] {n, l, e} : new long[] {l, n, e};
@@ -1145,6 +1151,8 @@ public final class FuzzCases {
     long builtIn = in;
     if (f.plant(0.04, "inputSize", "0", IAE)) {
       builtIn = 0;
+    } else if (f.plant(0.02, "inputSize", "its weight's byte count overflows", IAE)) {
+      builtIn = 1L << 61; // × 4 bytes overflows whatever outputSize is
     }
     try (Linear linear = new Linear(builtIn, out, bias, r.nextLong())) {
       Arena arena = f.arena();
@@ -1203,6 +1211,8 @@ public final class FuzzCases {
     float builtEps = eps;
     if (f.plant(0.03, "size", "0", IAE)) {
       builtSize = 0;
+    } else if (f.plant(0.02, "size", "its byte count overflows", IAE)) {
+      builtSize = 1L << 62;
     } else if (f.plant(0.03, "eps", "not > 0", IAE)) {
       builtEps = r.nextBoolean() ? -1f : Float.NaN;
     }
@@ -1260,6 +1270,8 @@ public final class FuzzCases {
     long builtVocabulary = vocabulary;
     if (f.plant(0.03, "vocabulary", "0", IAE)) {
       builtVocabulary = 0;
+    } else if (f.plant(0.02, "vocabulary", "its weight's byte count overflows", IAE)) {
+      builtVocabulary = 1L << 61;
     }
     try (Embedding embedding = new Embedding(builtVocabulary, dim, r.nextLong())) {
       Arena arena = f.arena();

@@ -26,7 +26,7 @@ import org.junit.jupiter.api.Test;
  * a message naming an argument.
  *
  * <p>Budget: {@code seq4j.fuzz.forks} forks (default 2, run side by side, one OpenMP thread
- * each) of {@code seq4j.fuzz.cases} cases (default 1500), from seed {@code seq4j.fuzz.seed}
+ * each) of {@code seq4j.fuzz.cases} cases (default 2500), from seed {@code seq4j.fuzz.seed}
  * (default 20261202). {@code mvn -pl java verify -Pfuzz-long} runs 100 times as many (README,
  * "Tests"). The self-checks plant a crash and wrong exceptions and check that they are caught.
  * Reports go to {@code target/fuzz/}.
@@ -70,7 +70,7 @@ class FuzzForkTest {
   void theNativeBackedApiSurvivesTheFuzz() throws Exception {
     long seed = property("seq4j.fuzz.seed", 20261202);
     int forks = (int) property("seq4j.fuzz.forks", 2);
-    long cases = property("seq4j.fuzz.cases", 1500);
+    long cases = property("seq4j.fuzz.cases", 2500);
     long start = System.nanoTime();
     List<Process> processes = new ArrayList<>();
     List<String> names = new ArrayList<>();
@@ -81,7 +81,7 @@ class FuzzForkTest {
     }
     List<Fork> done = new ArrayList<>();
     for (int i = 0; i < forks; i++) {
-      done.add(await(names.get(i), processes.get(i), 60 + cases / 2));
+      done.add(await(names.get(i), processes.get(i), 120 + cases / 10));
     }
     Report report = analyse(done);
     double seconds = (System.nanoTime() - start) / 1e9;
