@@ -346,6 +346,9 @@ public final class Tensor {
    * then inferred.
    */
   public Tensor reshape(long... dims) {
+    if (dims == null) {
+      throw new NullPointerException("dims");
+    }
     Tensor view = view(dims);
     long[] original = shape.dims();
     Autograd.record("Tensor.reshape", java.util.List.of(this), java.util.List.of(view),
@@ -355,6 +358,9 @@ public final class Tensor {
 
   /** {@link #reshape} without recording: the same memory under another shape. */
   Tensor view(long... dims) {
+    if (dims == null) {
+      throw new NullPointerException("dims");
+    }
     long[] resolved = dims.clone();
     int inferred = -1;
     long known = 1;

@@ -54,6 +54,8 @@ public final class LayerNorm extends Module implements Layer {
     if (!(eps > 0)) {
       throw new IllegalArgumentException("eps: expected > 0, got " + eps);
     }
+    // checked here, so that an overflow names size rather than the factory's "shape"
+    org.seq4j.internal.Checks.multiply(size, Float.BYTES, "size", "weight (" + size + ")");
     this.size = size;
     this.eps = eps;
     this.arena = Arena.ofShared();

@@ -145,6 +145,9 @@ public final class ScaledDotProductAttention {
    */
   public static Result forward(Arena arena, Tensor q, Tensor k, Tensor v, Options options,
       Mode mode) {
+    if (v == null) { // checkShapes takes null for weights(), which reads no v
+      throw new NullPointerException("v");
+    }
     long[] sizes = checkShapes(q, k, v, options);
     boolean training = mode == Mode.TRAINING;
     Tensor out = Tensor.uninitialized(arena, sizes[0], sizes[1], sizes[3], sizes[6]);
@@ -180,6 +183,9 @@ public final class ScaledDotProductAttention {
   public static Gradients backward(Arena arena, Context context, Tensor gradOutput) {
     if (context == null) {
       throw new NullPointerException("context");
+    }
+    if (gradOutput == null) {
+      throw new NullPointerException("gradOutput");
     }
     if (context.recording != null) {
       context.recording.consumeExplicitly("ScaledDotProductAttention.backward");
@@ -257,6 +263,9 @@ public final class ScaledDotProductAttention {
     Checks.usable(q.segment(), "q");
     Checks.usable(k.segment(), "k");
     long[] full = {n, heads, tq, tk};
+    if (options == null) {
+      throw new NullPointerException("options");
+    }
     if (options.mask() != null) {
       Shape shape = options.mask().shape();
       if (shape.rank() < 2 || shape.rank() > 4) {

@@ -88,6 +88,9 @@ public final class Losses {
     if (labels == null) {
       throw new NullPointerException("labels");
     }
+    if (options == null) {
+      throw new NullPointerException("options");
+    }
     if (labels.length != rows) {
       throw new IllegalArgumentException("labels: expected " + rows + " labels (one per row of "
           + "logits " + logits.shape() + "), got " + labels.length);
