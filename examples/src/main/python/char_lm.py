@@ -42,8 +42,8 @@ def batch(source):
 
 model = CharLM(len(chars), HIDDEN)
 optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1, (s + 1) / WARMUP)
-                                             * 0.5 * (1 + math.cos(math.pi * s / STEPS)))
+schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (s + 1) / WARMUP if s < WARMUP
+                                             else 0.5 * (1 + math.cos(math.pi * (s - WARMUP) / (STEPS - WARMUP))))
 for step in range(STEPS):
     x, y = batch(train)
     loss = F.cross_entropy(model(x)[0].reshape(-1, len(chars)), y.reshape(-1))

@@ -24,6 +24,7 @@ public final class Parameter {
 
   Parameter(String name, Tensor data, Tensor grad) {
     this(name, data, grad, new AtomicLong());
+    data.requireGradInto(grad); // backward passes of the graph add into grad
   }
 
   private Parameter(String name, Tensor data, Tensor grad, AtomicLong version) {
@@ -31,10 +32,9 @@ public final class Parameter {
     this.data = data;
     this.grad = grad;
     this.version = version;
-    if (!data.requiresGrad() && data.isLeaf()) {
-      data.requireGradInto(grad); // backward passes of the graph add into grad
-    }
   }
+
+
 
   /**
    * A parameter over tensors the caller owns (for models built from parts): {@code grad} must have
