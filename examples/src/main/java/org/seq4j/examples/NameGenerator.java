@@ -12,17 +12,17 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Random;
 import java.util.Set;
+import org.seq4j.Autograd;
 import org.seq4j.Tensor;
 import org.seq4j.nn.Linear;
 import org.seq4j.nn.Lstm;
 import org.seq4j.nn.Mode;
-import org.seq4j.nn.Parameter;
+import org.seq4j.nn.Module;
 import org.seq4j.nn.RecurrentLayer;
 import org.seq4j.nn.RecurrentState;
 import org.seq4j.train.Adam;
 import org.seq4j.train.GradientClipping;
 import org.seq4j.train.Losses;
-import org.seq4j.Tape;
 
 /**
  * One-to-many: a character-level LSTM learns 4951 English first names (Moby Word II, bundled from
@@ -31,8 +31,8 @@ import org.seq4j.Tape;
  *
  * <p>Training is many-to-many over padded batches: every step predicts the next character, names
  * of different lengths share a batch through per-sample lengths, and the padded steps are ignored
- * by the cross-entropy. The backward passes of the LSTM and its read-out run through a {@link
- * Tape}.
+ * by the cross-entropy. The model is a {@link Module}; {@code loss.backward()} reaches the LSTM and
+ * its read-out through autograd.
  */
 public final class NameGenerator {
   /** '.' starts and ends every name. */
@@ -60,33 +60,24 @@ public final class NameGenerator {
   }
 
   /** The model: an LSTM over one-hot characters and a linear read-out to the next character. */
-  static final class Model implements AutoCloseable {
-    final Lstm lstm = Lstm.builder(VOCABULARY, HIDDEN).seed(5).build();
-    final Linear head = new Linear(HIDDEN, VOCABULARY, true, 6);
+  static final class Model extends Module {
+    final Lstm lstm = register("lstm", Lstm.builder(VOCABULARY, HIDDEN).seed(5).build());
+    final Linear head = register("head", new Linear(HIDDEN, VOCABULARY, true, 6));
 
-    List<Parameter> parameters() {
-      List<Parameter> all = new ArrayList<>(lstm.parameters());
-      all.addAll(Parameter.prefixed("head.", head.parameters()));
-      return all;
-    }
-
-    @Override
-    public void close() {
-      lstm.close();
-      head.close();
+    /** Logits (T, N, VOCABULARY) for one-hot input (T, N, VOCABULARY) of the given lengths. */
+    Tensor forward(Arena arena, Tensor x, long[] lengths) {
+      Mode mode = isTraining() ? Mode.TRAINING : Mode.INFERENCE;
+      return head.forward(arena, lstm.forward(arena, x, null, lengths, mode).output());
     }
   }
 
-  /**
-   * The mean cross-entropy per character of a batch, and (when training) its gradients through the
-   * tape.
-   */
-  static float step(Model model, Arena arena, List<String> batch, boolean train) {
+  /** The mean cross-entropy per character of a batch (recorded for backward in grad mode). */
+  static Tensor loss(Model model, Arena arena, List<String> batch) {
     int n = batch.size();
     float[] oneHot = new float[MAX_STEPS * n * VOCABULARY];
     long[] labels = new long[MAX_STEPS * n];
     long[] lengths = new long[n];
-    java.util.Arrays.fill(labels, -100);
+    java.util.Arrays.fill(labels, Losses.IGNORE_INDEX);
     for (int j = 0; j < n; j++) {
       String name = batch.get(j);
       lengths[j] = name.length() + 1;
@@ -98,19 +89,7 @@ public final class NameGenerator {
       }
     }
     Tensor x = Tensor.fromArray(arena, oneHot, MAX_STEPS, n, VOCABULARY);
-    if (!train) {
-      RecurrentLayer.Result result = model.lstm.forward(arena, x, null, lengths, Mode.INFERENCE);
-      Tensor logits = model.head.forward(arena, result.output());
-      return Losses.crossEntropy(logits, labels, null);
-    }
-    try (Tape tape = Tape.start(arena)) {
-      RecurrentLayer.Result result = model.lstm.forward(arena, x, null, lengths, Mode.TRAINING);
-      Tensor logits = model.head.forward(arena, result.output());
-      Tensor gradLogits = Tensor.zeros(arena, logits.shape().dims());
-      float loss = Losses.crossEntropy(logits, labels, gradLogits);
-      tape.backward(logits, gradLogits);
-      return loss;
-    }
+    return Losses.crossEntropy(model.forward(arena, x, lengths), labels);
   }
 
   /** Trains; returns the training loss per epoch and the held-out loss at the end. */
@@ -122,6 +101,7 @@ public final class NameGenerator {
     double[] losses = new double[epochs + 1];
     Progress progress = quiet ? null : new Progress("names", epochs, "names");
     long samples = 0;
+    model.train();
     try (Adam adam = Adam.builder(model.parameters()).learningRate(0.005).build()) {
       for (int epoch = 0; epoch < epochs; epoch++) {
         java.util.Collections.shuffle(order, random);
@@ -130,8 +110,10 @@ public final class NameGenerator {
         for (int b = 0; b < batches; b++) {
           try (Arena arena = Arena.ofConfined()) {
             adam.zeroGrad();
-            sum += step(model, arena, order.subList(b * batchSize, (b + 1) * batchSize), true);
-            GradientClipping.clipByGlobalNorm(adam.parameters(), 5.0);
+            Tensor loss = loss(model, arena, order.subList(b * batchSize, (b + 1) * batchSize));
+            loss.backward();
+            sum += loss.get();
+            GradientClipping.clipByGlobalNorm(model.parameters(), 5.0);
             adam.step();
           }
           samples += batchSize;
@@ -142,15 +124,16 @@ public final class NameGenerator {
         }
       }
     }
-    try (Arena arena = Arena.ofConfined()) {
-      losses[epochs] = step(model, arena, heldOut, false);
+    model.eval();
+    try (Arena arena = Arena.ofConfined(); var off = Autograd.noGrad()) {
+      losses[epochs] = loss(model, arena, heldOut).get();
     }
     return losses;
   }
 
   /** Writes a name character by character, sampling with the given temperature. */
   static String sample(Model model, Random random, double temperature) {
-    try (Arena arena = Arena.ofConfined()) {
+    try (Arena arena = Arena.ofConfined(); var off = Autograd.noGrad()) {
       Tensor input = Tensor.zeros(arena, 1, 1, VOCABULARY);
       Tensor output = Tensor.zeros(arena, 1, 1, HIDDEN);
       RecurrentState[] states = {
@@ -164,22 +147,9 @@ public final class NameGenerator {
         input.set(1f, 0, 0, previous);
         // one step: the state moves from one buffer to the other, nothing else is allocated
         model.lstm.forward(input, t == 0 ? null : states[t & 1], output, states[(t + 1) & 1]);
-        float[] logits = model.head.forward(arena, output.reshape(1, HIDDEN)).toArray();
-        double max = Double.NEGATIVE_INFINITY;
-        for (float l : logits) {
-          max = Math.max(max, l / temperature);
-        }
-        double[] p = new double[VOCABULARY];
-        double total = 0;
-        for (int k = 0; k < VOCABULARY; k++) {
-          p[k] = Math.exp(logits[k] / temperature - max);
-          total += p[k];
-        }
-        double u = random.nextDouble() * total;
-        int next = 0;
-        while (next < VOCABULARY - 1 && (u -= p[next]) > 0) {
-          next++;
-        }
+        Tensor logits = model.head.forward(arena, output.reshape(1, HIDDEN));
+        int next = (int) logits.div((float) temperature).softmax(-1)
+            .multinomial(1, false, random).get(0, 0);
         if (next == 0) {
           break;
         }

@@ -11,13 +11,13 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
+import org.seq4j.Autograd;
 import org.seq4j.Tensor;
-import org.seq4j.TensorOps;
 import org.seq4j.nn.Activation;
 import org.seq4j.nn.Embedding;
 import org.seq4j.nn.Linear;
 import org.seq4j.nn.Mode;
-import org.seq4j.nn.Parameter;
+import org.seq4j.nn.Module;
 import org.seq4j.nn.ScaledDotProductAttention;
 import org.seq4j.nn.TransformerDecoder;
 import org.seq4j.nn.TransformerDecoderLayer;
@@ -27,11 +27,10 @@ import org.seq4j.train.Adam;
 import org.seq4j.train.GradientClipping;
 import org.seq4j.train.LearningRateSchedule;
 import org.seq4j.train.Losses;
-import org.seq4j.Tape;
 
 /**
  * Many-to-many: a small Transformer encoder-decoder learns to turn spelling into pronunciation
- * (words of the CMU Pronouncing Dictionary, bundled), trained through the tape with padding masks
+ * (words of the CMU Pronouncing Dictionary, bundled), trained by autograd ({@code loss.backward()}) with padding masks
  * and causal self-attention, then decodes held-out words greedily, one phone at a time through the
  * decoder's key/value cache.
  */
@@ -71,31 +70,21 @@ public final class Pronunciation {
   }
 
   /** The model: letter and phone embeddings, a Transformer encoder-decoder, a read-out. */
-  static final class Model implements AutoCloseable {
-    final Embedding letters = new Embedding(LETTERS.length(), D, 1);
-    final Embedding phones = new Embedding(PHONES.size(), D, 2);
-    final TransformerEncoder encoder = new TransformerEncoder(2, i ->
+  static final class Model extends Module {
+    final Embedding letters = register("letters", new Embedding(LETTERS.length(), D, 1));
+    final Embedding phones = register("phones", new Embedding(PHONES.size(), D, 2));
+    final TransformerEncoder encoder = register("encoder", new TransformerEncoder(2, i ->
         TransformerEncoderLayer.builder(D, 4).dimFeedforward(2 * D).dropout(0.1f)
             .activation(Activation.RELU).seed(10 + i).build(),
-        null);
-    final TransformerDecoder decoder = new TransformerDecoder(2, i ->
+        null));
+    final TransformerDecoder decoder = register("decoder", new TransformerDecoder(2, i ->
         TransformerDecoderLayer.builder(D, 4).dimFeedforward(2 * D).dropout(0.1f)
             .activation(Activation.RELU).seed(20 + i).build(),
-        null);
-    final Linear head = new Linear(D, PHONES.size(), true, 3);
-
-    List<Parameter> parameters() {
-      List<Parameter> all = new ArrayList<>();
-      all.addAll(Parameter.prefixed("letters.", letters.parameters()));
-      all.addAll(Parameter.prefixed("phones.", phones.parameters()));
-      all.addAll(Parameter.prefixed("encoder.", encoder.parameters()));
-      all.addAll(Parameter.prefixed("decoder.", decoder.parameters()));
-      all.addAll(Parameter.prefixed("head.", head.parameters()));
-      return all;
-    }
+        null));
+    final Linear head = register("head", new Linear(D, PHONES.size(), true, 3));
 
     /** Embedded, position-encoded, time-major source (S, N, D) and its padding mask (N, S). */
-    Tensor[] encode(Arena arena, List<Word> batch, Mode mode) {
+    Tensor[] encode(Arena arena, List<Word> batch) {
       int n = batch.size();
       int s = batch.stream().mapToInt(w -> w.spelling().length()).max().orElse(1);
       long[] ids = new long[s * n];
@@ -110,42 +99,28 @@ public final class Pronunciation {
       Tensor mask = Tensor.fromArray(arena, padding, n, s);
       Tensor x = embedWithPositions(arena, letters, ids, s, n);
       Tensor memory = encoder.forward(arena, x,
-          ScaledDotProductAttention.Options.DEFAULT.keyPaddingMask(mask), mode).output();
+          ScaledDotProductAttention.Options.DEFAULT.keyPaddingMask(mask), mode()).output();
       return new Tensor[] {memory, mask};
     }
 
-    /** Embeddings scaled by √D plus sinusoidal positions, added in place (the tape routes it). */
-    static Tensor embedWithPositions(Arena arena, Embedding table, long[] ids, int t, int n) {
-      Tensor x = table.forward(arena, ids, t, n);
-      TensorOps.scale(x, (float) Math.sqrt(D), x);
-      Tensor positions = Embedding.sinusoidalPositions(arena, t, D);
-      for (int b = 0; b < n; b++) {
-        // x[t][b] += pe[t]: the same memory as the recorded embedding, so gradients reach it
-        for (int p = 0; p < t; p++) {
-          Tensor row = x.slice(p, p + 1).reshape(n, D).slice(b, b + 1).reshape(D);
-          TensorOps.axpy(1f, positions.slice(p, p + 1).reshape(D), row);
-        }
-      }
-      return x;
+    Mode mode() {
+      return isTraining() ? Mode.TRAINING : Mode.INFERENCE;
     }
 
-    @Override
-    public void close() {
-      letters.close();
-      phones.close();
-      encoder.close();
-      decoder.close();
-      head.close();
+    /** Embeddings (t, n, D) scaled by √D plus sinusoidal positions (t, 1, D), broadcast. */
+    static Tensor embedWithPositions(Arena arena, Embedding table, long[] ids, int t, int n) {
+      Tensor positions = Embedding.sinusoidalPositions(arena, t, D).reshape(t, 1, D);
+      return table.forward(arena, ids, t, n).mul((float) Math.sqrt(D)).add(positions);
     }
   }
 
-  /** One training step (or only the loss): cross-entropy per phone, padding ignored. */
-  static float step(Model model, Arena arena, List<Word> batch, boolean train) {
+  /** Cross-entropy per phone of a batch, padding ignored (recorded for backward in grad mode). */
+  static Tensor loss(Model model, Arena arena, List<Word> batch) {
     int n = batch.size();
     int t = batch.stream().mapToInt(w -> w.phones().length).max().orElse(0) + 1;
     long[] input = new long[t * n];
     long[] labels = new long[t * n];
-    Arrays.fill(labels, -100);
+    Arrays.fill(labels, Losses.IGNORE_INDEX);
     for (int j = 0; j < n; j++) {
       int[] phones = batch.get(j).phones();
       for (int p = 0; p < t; p++) {
@@ -155,33 +130,21 @@ public final class Pronunciation {
         }
       }
     }
-    Mode mode = train ? Mode.TRAINING : Mode.INFERENCE;
-    Tape tape = train ? Tape.start(arena) : null;
-    try {
-      Tensor[] encoded = model.encode(arena, batch, mode);
-      Tensor y = Model.embedWithPositions(arena, model.phones, input, t, n);
-      Tensor decoded = model.decoder.forward(arena, y, encoded[0],
-          ScaledDotProductAttention.Options.DEFAULT.causal(true),
-          ScaledDotProductAttention.Options.DEFAULT.keyPaddingMask(encoded[1]), mode).output();
-      Tensor logits = model.head.forward(arena, decoded);
-      Tensor grad = train ? Tensor.zeros(arena, logits.shape().dims()) : null;
-      float loss = Losses.crossEntropy(logits, labels, grad);
-      if (train) {
-        tape.backward(logits, grad);
-      }
-      return loss;
-    } finally {
-      if (tape != null) {
-        tape.close();
-      }
-    }
+    Tensor[] encoded = model.encode(arena, batch);
+    Tensor y = Model.embedWithPositions(arena, model.phones, input, t, n);
+    Tensor decoded = model.decoder.forward(arena, y, encoded[0],
+        ScaledDotProductAttention.Options.DEFAULT.causal(true),
+        ScaledDotProductAttention.Options.DEFAULT.keyPaddingMask(encoded[1]), model.mode())
+        .output();
+    return Losses.crossEntropy(model.head.forward(arena, decoded), labels);
   }
 
   /** Greedy decoding of a batch through the decoder's key/value cache. */
   static List<int[]> transcribe(Model model, List<Word> batch) {
     int n = batch.size();
-    try (Arena arena = Arena.ofConfined()) {
-      Tensor[] encoded = model.encode(arena, batch, Mode.INFERENCE);
+    model.eval();
+    try (Arena arena = Arena.ofConfined(); var off = Autograd.noGrad()) {
+      Tensor[] encoded = model.encode(arena, batch);
       TransformerDecoder.Cache cache = model.decoder.newCache(arena, n, MAX_PHONES + 1);
       Tensor positions = Embedding.sinusoidalPositions(arena, MAX_PHONES + 1, D);
       long[] previous = new long[n];
@@ -192,12 +155,8 @@ public final class Pronunciation {
         out.add(new ArrayList<>());
       }
       for (int p = 0; p <= MAX_PHONES; p++) {
-        Tensor x = model.phones.forward(arena, previous, 1, n);
-        TensorOps.scale(x, (float) Math.sqrt(D), x);
-        for (int b = 0; b < n; b++) {
-          TensorOps.axpy(1f, positions.slice(p, p + 1).reshape(D),
-              x.reshape(n, D).slice(b, b + 1).reshape(D));
-        }
+        Tensor x = model.phones.forward(arena, previous, 1, n).mul((float) Math.sqrt(D))
+            .add(positions.slice(p, p + 1).reshape(1, 1, D));
         Tensor h = model.decoder.forwardStep(arena, x, encoded[0],
             ScaledDotProductAttention.Options.DEFAULT.keyPaddingMask(encoded[1]), cache);
         float[] logits = model.head.forward(arena, h).toArray();
@@ -263,6 +222,7 @@ public final class Pronunciation {
         LearningRateSchedule.cosine(3e-3, (long) epochs * batches, 1e-4));
     Progress progress = quiet ? null : new Progress("g2p", epochs, "words");
     long samples = 0;
+    model.train();
     try (Adam adam = Adam.adamW(model.parameters()).weightDecay(1e-4).build()) {
       for (int epoch = 0; epoch < epochs; epoch++) {
         Collections.shuffle(order, random);
@@ -270,8 +230,10 @@ public final class Pronunciation {
         for (int b = 0; b < batches; b++) {
           try (Arena arena = Arena.ofConfined()) {
             adam.zeroGrad();
-            sum += step(model, arena, order.subList(b * batchSize, (b + 1) * batchSize), true);
-            GradientClipping.clipByGlobalNorm(adam.parameters(), 1.0);
+            Tensor loss = loss(model, arena, order.subList(b * batchSize, (b + 1) * batchSize));
+            loss.backward();
+            sum += loss.get();
+            GradientClipping.clipByGlobalNorm(model.parameters(), 1.0);
             adam.setLearningRate(schedule.rate(adam.steps()));
             adam.step();
           }
