@@ -59,7 +59,8 @@ import scala.runtime.AbstractFunction1;
  * with the same bits.
  *
  * <p><b>Failures.</b> A failed task fails the barrier stage, its peers see their connections
- * close (or the barrier fail) and stop, and Spark retries the whole stage (up to {@code
+ * close (or the barrier fail) and stop, and Spark retries the whole stage (the training stage is
+ * a shuffle map stage, as Spark retries only those in barrier mode; up to {@code
  * spark.task.maxFailures} attempts, e.g. master {@code local[2, 3]}; {@code
  * spark.stage.maxConsecutiveAttempts}). With a checkpoint folder, rank 0 writes a checkpoint
  * (weights and optimizer state) every {@link Builder#checkpointEvery} steps and at the end, and a
@@ -258,8 +259,11 @@ public final class DataParallelTrainer implements Serializable {
       RDD<Tuple2<Long, Example>> sharded = keyed.partitionBy(new ByRank(workers)).values().rdd();
       RDD<WorkerResult> results = sharded.barrier().mapPartitions(
           new Work(this, weights, steps), false, ClassTag$.MODULE$.apply(WorkerResult.class));
-      List<WorkerResult> all = new ArrayList<>(Arrays.asList(
-          (WorkerResult[]) results.collect()));
+      // Spark retries a failed barrier stage only when it is a shuffle map stage (a failed
+      // barrier result stage aborts the job), so the results go through a shuffle
+      List<WorkerResult> all = new ArrayList<>(
+          JavaRDD.fromRDD(results, ClassTag$.MODULE$.apply(WorkerResult.class)).repartition(1)
+              .collect());
       all.sort(Comparator.comparingInt(WorkerResult::rank));
       WorkerResult first = all.get(0);
       return new TrainingResult(first.weights, first.losses, workers, first.stageAttempt,
