@@ -36,7 +36,7 @@ import org.seq4j.train.Adam;
  * with seq4j's examples) data-parallel on Spark, then scores the test year with the distributed
  * scorer and compares it with the naive forecast "tomorrow is like today".
  *
- * <p>Arguments: {@code [csv] [epochs] [workers] [RING|ALL_GATHER]} (defaults: bundled data, 8, 2,
+ * <p>Arguments: {@code [csv] [epochs] [workers] [RING|ALL_GATHER]} (defaults: bundled data, or {@code -}, 8, 2,
  * RING). Without a CSV path it reads {@code
  * org/seq4j/examples/data/seattle-weather.csv} from the class path (the seq4j-examples JAR). The
  * master is {@code spark.master} when set (spark-submit), else {@code local[2]}.
@@ -140,7 +140,7 @@ public final class WeatherOnSpark {
    * @param args {@code [csv] [epochs] [workers] [RING|ALL_GATHER]}
    */
   public static void main(String[] args) throws IOException {
-    String csv = args.length > 0 && !args[0].isBlank() ? args[0] : null;
+    String csv = args.length > 0 && !args[0].isBlank() && !args[0].equals("-") ? args[0] : null;
     int epochs = args.length > 1 ? Integer.parseInt(args[1]) : 8;
     List<Day> days = load(csv);
     List<Day> trainYears = days.stream().filter(d -> d.date().getYear() < 2015).toList();
