@@ -47,8 +47,9 @@ public final class Dl4jWorker extends Worker {
   protected Map<String, String> info() {
     Map<String, String> info = new LinkedHashMap<>();
     Nd4j.setDefaultDataTypes(DataType.FLOAT, DataType.FLOAT);
-    info.put("library", "DeepLearning4j / nd4j-native "
-        + MultiLayerNetwork.class.getPackage().getImplementationVersion());
+    info.put("library", "DeepLearning4j " + Worker.mavenVersion("org.deeplearning4j",
+        "deeplearning4j-nn") + ", nd4j-native " + Worker.mavenVersion("org.nd4j", "nd4j-native")
+        + " (" + System.getProperty("org.bytedeco.javacpp.platform.extension", "") + ")");
     Properties env = Nd4j.getExecutioner().getEnvironmentInformation();
     info.put("environment", env.toString());
     try {
@@ -81,6 +82,7 @@ public final class Dl4jWorker extends Worker {
     MultiLayerConfiguration conf = list.build();
     MultiLayerNetwork net = new MultiLayerNetwork(conf);
     net.init();
+    net.initGradientsView(); // the gradient views backpropGradient writes into (fit does this)
     return net;
   }
 

@@ -185,13 +185,22 @@ public final class Compare {
     }
     if (peers.contains("dl4j")) {
       launches.add(new Launch("DL4J", "dl4j", "org.seq4j.peers.Dl4jWorker", "as-is", Map.of(),
-          List.of("-Xmx4g", "-Dorg.bytedeco.javacpp.maxbytes=16g",
+          List.of("-Xmx4g", "-Dorg.bytedeco.javacpp.platform.extension=" + dl4jExtension(),
+              "-Dorg.bytedeco.javacpp.maxbytes=16g",
               "-Dorg.bytedeco.javacpp.maxphysicalbytes=20g",
               "--add-opens=java.base/java.nio=ALL-UNNAMED",
               "--add-opens=java.base/java.lang=ALL-UNNAMED",
               "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED")));
     }
     return launches;
+  }
+
+  /**
+   * The nd4j-native build DL4J loads: {@code -onednn} (the classifier the module depends on), or
+   * {@code -Ddl4j.extension=-avx512} / {@code -avx2} / empty, matching {@code -Ddl4j.classifier}.
+   */
+  static String dl4jExtension() {
+    return System.getProperty("dl4j.extension", "-onednn");
   }
 
   /** Waits until the machine is idle (others below 15% of its CPU) or {@code seconds} passed. */

@@ -117,6 +117,21 @@ public abstract class Worker {
     }
   }
 
+  /** The version in a JAR's {@code META-INF/maven/GROUP/ARTIFACT/pom.properties}, or "?". */
+  public static String mavenVersion(String group, String artifact) {
+    String path = "META-INF/maven/" + group + "/" + artifact + "/pom.properties";
+    try (var in = Worker.class.getClassLoader().getResourceAsStream(path)) {
+      if (in == null) {
+        return "?";
+      }
+      java.util.Properties p = new java.util.Properties();
+      p.load(in);
+      return p.getProperty("version", "?");
+    } catch (java.io.IOException e) {
+      return "?";
+    }
+  }
+
   /** Prints one protocol line; tabs and line breaks in the values become spaces and " | ". */
   static void emit(String... fields) {
     StringBuilder b = new StringBuilder();

@@ -11,7 +11,7 @@ import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.GRUCellImpl;
 import org.bytedeco.pytorch.GRUImpl;
 import org.bytedeco.pytorch.GRUOptions;
-import org.bytedeco.pytorch.InferenceMode;
+import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.LSTMCellImpl;
 import org.bytedeco.pytorch.LSTMImpl;
 import org.bytedeco.pytorch.LSTMOptions;
@@ -31,7 +31,7 @@ import org.bytedeco.pytorch.global.torch;
  * packed in-projection, SDPA, out-projection, add and layer norm, feed-forward, add and layer
  * norm; the C++ frontend's own {@code TransformerEncoderLayer} is sequence-first and computes
  * attention without SDPA, and Python's fused inference fast path is not exposed to Java).
- * Inference runs under {@code InferenceMode}; training calls {@code backward} with the output
+ * Inference runs under {@code NoGradGuard} (torch.no_grad()); training calls {@code backward} with the output
  * gradient, computing the input's and every parameter's gradient; gradients are set to none (as
  * {@code zero_grad()} does by default) untimed before each call. Each call runs in a {@link
  * PointerScope} so its tensors are freed at once, not by the garbage collector.
@@ -52,7 +52,8 @@ public final class TorchWorker extends Worker {
   protected Map<String, String> info() {
     Map<String, String> info = new LinkedHashMap<>();
     info.put("library", "libtorch (org.bytedeco:pytorch "
-        + TorchWorker.class.getPackage().getImplementationVersion() + ")");
+        + Worker.mavenVersion("org.bytedeco", "pytorch") + ", OpenBLAS "
+        + Worker.mavenVersion("org.bytedeco", "openblas") + ")");
     info.put("cpu capability", torch.get_cpu_capability().getString());
     info.put("threads", "intra-op " + torch.get_num_threads() + ", inter-op "
         + torch.get_num_interop_threads());
@@ -88,11 +89,11 @@ public final class TorchWorker extends Worker {
   }
 
   private abstract static class ScopedWork implements Measurement.Work {
-    private final InferenceMode inference;
+    private final NoGradGuard inference;
     final List<Pointer> owned = new ArrayList<>();
 
     ScopedWork(boolean training) {
-      inference = training ? null : new InferenceMode();
+      inference = training ? null : new NoGradGuard();
     }
 
     abstract void run();
