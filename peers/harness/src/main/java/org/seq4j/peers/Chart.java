@@ -65,7 +65,8 @@ final class Chart {
     g.drawString("seq4j, libtorch, DL4J: GFLOP/s per case (log scale), best setting of each; "
         + Compare.timestamp(run.start()), 10, 22);
     g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
-    g.drawString(Report.machine(run), 10, 40);
+    String machine = Report.machine(run).replaceAll(" \\([^)]*avx[^)]*\\)", "");
+    g.drawString(machine, 10, 40);
     for (int p = 0; p < peers.length; p++) {
       g.setColor(COLORS[p]);
       g.fillRect(left + p * 110, 50, 12, 12);

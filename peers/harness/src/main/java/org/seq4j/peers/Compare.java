@@ -33,7 +33,8 @@ import java.util.stream.Collectors;
  *
  * <p>Arguments: {@code quick} (shorter warm-up and measurement, fewer memory runs), {@code
  * cases=REGEX} (case ids, found anywhere; the GEMM peak always runs), {@code peers=seq4j,libtorch,dl4j},
- * {@code out=DIR}, {@code readme=PATH} or {@code readme=none}, {@code idle=SECONDS} (how long to
+ * {@code out=DIR}, {@code readme=PATH} or {@code readme=none}, {@code all-settings} (seq4j and DL4J
+ * with {@code OMP_WAIT_POLICY=PASSIVE} as well), {@code idle=SECONDS} (how long to
  * wait for an idle machine before each JVM, default 60, quick 10), {@code noise=PERCENT} (flag a
  * measurement during which other processes took more than this share of the machine's CPU time,
  * default 5).
@@ -92,9 +93,12 @@ public final class Compare {
     String readme = "README.md";
     Double idle = null;
     double noise = 5;
+    boolean allSettings = false;
     for (String arg : args) {
       if (arg.equals("quick")) {
         quick = true;
+      } else if (arg.equals("all-settings")) {
+        allSettings = true;
       } else if (arg.startsWith("cases=")) {
         cases = arg.substring(6);
       } else if (arg.startsWith("peers=")) {
@@ -126,7 +130,7 @@ public final class Compare {
     }
 
     Instant start = Instant.now();
-    List<Launch> launches = launches(peers);
+    List<Launch> launches = launches(peers, allSettings);
     Map<String, Map<String, String>> info = new LinkedHashMap<>();
     List<Row> rows = new ArrayList<>();
     List<String> machineNotes = new ArrayList<>();
@@ -141,8 +145,11 @@ public final class Compare {
     List<MemoryRow> memory = new ArrayList<>();
     long[] lengths = quick ? new long[] {4096} : new long[] {4096, 16384};
     for (Launch launch : launches) {
-      if (!launch.setting().equals("as-is")
-          || !(launch.peer().equals("seq4j") || launch.peer().equals("libtorch"))) {
+      // seq4j as shipped; libtorch with passive OpenMP threads, its fastest setting for attention
+      // here (as-is it can take minutes at T = 16384 on a busy machine).
+      boolean memoryRun = launch.peer().equals("seq4j") ? launch.setting().equals("as-is")
+          : launch.peer().equals("libtorch") && launch.setting().equals("OMP_WAIT_POLICY=PASSIVE");
+      if (!memoryRun) {
         continue;
       }
       for (long t : lengths) {
@@ -168,12 +175,19 @@ public final class Compare {
         Duration.between(start, run.end()).toSeconds() / 60.0);
   }
 
-  /** The JVMs of the selected peers: seq4j once, libtorch in three settings, DL4J once. */
-  static List<Launch> launches(Set<String> peers) {
+  /**
+   * The JVMs of the selected peers: seq4j once, libtorch in three settings, DL4J once; with
+   * {@code all}, seq4j and DL4J with {@code OMP_WAIT_POLICY=PASSIVE} too.
+   */
+  static List<Launch> launches(Set<String> peers, boolean all) {
     List<Launch> launches = new ArrayList<>();
     if (peers.contains("seq4j")) {
       launches.add(new Launch("seq4j", "seq4j", "org.seq4j.peers.Seq4jWorker", "as-is",
           Map.of(), List.of()));
+      if (all) {
+        launches.add(new Launch("seq4j", "seq4j", "org.seq4j.peers.Seq4jWorker",
+            "OMP_WAIT_POLICY=PASSIVE", Map.of("OMP_WAIT_POLICY", "PASSIVE"), List.of()));
+      }
     }
     if (peers.contains("libtorch")) {
       launches.add(new Launch("libtorch", "libtorch", "org.seq4j.peers.TorchWorker", "as-is",
@@ -191,6 +205,11 @@ public final class Compare {
               "--add-opens=java.base/java.nio=ALL-UNNAMED",
               "--add-opens=java.base/java.lang=ALL-UNNAMED",
               "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED")));
+      if (all) {
+        Launch dl4j = launches.get(launches.size() - 1);
+        launches.add(new Launch("DL4J", "dl4j", dl4j.mainClass(), "OMP_WAIT_POLICY=PASSIVE",
+            Map.of("OMP_WAIT_POLICY", "PASSIVE"), dl4j.jvmArgs()));
+      }
     }
     return launches;
   }
@@ -358,9 +377,11 @@ public final class Compare {
   /** One peak-memory run in a fresh JVM. */
   static MemoryRow runMemory(Launch launch, long t, Path logs)
       throws IOException, InterruptedException {
+    String label = launch.peer() + (launch.setting().equals("as-is") ? ""
+        : " (" + launch.setting() + ")");
     String classPath = classPath(launch.module());
     if (classPath == null) {
-      return new MemoryRow(launch.peer(), t, "failed", -1, -1, 0, "not built");
+      return new MemoryRow(label, t, "failed", -1, -1, 0, "not built");
     }
     ProcessBuilder builder =
         new ProcessBuilder(command(launch, classPath, List.of("memory=" + t)));
@@ -369,6 +390,16 @@ public final class Compare {
     builder.redirectError(log.toFile());
     System.out.println("== peak memory: " + launch.peer() + " T=" + t);
     Process process = builder.start();
+    // At most ten minutes: a watchdog ends the JVM, and the row says so.
+    Thread watchdog = Thread.ofVirtual().start(() -> {
+      try {
+        if (!process.waitFor(10, TimeUnit.MINUTES)) {
+          process.destroyForcibly();
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    });
     MemoryRow row = null;
     try (BufferedReader reader = new BufferedReader(
         new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
@@ -377,16 +408,18 @@ public final class Compare {
         String[] f = line.split("\t", -1);
         if (f[0].equals("@@memory")) {
           row = f[2].equals("ok")
-              ? new MemoryRow(launch.peer(), t, "ok", Long.parseLong(f[3]), Long.parseLong(f[4]),
+              ? new MemoryRow(label, t, "ok", Long.parseLong(f[3]), Long.parseLong(f[4]),
                   Double.parseDouble(f[5]), "")
-              : new MemoryRow(launch.peer(), t, "error", -1, -1, 0, f.length > 3 ? f[3] : "");
+              : new MemoryRow(label, t, "error", -1, -1, 0, f.length > 3 ? f[3] : "");
         }
       }
     }
-    process.waitFor(30, TimeUnit.MINUTES);
+    process.waitFor();
+    watchdog.interrupt();
     if (row == null) {
-      row = new MemoryRow(launch.peer(), t, "error", -1, -1, 0,
-          "JVM died (exit " + process.exitValue() + "): " + lastLines(log));
+      row = new MemoryRow(label, t, "error", -1, -1, 0,
+          "JVM died or was stopped after 10 min (exit " + process.exitValue() + "): "
+              + lastLines(log));
     }
     System.out.println("  " + row);
     return row;

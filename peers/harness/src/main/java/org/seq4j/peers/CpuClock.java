@@ -67,8 +67,8 @@ public final class CpuClock {
     Thread.sleep(millis);
     long[] after = read(ProcessHandle.current().pid());
     int cores = Runtime.getRuntime().availableProcessors();
-    return 100.0 * ((after[0] - before[0]) + (after[1] - before[1]))
-        / (millis / 1000.0 * cores * TICKS_PER_SECOND);
+    return Math.min(100, 100.0 * ((after[0] - before[0]) + (after[1] - before[1]))
+        / (millis / 1000.0 * cores * TICKS_PER_SECOND));
   }
 
   /** Peak resident memory of this process ({@code VmHWM}), KiB; -1 when unknown. */

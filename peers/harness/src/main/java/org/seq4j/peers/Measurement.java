@@ -8,7 +8,9 @@ import java.util.Locale;
  * ({@link Work#prepare}: clearing gradients, resetting state), then one {@link Work#call} is timed
  * with {@link System#nanoTime}. Warm-up: at least {@code warmupCalls} calls and {@code
  * warmupSeconds}; measurement: at least {@code calls} calls and {@code seconds}, at most {@code
- * maxCalls}. The machine's CPU time and this process's are read around the measured calls, so
+ * maxCalls}. A slow case (seconds per call, or a machine that others are using) is cut short at
+ * {@code capSeconds} of warm-up or of measurement, once it has one warm-up call and three
+ * measured calls. The machine's CPU time and this process's are read around the measured calls, so
  * that time other processes took is reported (and flagged by {@link Compare}).
  *
  * @param warmupCalls fewest warm-up calls
@@ -16,14 +18,15 @@ import java.util.Locale;
  * @param calls fewest measured calls
  * @param seconds shortest measurement
  * @param maxCalls most measured calls
+ * @param capSeconds longest warm-up, and longest measurement, once the fewest calls are done
  */
 public record Measurement(int warmupCalls, double warmupSeconds, int calls, double seconds,
-    int maxCalls) {
+    int maxCalls, double capSeconds) {
 
   /** The full run's settings. */
-  public static final Measurement FULL = new Measurement(2, 1.0, 5, 2.0, 2000);
+  public static final Measurement FULL = new Measurement(2, 1.0, 5, 2.0, 2000, 10);
   /** The quick run's settings. */
-  public static final Measurement QUICK = new Measurement(1, 0.3, 3, 0.5, 500);
+  public static final Measurement QUICK = new Measurement(1, 0.3, 3, 0.5, 500, 4);
 
   /** One call of the work, and what precedes it untimed. */
   public interface Work extends AutoCloseable {
@@ -71,7 +74,8 @@ public record Measurement(int warmupCalls, double warmupSeconds, int calls, doub
   /** Warms up and measures {@code work}. */
   public Sample run(Work work) {
     long start = System.nanoTime();
-    for (int k = 0; k < warmupCalls || (System.nanoTime() - start) < warmupSeconds * 1e9; k++) {
+    for (int k = 0; (k < warmupCalls || (System.nanoTime() - start) < warmupSeconds * 1e9)
+        && !(k >= 1 && (System.nanoTime() - start) > capSeconds * 1e9); k++) {
       work.prepare();
       work.call();
     }
@@ -80,7 +84,8 @@ public record Measurement(int warmupCalls, double warmupSeconds, int calls, doub
     int count = 0;
     long[] before = CpuClock.read(pid);
     long begin = System.nanoTime();
-    while (count < maxCalls && (count < calls || (System.nanoTime() - begin) < seconds * 1e9)) {
+    while (count < maxCalls && (count < calls || (System.nanoTime() - begin) < seconds * 1e9)
+        && !(count >= 3 && (System.nanoTime() - begin) > capSeconds * 1e9)) {
       work.prepare();
       long t0 = System.nanoTime();
       work.call();
