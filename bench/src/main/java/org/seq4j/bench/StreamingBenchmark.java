@@ -81,11 +81,13 @@ public class StreamingBenchmark {
   /** One step: the state moves from one buffer to the other. */
   @Benchmark
   public void step() {
-    if (backend.equals("BLAS")) {
-      layer.step(stepInput, even, stepOutput);
-      return;
+    try (var inference = org.seq4j.Autograd.noGrad()) { // a service's streaming path
+      if (backend.equals("BLAS")) {
+        layer.step(stepInput, even, stepOutput);
+        return;
+      }
+      boolean flip = (steps++ & 1) == 0;
+      layer.forward(input, flip ? even : odd, output, flip ? odd : even);
     }
-    boolean flip = (steps++ & 1) == 0;
-    layer.forward(input, flip ? even : odd, output, flip ? odd : even);
   }
 }

@@ -42,6 +42,7 @@ public final class Demo {
           java.nio.file.Path.of(args.length > 2 ? args[2] : "target/demo"));
       case "pronounce" -> Pronunciation.run(args.length > 1 ? Integer.parseInt(args[1]) : 12,
           java.nio.file.Path.of(args.length > 2 ? args[2] : "target/demo"));
+      case "charlm" -> CharLanguageModel.main(java.util.Arrays.copyOfRange(args, 1, args.length));
       case "info" -> info();
       default -> {
         System.err.println("unknown demo '" + demo + "'; try: weather [epochs] [folder],"

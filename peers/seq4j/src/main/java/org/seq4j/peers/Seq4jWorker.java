@@ -125,12 +125,14 @@ public final class Seq4jWorker extends Worker {
 
       @Override
       public void call() {
-        if (backend == Backend.BLAS) {
-          layer.step(stepInput, even, stepOutput);
-          return;
+        try (var inference = org.seq4j.Autograd.noGrad()) { // a service's streaming path
+          if (backend == Backend.BLAS) {
+            layer.step(stepInput, even, stepOutput);
+            return;
+          }
+          boolean flip = (steps++ & 1) == 0;
+          layer.forward(input, flip ? even : odd, output, flip ? odd : even);
         }
-        boolean flip = (steps++ & 1) == 0;
-        layer.forward(input, flip ? even : odd, output, flip ? odd : even);
       }
 
       @Override
