@@ -350,7 +350,8 @@ public final class MultiHeadAttention extends Module {
       boolean keepContext, boolean dropoutOn, String call) {
     guard.enter();
     try {
-      List<Tensor> inputs = new ArrayList<>(List.of(query, key, value));
+      // List.of refuses nulls: an absent tensor is checked, and named, by the forward below
+      List<Tensor> inputs = new ArrayList<>(java.util.Arrays.asList(query, key, value));
       inputs.addAll(parameterData());
       Result result;
       try (var off = Autograd.noGrad()) {
@@ -510,6 +511,9 @@ public final class MultiHeadAttention extends Module {
   public Tensor forwardStep(Arena arena, Tensor step, Cache cache) {
     guard.enter();
     try {
+      if (step == null) {
+        throw new NullPointerException("step");
+      }
       List<Tensor> inputs = new ArrayList<>(List.of(step));
       inputs.addAll(parameterData());
       Tensor out;
