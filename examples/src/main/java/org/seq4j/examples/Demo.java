@@ -46,9 +46,20 @@ public final class Demo {
       case "info" -> info();
       default -> {
         System.err.println("unknown demo '" + demo + "'; try: weather [epochs] [folder],"
-            + " weather-predict FILE, names [epochs] [folder], pronounce [epochs] [folder], info");
+            + " weather-predict FILE, names [epochs] [folder], pronounce [epochs] [folder],"
+            + " charlm [steps] [folder], info");
         System.exit(2);
       }
+    }
+  }
+
+  /** The UTF-8 text of a resource beside the demos (under {@code org/seq4j/examples}). */
+  static String resourceText(String name) throws java.io.IOException {
+    try (java.io.InputStream in = Demo.class.getResourceAsStream(name)) {
+      if (in == null) {
+        throw new java.io.FileNotFoundException("resource org/seq4j/examples/" + name);
+      }
+      return new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
     }
   }
 

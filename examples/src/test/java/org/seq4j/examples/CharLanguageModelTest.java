@@ -12,10 +12,14 @@ import org.junit.jupiter.api.io.TempDir;
 class CharLanguageModelTest {
   @Test
   void trainsSavesReloadsAndSamples(@TempDir Path folder) throws Exception {
-    String sampled = CharLanguageModel.run(12, folder);
+    CharLanguageModel.Result result = CharLanguageModel.run(12, folder);
+    String sampled = result.sampled();
     assertEquals(200, sampled.length());
     assertTrue(Files.size(folder.resolve("char-lm.safetensors")) > 0);
     assertTrue(sampled.chars().allMatch(c -> c == '\n' || c == '-' || c == ' ' || c == '\''
         || (c >= 'a' && c <= 'z')), "only characters of the names: " + sampled);
+    // an untrained model scores about ln(vocabulary) = ln(30) = 3.4 per character
+    double validation = result.history().validationLoss().get(0);
+    assertTrue(validation < 3.2, "the validation loss should fall below 3.2: " + validation);
   }
 }

@@ -7,6 +7,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
 import java.util.SplittableRandom;
+import java.util.random.RandomGenerator;
 import org.seq4j.Tensor;
 
 /**
@@ -146,6 +147,55 @@ public final class Sequences {
     }
     long[] shape = batchFirst ? new long[] {n, tMax} : new long[] {tMax, n};
     return new PaddedTokens(indices, shape, lengths, batchFirst);
+  }
+
+  /**
+   * Language-model windows cut from one token stream: each input is {@code length} consecutive
+   * tokens and its target the same window shifted one token on, for next-token prediction.
+   *
+   * @param inputs row-major, of {@link #shape()}
+   * @param targets the next token of each input position, in the same layout
+   * @param shape {@code (N, length)} when batch-first, {@code (length, N)} otherwise
+   * @param starts where each window begins in the stream, in batch order
+   */
+  public record TokenWindows(long[] inputs, long[] targets, long[] shape, long[] starts) {}
+
+  /**
+   * {@code count} windows of {@code length} tokens at uniformly random starts in {@code stream}
+   * (PyTorch users write it as {@code torch.randint} and {@code torch.stack} of slices).
+   *
+   * @throws IllegalArgumentException if the stream has fewer than {@code length + 1} tokens
+   */
+  public static TokenWindows randomWindows(long[] stream, int length, int count,
+      boolean batchFirst, RandomGenerator random) {
+    Objects.requireNonNull(stream, "stream");
+    Objects.requireNonNull(random, "random");
+    if (length < 1) {
+      throw new IllegalArgumentException("length: expected >= 1, got " + length);
+    }
+    if (count < 1) {
+      throw new IllegalArgumentException("count: expected >= 1, got " + count);
+    }
+    if (stream.length < (long) length + 1) {
+      throw new IllegalArgumentException("stream: expected at least length + 1 = " + (length + 1L)
+          + " tokens, got " + stream.length);
+    }
+    long[] starts = new long[count];
+    for (int n = 0; n < count; n++) {
+      starts[n] = random.nextInt(stream.length - length);
+    }
+    int size = Math.multiplyExact(length, count);
+    long[] inputs = new long[size];
+    long[] targets = new long[size];
+    for (int n = 0; n < count; n++) {
+      for (int t = 0; t < length; t++) {
+        int at = offset(batchFirst, t, n, length, count, 1);
+        inputs[at] = stream[(int) starts[n] + t];
+        targets[at] = stream[(int) starts[n] + t + 1];
+      }
+    }
+    long[] shape = batchFirst ? new long[] {count, length} : new long[] {length, count};
+    return new TokenWindows(inputs, targets, shape, starts);
   }
 
   /**

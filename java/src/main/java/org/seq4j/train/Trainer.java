@@ -34,9 +34,18 @@ import org.seq4j.nn.Parameter;
  * History history = trainer.fit(trainingBatches);
  * }</pre>
  *
- * <p><b>Memory: one arena per batch.</b> A layer's result lies in the arena of its input, so all
- * the tensors of a step (activations, the loss) lie in the arena of the batch's tensors. Make
- * each batch in an arena of its own ({@code Arena.ofConfined()}, on the thread that calls {@link
+ * <p><b>Memory: one arena per step.</b> A layer's result lies in the arena of its input, so all
+ * the tensors of a step (activations, the loss) lie in the arena of the batch's tensors. The
+ * simplest way is a {@link StepLoss}: the trainer opens a confined arena for each training step
+ * and each validation batch, passes it to the loss (and to {@link StepMetric}s) to make the
+ * batch's tensors in, and closes it when the step is over, so batches can be plain Java data
+ * (token arrays, say):
+ *
+ * <pre>{@code
+ * Trainer.builder(model, adam, (m, b, arena) -> Losses.crossEntropy(m.forward(arena, b), b.y()))
+ * }</pre>
+ *
+ * <p>Otherwise (with a {@link Loss}) make each batch in an arena of its own ({@code Arena.ofConfined()}, on the thread that calls {@link
  * #fit}) and let the batch object be {@link AutoCloseable}, closing that arena: the trainer closes
  * it as soon as the step (or the validation of that batch) is over, so a step's memory is freed
  * before the next step begins. The {@code Iterable} is iterated once per epoch; it should make
@@ -50,6 +59,23 @@ public final class Trainer<M extends Module, B> {
   public interface Loss<M extends Module, B> {
     /** Runs the model on {@code batch} and returns the scalar loss. */
     Tensor compute(M model, B batch);
+  }
+
+  /**
+   * The loss of one batch whose tensors are made in {@code arena}: a confined arena the trainer
+   * opens on the calling thread for this step (or validation batch) and closes after it.
+   */
+  @FunctionalInterface
+  public interface StepLoss<M extends Module, B> {
+    /** Runs the model on {@code batch}, making its tensors in {@code arena}; the scalar loss. */
+    Tensor compute(M model, B batch, Arena arena);
+  }
+
+  /** A validation metric whose tensors are made in the batch's arena, as in {@link StepLoss}. */
+  @FunctionalInterface
+  public interface StepMetric<M extends Module, B> {
+    /** The metric of {@code batch} (runs in eval mode under {@code noGrad}). */
+    double compute(M model, B batch, Arena arena);
   }
 
   /** A number computed on each validation batch and averaged over the validation set. */
@@ -134,14 +160,14 @@ public final class Trainer<M extends Module, B> {
 
   private final M model;
   private final Optimizer optimizer;
-  private final Loss<M, B> loss;
+  private final StepLoss<M, B> loss;
   private final int epochs;
   private final double clipNorm;
   private final boolean requireFinite;
   private final Scheduler scheduler;
   private final Interval schedulerInterval;
   private final Iterable<B> validation;
-  private final Map<String, Metric<M, B>> metrics;
+  private final Map<String, StepMetric<M, B>> metrics;
   private final List<Callback> callbacks;
   private final EarlyStopping earlyStopping;
   private final Path checkpointDirectory;
@@ -180,6 +206,18 @@ public final class Trainer<M extends Module, B> {
    */
   public static <M extends Module, B> Builder<M, B> builder(M model, Optimizer optimizer,
       Loss<M, B> loss) {
+    Objects.requireNonNull(loss, "loss");
+    return new Builder<>(model, optimizer, (m, b, arena) -> loss.compute(m, b));
+  }
+
+  /**
+   * A builder for training {@code model} with {@code optimizer} on {@code loss}, which makes each
+   * step's tensors in the arena the trainer opens for that step and closes after it.
+   *
+   * @param loss {@code (model, batch, arena) -> scalar loss tensor}, recorded
+   */
+  public static <M extends Module, B> Builder<M, B> builder(M model, Optimizer optimizer,
+      StepLoss<M, B> loss) {
     return new Builder<>(model, optimizer, loss);
   }
 
@@ -289,17 +327,20 @@ public final class Trainer<M extends Module, B> {
   }
 
   private double trainStep(B batch) {
-    model.zeroGrad();
-    Tensor value = loss.compute(model, batch);
-    double scalar = scalar(value, true);
-    value.backward();
-    if (requireFinite) {
-      GradientChecks.requireFinite(model.namedParameters());
+    double scalar;
+    try (Arena arena = Arena.ofConfined()) {
+      model.zeroGrad();
+      Tensor value = loss.compute(model, batch, arena);
+      scalar = scalar(value, true);
+      value.backward();
+      if (requireFinite) {
+        GradientChecks.requireFinite(model.namedParameters());
+      }
+      if (clipNorm > 0) {
+        GradientClipping.clipByGlobalNorm(optimizer.parameters(), clipNorm);
+      }
+      optimizer.step();
     }
-    if (clipNorm > 0) {
-      GradientClipping.clipByGlobalNorm(optimizer.parameters(), clipNorm);
-    }
-    optimizer.step();
     if (scheduler != null && schedulerInterval == Interval.STEP) {
       scheduler.step();
     }
@@ -313,11 +354,11 @@ public final class Trainer<M extends Module, B> {
     model.eval();
     try (var off = Autograd.noGrad()) {
       for (B batch : validation) {
-        try {
-          sum += scalar(loss.compute(model, batch), false);
+        try (Arena arena = Arena.ofConfined()) {
+          sum += scalar(loss.compute(model, batch, arena), false);
           int i = 0;
-          for (Metric<M, B> m : metrics.values()) {
-            metricSums[i++] += m.compute(model, batch);
+          for (StepMetric<M, B> m : metrics.values()) {
+            metricSums[i++] += m.compute(model, batch, arena);
           }
         } finally {
           release(batch);
@@ -416,14 +457,14 @@ public final class Trainer<M extends Module, B> {
   public static final class Builder<M extends Module, B> {
     private final M model;
     private final Optimizer optimizer;
-    private final Loss<M, B> loss;
+    private final StepLoss<M, B> loss;
     private int epochs = 1;
     private double clipNorm;
     private boolean requireFinite;
     private Scheduler scheduler;
     private Interval schedulerInterval = Interval.STEP;
     private Iterable<B> validation;
-    private final Map<String, Metric<M, B>> metrics = new LinkedHashMap<>();
+    private final Map<String, StepMetric<M, B>> metrics = new LinkedHashMap<>();
     private final List<Callback> callbacks = new ArrayList<>();
     private EarlyStopping earlyStopping;
     private Path checkpointDirectory;
@@ -433,7 +474,7 @@ public final class Trainer<M extends Module, B> {
     private PrintStream out = System.out;
     private boolean closeBatches = true;
 
-    private Builder(M model, Optimizer optimizer, Loss<M, B> loss) {
+    private Builder(M model, Optimizer optimizer, StepLoss<M, B> loss) {
       this.model = Objects.requireNonNull(model, "model");
       this.optimizer = Objects.requireNonNull(optimizer, "optimizer");
       this.loss = Objects.requireNonNull(loss, "loss");
@@ -492,6 +533,12 @@ public final class Trainer<M extends Module, B> {
 
     /** A metric averaged over the validation batches, reported under {@code name}. */
     public Builder<M, B> metric(String name, Metric<M, B> metric) {
+      Objects.requireNonNull(metric, "metric");
+      return metric(name, (StepMetric<M, B>) (m, b, arena) -> metric.compute(m, b));
+    }
+
+    /** A metric made in the batch's arena, averaged over the validation batches. */
+    public Builder<M, B> metric(String name, StepMetric<M, B> metric) {
       Objects.requireNonNull(name, "name");
       Objects.requireNonNull(metric, "metric");
       if (metrics.putIfAbsent(name, metric) != null) {

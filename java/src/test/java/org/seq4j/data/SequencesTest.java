@@ -143,4 +143,68 @@ class SequencesTest {
     assertArrayEquals(new int[] {0, 1, 2, 3, 4, 5, 6, 7, 8, 9},
         MiniBatches.inOrder(10, 3, i -> i).order(5));
   }
+
+  /** Windows and their one-step-shifted targets, element by element, in both layouts. */
+  @Test
+  void randomWindowsAreShiftedByOneTokenInBothLayouts() {
+    long[] stream = new long[50];
+    for (int i = 0; i < stream.length; i++) {
+      stream[i] = 100 + i;
+    }
+    for (boolean batchFirst : new boolean[] {true, false}) {
+      var w = Sequences.randomWindows(stream, 7, 5, batchFirst, new java.util.Random(3));
+      assertArrayEquals(batchFirst ? new long[] {5, 7} : new long[] {7, 5}, w.shape());
+      for (int n = 0; n < 5; n++) {
+        long start = w.starts()[n];
+        assertEquals(true, start >= 0 && start + 7 < stream.length, "start " + start);
+        for (int t = 0; t < 7; t++) {
+          int at = batchFirst ? n * 7 + t : t * 5 + n;
+          assertEquals(100 + start + t, w.inputs()[at]);
+          assertEquals(100 + start + t + 1, w.targets()[at]);
+        }
+      }
+      var again = Sequences.randomWindows(stream, 7, 5, batchFirst, new java.util.Random(3));
+      assertArrayEquals(w.starts(), again.starts(), "the same seed, the same windows");
+    }
+    // the only window of a stream of length + 1 tokens
+    var only = Sequences.randomWindows(new long[] {1, 2, 3}, 2, 4, true, new java.util.Random(1));
+    assertArrayEquals(new long[] {1, 2, 1, 2, 1, 2, 1, 2}, only.inputs());
+    assertArrayEquals(new long[] {2, 3, 2, 3, 2, 3, 2, 3}, only.targets());
+    var e = assertThrows(IllegalArgumentException.class,
+        () -> Sequences.randomWindows(new long[] {1, 2}, 2, 1, true, new java.util.Random(1)));
+    assertEquals("stream: expected at least length + 1 = 3 tokens, got 2", e.getMessage());
+  }
+
+  @Test
+  void aCharacterVocabularyIsSortedAndRoundTrips() {
+    String text = "banana\nbandana ä€";
+    Vocabulary v = Vocabulary.ofCharacters(text);
+    assertEquals(List.of("\n", " ", "a", "b", "d", "n", "ä", "€"), v.tokens());
+    assertEquals(8, v.size());
+    assertEquals(2, v.index('a'));
+    assertEquals("€", v.token(7));
+    long[] codes = v.encodeCharacters(text);
+    assertArrayEquals(new long[] {3, 2, 5, 2, 5, 2, 0}, Arrays.copyOf(codes, 7));
+    assertEquals(text, v.decodeCharacters(codes));
+    var missing = assertThrows(IllegalArgumentException.class, () -> v.index('z'));
+    assertEquals("token: expected one of the 8 tokens of the vocabulary, got 'z'",
+        missing.getMessage());
+    var outside = assertThrows(IndexOutOfBoundsException.class, () -> v.token(8));
+    assertEquals("index: expected a value in [0, 8), got 8", outside.getMessage());
+    // a code point outside the BMP is one token, not two surrogates
+    Vocabulary emoji = Vocabulary.ofCharacters("a\uD83D\uDE00a");
+    assertEquals(2, emoji.size());
+    assertEquals("a\uD83D\uDE00a", emoji.decodeCharacters(emoji.encodeCharacters("a\uD83D\uDE00a")));
+    assertThrows(IllegalArgumentException.class, () -> Vocabulary.ofCharacters(""));
+  }
+
+  @Test
+  void aTokenVocabularyEncodesAndDecodesWords() {
+    Vocabulary v = Vocabulary.of(List.of("the", "cat", "sat", "on", "the", "mat"));
+    assertEquals(List.of("cat", "mat", "on", "sat", "the"), v.tokens());
+    assertArrayEquals(new long[] {4, 0, 3}, v.encode(List.of("the", "cat", "sat")));
+    assertEquals(List.of("the", "cat", "sat"), v.decode(4, 0, 3));
+    assertEquals(true, v.contains("mat"));
+    assertEquals(false, v.contains("dog"));
+  }
 }

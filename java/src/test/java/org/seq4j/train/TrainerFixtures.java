@@ -64,7 +64,15 @@ final class TrainerFixtures {
 
   /** The samples {@code indices} as one batch in a fresh confined arena. */
   static Batch batch(float[][] x, int[] indices, int[] closes) {
-    Arena arena = Arena.ofConfined();
+    return batchIn(Arena.ofConfined(), x, indices, closes);
+  }
+
+  /** The samples {@code indices} as one batch in {@code arena}, which the caller closes. */
+  static Batch batchIn(Arena arena, float[][] x, int[] indices) {
+    return batchIn(arena, x, indices, new int[1]);
+  }
+
+  private static Batch batchIn(Arena arena, float[][] x, int[] indices, int[] closes) {
     float[] xs = new float[indices.length * FEATURES];
     float[] ys = new float[indices.length];
     for (int i = 0; i < indices.length; i++) {

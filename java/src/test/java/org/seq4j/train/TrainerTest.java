@@ -81,6 +81,39 @@ class TrainerTest {
     }
   }
 
+  /**
+   * Batches as plain arrays: the trainer makes each step's (and each validation batch's) arena,
+   * hands it to the loss and metrics, and closes it once the step is over.
+   */
+  @Test
+  void aStepLossGetsAFreshArenaPerStepThatIsClosedAfterIt() {
+    float[][] x = TrainerFixtures.inputs(3);
+    record Rows(int[] indices) {}
+    List<Arena> arenas = new ArrayList<>();
+    List<Tensor> kept = new ArrayList<>();
+    try (Net net = new Net(); Sgd sgd = Sgd.builder(net.parameters()).learningRate(0.05)
+        .build()) {
+      MiniBatches<Rows> rows = MiniBatches.shuffled(x.length, 16, 7, Rows::new);
+      History history = Trainer.<Net, Rows>builder(net, sgd, (m, b, arena) -> {
+            arenas.add(arena);
+            Batch batch = TrainerFixtures.batchIn(arena, x, b.indices());
+            kept.add(batch.x());
+            return TrainerFixtures.mse(m.forward(batch.x()), batch.y());
+          }).progress(Trainer.Progress.OFF).epochs(8).validation(rows)
+          .metric("rows", (m, b, arena) -> {
+            assertTrue(arena.scope().isAlive());
+            return b.indices().length;
+          }).build().fit(rows);
+      assertEquals(8 * 4 + 8 * 4, arenas.size(), "one arena per step and per validation batch");
+      assertEquals(arenas.size(), new java.util.HashSet<>(arenas).size(), "each one fresh");
+      assertTrue(arenas.stream().noneMatch(a -> a.scope().isAlive()), "each closed after use");
+      assertTrue(kept.stream().noneMatch(Tensor::isUsable));
+      assertEquals(16.0, history.epochs().get(7).metrics().get("rows"), 0.0);
+      assertTrue(history.trainLoss().get(7) < 0.5 * history.trainLoss().get(0),
+          history.trainLoss().toString());
+    }
+  }
+
   @Test
   void aUserOptimizerTrainsToo(@TempDir Path dir) throws Exception {
     float[][] x = TrainerFixtures.inputs(2);
