@@ -233,6 +233,16 @@ SEQ4J_API int seq4j_rnn_step(seq4j_rnn_layer *const *layers, const seq4j_rnn_wei
                              int64_t weights_version, int32_t num_layers, float *h, float *c,
                              const float *input, int64_t n);
 
+/* How the BLAS backend stores the weights it packs for matrix-vector work: the streaming step
+ * (seq4j_rnn_step) and its small-batch inference forward (N <= 8). SEQ4J_STEP_WEIGHTS_F32 (the
+ * default) or SEQ4J_STEP_WEIGHTS_BF16: each weight rounded to bfloat16 (nearest even), half the
+ * bytes to stream from the caches at every step; the products accumulate in float32 and the state
+ * stays float32. Training, larger batches and the oneDNN backend are unaffected. The next call
+ * re-packs. */
+#define SEQ4J_STEP_WEIGHTS_F32 0
+#define SEQ4J_STEP_WEIGHTS_BF16 1
+SEQ4J_API int seq4j_rnn_layer_set_step_weights(seq4j_rnn_layer *layer, int32_t storage);
+
 /* The one ISA switch of seq4j's own vector kernels (native/src/core/cpu.cpp): the BLAS backend's
  * cell kernels and panel products exist in copies for AVX-512, AVX2 + FMA and the baseline (the
  * portable C++ fallback, the only copy on other architectures than x86-64); attention's tile

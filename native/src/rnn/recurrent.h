@@ -36,6 +36,8 @@ class RecurrentBackend {
                         const void *workspace, int64_t workspace_bytes, const float *input,
                         const float *h0, const float *c0, const float *output, const float *h_n,
                         const float *c_n, const int64_t *lengths, int64_t t, int64_t n) = 0;
+  // SEQ4J_STEP_WEIGHTS_*: how the weights packed for small-batch inference are stored (BLAS).
+  virtual void set_step_weights(int32_t) {}
 };
 
 // A single step of one direction, the streaming path: h (N, Hout) and c (N, H) are read and
@@ -45,6 +47,8 @@ class RecurrentStepper {
   virtual ~RecurrentStepper() = default;
   virtual void step(const seq4j_rnn_weights *weights, int64_t version, float *h, float *c,
                     const float *input, int64_t n) = 0;
+  // SEQ4J_STEP_WEIGHTS_*: how the weights packed for the step are stored.
+  virtual void set_step_weights(int32_t storage) = 0;
 };
 
 std::unique_ptr<RecurrentBackend> make_onednn_recurrent(const RecurrentSizes &sizes);

@@ -229,4 +229,16 @@ int seq4j_rnn_step(seq4j_rnn_layer *const *layers, const seq4j_rnn_weights *cons
   });
 }
 
+int seq4j_rnn_layer_set_step_weights(seq4j_rnn_layer *layer, int32_t storage) {
+  return guarded(__func__, [&] {
+    seq4j::LayerHandle *l = seq4j::checked(layer);
+    if (storage != SEQ4J_STEP_WEIGHTS_F32 && storage != SEQ4J_STEP_WEIGHTS_BF16)
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "storage must be SEQ4J_STEP_WEIGHTS_F32 (0) or _BF16 (1), got ",
+           storage);
+    l->blas->set_step_weights(storage);
+    if (l->stepper != nullptr) l->stepper->set_step_weights(storage);
+    return SEQ4J_OK;
+  });
+}
+
 }  // extern "C"

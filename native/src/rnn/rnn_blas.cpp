@@ -175,6 +175,8 @@ class BlasRecurrent final : public RecurrentBackend {
     return s_.directions * WorkspaceLayout(s_, t, n).per_direction * int64_t{sizeof(float)};
   }
 
+  void set_step_weights(int32_t storage) override { packed_.set_storage(storage); }
+
   void forward(const seq4j_rnn_weights *weights, int64_t version, float *output, float *h_n,
                float *c_n, void *workspace, int64_t workspace_size, const float *input,
                const float *h0, const float *c0, const int64_t *lengths, int64_t t,

@@ -82,6 +82,8 @@ class PackedStepWeights {
  public:
   std::shared_ptr<StepWeights> get(const RecurrentSizes &s, const seq4j_rnn_weights &w,
                                    int64_t direction, int64_t version);
+  // SEQ4J_STEP_WEIGHTS_*: the next get re-packs in this storage when it differs.
+  void set_storage(int32_t storage);
 
  private:
   struct Entry {
@@ -90,6 +92,7 @@ class PackedStepWeights {
   };
   std::mutex mutex_;
   Entry entries_[2];
+  bool bf16_ = false;
 };
 
 // One step of one direction on packed weights, for n <= kStepPanelMaxBatch samples: h (n, Hout)

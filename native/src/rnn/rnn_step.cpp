@@ -30,17 +30,28 @@ struct StepWeights {
   };
   std::vector<Group> groups;
   int64_t blocks = 0;
-  std::vector<int64_t> panel_offset;  // per (block, group)
+  std::vector<int64_t> panel_offset;  // per (block, group), in elements of panels or panels_bf16
+  bool bf16 = false;
   std::vector<float> panels;
+  std::vector<uint16_t> panels_bf16;  // instead of panels when bf16 (cell_kernels.inc's layout)
   PanelMatrix projection;  // W_hr^T
   std::vector<float> bias, peephole;
 };
 
 namespace {
 
+// float32 to bfloat16, rounded to nearest even as oneDNN and PyTorch round; NaN stays NaN.
+uint16_t to_bf16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x0040u);
+  return static_cast<uint16_t>((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+}
+
 std::shared_ptr<StepWeights> pack_step(const Sizes &s, const seq4j_rnn_weights &w,
-                                       int64_t direction) {
+                                       int64_t direction, bool bf16) {
   auto packed = std::make_shared<StepWeights>();
+  packed->bf16 = bf16;
   const int64_t I = s.input, O = s.output, H = s.hidden, K = I + O;
   require_weight("weight_ih", direction, w.weight_ih);
   require_weight("weight_hh", direction, w.weight_hh);
@@ -54,20 +65,28 @@ std::shared_ptr<StepWeights> pack_step(const Sizes &s, const seq4j_rnn_weights &
   for (int64_t b = 0; b < packed->blocks; ++b)
     for (const auto &group : packed->groups) {
       packed->panel_offset.push_back(offset);
-      offset += (group.k_end - group.k_begin) * kPanel;
+      const int64_t depth = group.k_end - group.k_begin;
+      offset += (bf16 ? (depth + 1) / 2 * 2 : depth) * kPanel;  // bf16: whole pairs, pad 0
     }
-  packed->panels.assign(offset, 0.0f);
+  if (bf16)
+    packed->panels_bf16.assign(offset, 0);
+  else
+    packed->panels.assign(offset, 0.0f);
   for (int64_t b = 0; b < packed->blocks; ++b)
     for (size_t gi = 0; gi < packed->groups.size(); ++gi) {
       const auto &group = packed->groups[gi];
-      float *panel = packed->panels.data() + packed->panel_offset[b * packed->groups.size() + gi];
+      const int64_t at = packed->panel_offset[b * packed->groups.size() + gi];
       for (int lane = 0; lane < kPanel; ++lane) {
         const int64_t unit = b * kPanel + lane;
         if (unit >= H) break;
         const int64_t row = group.gate * H + unit;
         for (int64_t kk = group.k_begin; kk < group.k_end; ++kk) {
           const float value = kk < I ? w.weight_ih[row * I + kk] : w.weight_hh[row * O + (kk - I)];
-          panel[(kk - group.k_begin) * kPanel + lane] = value;
+          const int64_t local = kk - group.k_begin;
+          if (bf16)
+            packed->panels_bf16[at + ((local / 2) * kPanel + lane) * 2 + local % 2] = to_bf16(value);
+          else
+            packed->panels[at + local * kPanel + lane] = value;
         }
       }
     }
@@ -124,11 +143,16 @@ std::shared_ptr<StepWeights> PackedStepWeights::get(const Sizes &s, const seq4j_
                                                     int64_t direction, int64_t version) {
   std::lock_guard<std::mutex> lock(mutex_);
   Entry &entry = entries_[direction];
-  if (version < 0 || !entry.packed || version != entry.version) {
-    entry.packed = pack_step(s, w, direction);
+  if (version < 0 || !entry.packed || version != entry.version || entry.packed->bf16 != bf16_) {
+    entry.packed = pack_step(s, w, direction, bf16_);
     entry.version = version;
   }
   return entry.packed;
+}
+
+void PackedStepWeights::set_storage(int32_t storage) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  bf16_ = storage == SEQ4J_STEP_WEIGHTS_BF16;
 }
 
 void step_packed(const Sizes &s, const StepWeights &pw, float *h, float *c, const float *input,
@@ -154,7 +178,8 @@ void step_packed(const Sizes &s, const StepWeights &pw, float *h, float *c, cons
   const float *peephole = pw.peephole.empty() ? nullptr : pw.peephole.data();
   const bool relu = s.cell == SEQ4J_CELL_RNN_RELU;
   // One thread for small layers: the fork costs more than it saves below ~64K weights.
-  const int threads = pw.panels.size() < (size_t{1} << 16) ? 1 : seq4j::threads();
+  const size_t weights = pw.bf16 ? pw.panels_bf16.size() : pw.panels.size();
+  const int threads = weights < (size_t{1} << 16) ? 1 : seq4j::threads();
   float *out_buffer = sc.slots[StepScratch::kPanelOut].floats(threads * n * kPanel);
   if (s.gru()) std::memset(recurrent, 0, n * GH * sizeof(float));
 
@@ -168,8 +193,11 @@ void step_packed(const Sizes &s, const StepWeights &pw, float *h, float *c, cons
       const int64_t u0 = b * kPanel, u1 = std::min(H, u0 + kPanel);
       for (int64_t gi = 0; gi < groups; ++gi) {
         const auto &group = pw.groups[gi];
-        k.panel_product(out, pw.panels.data() + pw.panel_offset[b * groups + gi], xh + group.k_begin,
-                        K, group.k_end - group.k_begin, n);
+        const int64_t at = pw.panel_offset[b * groups + gi], depth = group.k_end - group.k_begin;
+        if (pw.bf16)
+          k.panel_product_bf16(out, pw.panels_bf16.data() + at, xh + group.k_begin, K, depth, n);
+        else
+          k.panel_product(out, pw.panels.data() + at, xh + group.k_begin, K, depth, n);
         float *target = group.recurrent_only ? recurrent : gates;
         for (int64_t i = 0; i < n; ++i)
           std::memcpy(target + i * GH + group.gate * H + u0, out + i * kPanel, (u1 - u0) * sizeof(float));
@@ -201,6 +229,8 @@ namespace {
 class BlasStepper final : public RecurrentStepper {
  public:
   explicit BlasStepper(const Sizes &sizes) : s_(sizes), full_(make_blas_recurrent(sizes)) {}
+
+  void set_step_weights(int32_t storage) override { packed_.set_storage(storage); }
 
   void step(const seq4j_rnn_weights *weights, int64_t version, float *h, float *c,
             const float *input, int64_t n) override {

@@ -20,13 +20,15 @@ import org.seq4j.nn.Gru;
 import org.seq4j.nn.Lstm;
 import org.seq4j.nn.RecurrentLayer;
 import org.seq4j.nn.RecurrentState;
+import org.seq4j.nn.StepWeights;
 
 /**
  * Latency of one recurrent step for one sample (N=1, I=H=256), as a JVM service calling once per
  * event, on each backend: BLAS runs {@code step(input, state, output)}, the streaming path (one
  * native call, weights packed for matrix-vector work, state in place); ONEDNN runs the
  * allocation-free {@code forward(input, initial, output, finalState)} of one step on oneDNN's
- * primitive, the state ping-ponged between two preallocated states. Microseconds per step.
+ * primitive, the state ping-ponged between two preallocated states. With {@code weights=BFLOAT16}
+ * the BLAS path streams bfloat16 weights. Microseconds per step.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -43,6 +45,13 @@ public class StreamingBenchmark {
   @Param({"BLAS", "ONEDNN"})
   public String backend;
 
+  /**
+   * How the step's packed weights are stored ({@code StepWeights}): FLOAT32, or BFLOAT16 (half
+   * the bytes streamed per step; the BLAS path only, so ONEDNN runs FLOAT32 whatever this says).
+   */
+  @Param({"FLOAT32", "BFLOAT16"})
+  public String weights;
+
   private Tensor stepInput; // (1, 256)
   private Tensor stepOutput; // (1, 256)
   private Arena arena;
@@ -58,8 +67,9 @@ public class StreamingBenchmark {
   public void setUp() {
     boolean lstm = cell.equals("lstm");
     Backend pinned = Backend.valueOf(backend);
-    layer = lstm ? Lstm.builder(256, 256).backend(pinned).build()
-        : Gru.builder(256, 256).backend(pinned).build();
+    StepWeights storage = StepWeights.valueOf(weights);
+    layer = lstm ? Lstm.builder(256, 256).backend(pinned).stepWeights(storage).build()
+        : Gru.builder(256, 256).backend(pinned).stepWeights(storage).build();
     arena = Arena.ofConfined();
     input = Tensor.randomNormal(arena, 1, 1, 1, 256);
     output = Tensor.zeros(arena, 1, 1, 256);

@@ -40,6 +40,10 @@ public final class AbiConstants {
   public static final int ACTIVATION_GELU = 1;
   public static final int ACTIVATION_GELU_TANH = 2;
 
+  // the storage argument of seq4j_rnn_layer_set_step_weights
+  public static final int STEP_WEIGHTS_F32 = 0;
+  public static final int STEP_WEIGHTS_BF16 = 1;
+
   // the isa argument of seq4j_select_kernels (the header names the numbers in its comment)
   public static final int ISA_BEST = 0;
   public static final int ISA_BASELINE = 1;

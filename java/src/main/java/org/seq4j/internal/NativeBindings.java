@@ -316,6 +316,11 @@ public final class NativeBindings {
       bind("seq4j_rnn_step", ORDINARY, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, ADDRESS,
           ADDRESS, ADDRESS, JAVA_LONG);
 
+  // int seq4j_rnn_layer_set_step_weights(seq4j_rnn_layer *layer, int32_t storage);
+  // ordinary: rare (a configuration change), takes the packing lock
+  private static final MethodHandle RNN_LAYER_SET_STEP_WEIGHTS =
+      bind("seq4j_rnn_layer_set_step_weights", ORDINARY, JAVA_INT, ADDRESS, JAVA_INT);
+
   // int seq4j_select_kernels(int32_t isa, int32_t *previous);
   // ordinary: O(1), but rare (tests and comparisons): nothing to gain
   private static final MethodHandle SELECT_KERNELS =
@@ -406,6 +411,15 @@ public final class NativeBindings {
     try {
       check((int) RNN_STEP.invokeExact(layers, weights, weightsVersion, numLayers, h, c, input,
           n));
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+  }
+
+  /** {@code seq4j_rnn_layer_set_step_weights(layer, storage)}. */
+  public static void rnnLayerSetStepWeights(MemorySegment layer, int storage) {
+    try {
+      check((int) RNN_LAYER_SET_STEP_WEIGHTS.invokeExact(layer, storage));
     } catch (Throwable t) {
       throw rethrow(t);
     }

@@ -102,6 +102,13 @@ public final class RecurrentLayerHandles {
         batch);
   }
 
+  /** {@code seq4j_rnn_layer_set_step_weights} of every layer (an {@code STEP_WEIGHTS_*} code). */
+  public void setStepWeights(int storage) {
+    for (MemorySegment handle : handles) {
+      NativeBindings.rnnLayerSetStepWeights(handle, storage);
+    }
+  }
+
   /** 1 or 2. */
   public int directions() {
     return directions;

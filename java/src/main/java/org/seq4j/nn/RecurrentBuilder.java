@@ -14,6 +14,7 @@ abstract class RecurrentBuilder<B extends RecurrentBuilder<B>> {
   boolean batchFirst;
   long seed = Seeds.DEFAULT_SEED;
   Backend backend;
+  StepWeights stepWeights = StepWeights.FLOAT32;
 
   RecurrentBuilder(long inputSize, long hiddenSize) {
     this.inputSize = inputSize;
@@ -70,8 +71,21 @@ abstract class RecurrentBuilder<B extends RecurrentBuilder<B>> {
     return self();
   }
 
+  /**
+   * How the weights packed for the streaming step and small-batch inference are stored (default
+   * {@link StepWeights#FLOAT32}); see {@link StepWeights} and {@link
+   * RecurrentLayer#stepWeights(StepWeights)}, which changes it later.
+   */
+  public B stepWeights(StepWeights stepWeights) {
+    if (stepWeights == null) {
+      throw new NullPointerException("stepWeights");
+    }
+    this.stepWeights = stepWeights;
+    return self();
+  }
+
   RecurrentConfig config(RecurrentConfig.Cell cell, boolean peephole, long projSize) {
     return new RecurrentConfig(cell, inputSize, hiddenSize, numLayers, bidirectional, bias,
-        peephole, projSize, dropout, batchFirst, seed, backend);
+        peephole, projSize, dropout, batchFirst, seed, backend, stepWeights);
   }
 }

@@ -7,7 +7,7 @@ import org.seq4j.internal.Checks;
 /** The sizes and options of a recurrent network, checked when built. */
 record RecurrentConfig(Cell cell, long inputSize, long hiddenSize, int numLayers,
     boolean bidirectional, boolean bias, boolean peephole, long projSize, float dropout,
-    boolean batchFirst, long seed, Backend backend) {
+    boolean batchFirst, long seed, Backend backend, StepWeights stepWeights) {
 
   /** The cell kinds, with their {@code SEQ4J_CELL_*} code and number of gates. */
   enum Cell {

@@ -5,6 +5,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import org.seq4j.Backend;
 import org.seq4j.Seq4j;
 import org.seq4j.Shape;
@@ -129,6 +130,7 @@ public abstract sealed class RecurrentLayer extends Module permits SimpleRnn, Ls
   private final RecurrentLayerHandles handles;
   private final Seeds.DropoutSeeds dropoutSeeds;
   private final CallGuard guard;
+  private volatile StepWeights stepWeights;
 
   RecurrentLayer(String typeName, RecurrentConfig config) {
     this.typeName = typeName;
@@ -147,6 +149,10 @@ public abstract sealed class RecurrentLayer extends Module permits SimpleRnn, Ls
           directions, config.inputSize(), config.hiddenSize(), config.projSize(),
           config.peephole(), config.bias());
       RecurrentParameters.wire(handles, config, parameters);
+      this.stepWeights = config.stepWeights();
+      if (stepWeights != StepWeights.FLOAT32) {
+        handles.setStepWeights(stepWeightsCode(stepWeights));
+      }
       built = true;
     } finally {
       if (!built) {
@@ -256,6 +262,38 @@ public abstract sealed class RecurrentLayer extends Module permits SimpleRnn, Ls
 
   boolean hasCell() {
     return config.hasCell();
+  }
+
+  /** How the weights packed for the streaming step and small-batch inference are stored. */
+  public StepWeights stepWeights() {
+    return stepWeights;
+  }
+
+  /**
+   * Stores the weights packed for the streaming {@link #step step} and for small-batch inference
+   * (N &le; 8) on the BLAS backend as {@code storage} from the next call on (they are re-packed
+   * then); see {@link StepWeights} for what {@link StepWeights#BFLOAT16} trades. Training and
+   * everything else keep reading the float32 parameters.
+   *
+   * @return this layer
+   */
+  public RecurrentLayer stepWeights(StepWeights storage) {
+    Objects.requireNonNull(storage, "storage");
+    guard.enter();
+    try {
+      handles.setStepWeights(stepWeightsCode(storage));
+      stepWeights = storage;
+    } finally {
+      guard.exit();
+    }
+    return this;
+  }
+
+  private static int stepWeightsCode(StepWeights storage) {
+    return switch (storage) {
+      case FLOAT32 -> AbiConstants.STEP_WEIGHTS_F32;
+      case BFLOAT16 -> AbiConstants.STEP_WEIGHTS_BF16;
+    };
   }
 
   /** The backend the builder pinned, or null when {@link Seq4j#recurrentBackend()} decides. */

@@ -94,6 +94,8 @@ public final class Dl4jWorker extends Worker {
       case "lstm", "lstm-peephole", "lstm-bi2" -> recurrent(c);
       case "gru", "stream-gru" -> throw new Unsupported("DL4J 1.0.0-M2.1 has no GRU layer");
       case "stream-lstm" -> stream(c);
+      case "stream-lstm-bf16" -> throw new Unsupported(
+          "seq4j's bf16 step weights have no DL4J twin; see the float32 row");
       case "attention" -> attention(c);
       case "encoder" -> throw new Unsupported("DL4J 1.0.0-M2.1 has no Transformer encoder layer");
       case "gemm" -> gemm(c);

@@ -10,7 +10,8 @@ import java.util.Locale;
  *
  * @param id the name in the table, e.g. {@code lstm-M fwd+bwd}
  * @param kind what is run: {@code lstm}, {@code lstm-bi2}, {@code lstm-peephole}, {@code gru},
- *     {@code stream-lstm}, {@code stream-gru}, {@code attention}, {@code encoder}, {@code gemm}
+ *     {@code stream-lstm}, {@code stream-gru}, {@code stream-lstm-bf16}, {@code attention},
+ *     {@code encoder}, {@code gemm}
  * @param training whether the call is a training forward and the backward (input and parameter
  *     gradients), or an inference forward
  * @param t steps (sequence length), or the GEMM side for {@code gemm}
@@ -107,6 +108,9 @@ public record Case(String id, String kind, boolean training, long t, long n, lon
         recurrent(1, 1, 256, 256, 4)));
     cases.add(new Case("stream gru N=1 H=256 step", "stream-gru", false, 1, 1, 256, 256, false,
         recurrent(1, 1, 256, 256, 3)));
+    // seq4j's opt-in bfloat16 step weights (float32 state and sums): the peers have no such mode
+    cases.add(new Case("stream lstm N=1 H=256 step, bf16 weights", "stream-lstm-bf16", false, 1,
+        1, 256, 256, false, recurrent(1, 1, 256, 256, 4)));
     for (long[] tn : new long[][] {{512, 8}, {4096, 1}}) {
       for (boolean causal : new boolean[] {false, true}) {
         for (boolean training : new boolean[] {false, true}) {

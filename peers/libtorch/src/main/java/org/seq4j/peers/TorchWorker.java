@@ -69,6 +69,8 @@ public final class TorchWorker extends Worker {
       case "lstm", "lstm-bi2", "gru" -> recurrent(c);
       case "lstm-peephole" -> throw new Unsupported("libtorch's LSTM has no peepholes");
       case "stream-lstm", "stream-gru" -> stream(c);
+      case "stream-lstm-bf16" -> throw new Unsupported(
+          "seq4j's bf16 step weights have no libtorch twin; see the float32 row");
       case "attention" -> attention(c);
       case "encoder" -> encoder(c);
       case "gemm" -> gemm(c);

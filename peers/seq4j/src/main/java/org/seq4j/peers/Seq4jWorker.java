@@ -17,6 +17,7 @@ import org.seq4j.nn.Mode;
 import org.seq4j.nn.Parameter;
 import org.seq4j.nn.RecurrentLayer;
 import org.seq4j.nn.RecurrentState;
+import org.seq4j.nn.StepWeights;
 import org.seq4j.nn.ScaledDotProductAttention;
 import org.seq4j.nn.TransformerEncoderLayer;
 
@@ -54,6 +55,7 @@ public final class Seq4jWorker extends Worker {
     return switch (c.kind()) {
       case "lstm", "lstm-bi2", "lstm-peephole", "gru", "stream-lstm", "stream-gru", "gemm" ->
           List.of("ONEDNN", "BLAS");
+      case "stream-lstm-bf16" -> List.of("BLAS");
       default -> List.of("");
     };
   }
@@ -62,7 +64,7 @@ public final class Seq4jWorker extends Worker {
   protected Measurement.Work create(Case c, String variant) {
     return switch (c.kind()) {
       case "lstm", "lstm-bi2", "lstm-peephole", "gru" -> recurrent(c, Backend.valueOf(variant));
-      case "stream-lstm", "stream-gru" -> stream(c, Backend.valueOf(variant));
+      case "stream-lstm", "stream-gru", "stream-lstm-bf16" -> stream(c, Backend.valueOf(variant));
       case "attention" -> attention(c);
       case "encoder" -> encoder(c);
       case "gemm" -> gemm(c, Backend.valueOf(variant));
@@ -108,9 +110,11 @@ public final class Seq4jWorker extends Worker {
 
   /** One step, N = 1: BLAS through {@code step} (the streaming path), ONEDNN one-step forward. */
   private static Measurement.Work stream(Case c, Backend backend) {
-    boolean lstm = c.kind().equals("stream-lstm");
-    RecurrentLayer layer = lstm ? Lstm.builder(c.i(), c.h()).backend(backend).seed(1).build()
-        : Gru.builder(c.i(), c.h()).backend(backend).seed(1).build();
+    boolean lstm = c.kind().startsWith("stream-lstm");
+    StepWeights storage = c.kind().endsWith("-bf16") ? StepWeights.BFLOAT16 : StepWeights.FLOAT32;
+    RecurrentLayer layer = lstm
+        ? Lstm.builder(c.i(), c.h()).backend(backend).stepWeights(storage).seed(1).build()
+        : Gru.builder(c.i(), c.h()).backend(backend).stepWeights(storage).seed(1).build();
     Arena arena = Arena.ofShared();
     Tensor input = Tensor.randomNormal(arena, 1, 1, 1, c.i());
     Tensor output = Tensor.zeros(arena, 1, 1, c.h());
