@@ -85,9 +85,14 @@ public final class Trainer<M extends Module, B> {
     double compute(M model, B batch);
   }
 
-  /** What happened in one training step. */
+  /**
+   * What happened in one training step.
+   *
+   * @param gradientNorm the global L2 norm of the gradients before clipping, with {@link
+   *     Builder#clipGradNorm} on (NaN without clipping, which does not compute it)
+   */
   public record BatchRecord(int epoch, long batch, long step, double loss, double runningLoss,
-      double learningRate) {}
+      double learningRate, double gradientNorm) {}
 
   /**
    * What happened in one epoch.
@@ -176,6 +181,7 @@ public final class Trainer<M extends Module, B> {
   private final Progress progress;
   private final PrintStream out;
   private final boolean closeBatches;
+  private double lastGradientNorm = Double.NaN;
 
   private Trainer(Builder<M, B> b) {
     this.model = b.model;
@@ -263,7 +269,7 @@ public final class Trainer<M extends Module, B> {
           sum += value;
           count++;
           BatchRecord record = new BatchRecord(epoch, count - 1, optimizer.steps(), value,
-              sum / count, optimizer.learningRate());
+              sum / count, optimizer.learningRate(), lastGradientNorm);
           for (Callback c : callbacks) {
             c.onBatchEnd(record);
           }
@@ -336,9 +342,8 @@ public final class Trainer<M extends Module, B> {
       if (requireFinite) {
         GradientChecks.requireFinite(model.namedParameters());
       }
-      if (clipNorm > 0) {
-        GradientClipping.clipByGlobalNorm(optimizer.parameters(), clipNorm);
-      }
+      lastGradientNorm = clipNorm > 0
+          ? GradientClipping.clipByGlobalNorm(optimizer.parameters(), clipNorm) : Double.NaN;
       optimizer.step();
     }
     if (scheduler != null && schedulerInterval == Interval.STEP) {

@@ -64,6 +64,10 @@ class TrainerTest {
             @Override
             public void onBatchEnd(Trainer.BatchRecord record) {
               batchLosses.add(record.loss());
+              // the norm before clipping: the gradients left after the step are clipped to 5
+              double left = GradientClipping.globalNorm(net.parameters());
+              assertEquals(Math.min(record.gradientNorm(), 5.0), left, 1e-5 * left,
+                  "gradient norm of step " + record.step());
             }
           }).build().fit(TrainerFixtures.batches(x, 3, closes));
       assertEquals(40, batchLosses.size(), "4 batches of 16 per epoch, 10 epochs");
@@ -100,6 +104,12 @@ class TrainerTest {
             kept.add(batch.x());
             return TrainerFixtures.mse(m.forward(batch.x()), batch.y());
           }).progress(Trainer.Progress.OFF).epochs(8).validation(rows)
+          .callback(new Trainer.Callback() {
+            @Override
+            public void onBatchEnd(Trainer.BatchRecord record) {
+              assertTrue(Double.isNaN(record.gradientNorm()), "no clipping, no norm");
+            }
+          })
           .metric("rows", (m, b, arena) -> {
             assertTrue(arena.scope().isAlive());
             return b.indices().length;
