@@ -4,7 +4,9 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
@@ -58,12 +60,15 @@ public final class CharLanguageModel {
 
   /** Trains for {@code steps}, saves into {@code folder}, reloads and samples 200 characters. */
   static Result run(int steps, Path folder) throws IOException {
-    String text = Demo.resourceText("data/female-first-names.txt").toLowerCase(Locale.ROOT);
+    Random random = new Random(0);
+    List<String> names = new ArrayList<>(Demo.resourceText("data/female-first-names.txt")
+        .toLowerCase(Locale.ROOT).lines().toList());
+    Collections.shuffle(names, random); // the file is sorted: validate on names, not on letters
+    String text = String.join("\n", names);
     Vocabulary chars = Vocabulary.ofCharacters(text);
     long[] data = chars.encodeCharacters(text);
     long[] train = Arrays.copyOf(data, (int) (0.9 * data.length));
     long[] val = Arrays.copyOfRange(data, train.length, data.length);
-    Random random = new Random(0);
     Path checkpoint = folder.resolve("char-lm.safetensors");
     int epochs = Math.max(1, steps / 100); // an epoch: 100 steps, then a validation line
     History history;
