@@ -2,10 +2,11 @@
 // on the CPU): the scores of one block of queries against one block of keys at a time, an online
 // softmax across key blocks, and each row's log-sum-exp kept for the backward, which recomputes
 // the score blocks instead of storing them. The blocks are spread over the OpenMP pool. The
-// forward's block products are AVX2 micro-kernels on keys and values packed once per call, the
-// backward's the same kernels on keys and values packed once per task (with single-threaded
-// OpenBLAS sgemms, ops/gemm.h, as the portable fallback for both). The ISA switch (core/cpu.h)
-// chooses between them; the dropout of the attention weights draws its mask from ops/dropout.h.
+// forward's block products are micro-kernels on keys and values packed once per call, the
+// backward's the same kernels on keys and values packed once per task, in an AVX-512 copy and an
+// AVX2 copy on the same packed layouts (with single-threaded OpenBLAS sgemms, ops/gemm.h, as the
+// portable fallback for both). The ISA switch (core/cpu.h) chooses between them; the dropout of
+// the attention weights draws its mask from ops/dropout.h.
 #include <omp.h>
 
 #include <algorithm>
@@ -34,20 +35,24 @@ namespace {
 
 constexpr int64_t kQueryBlock = 64;
 constexpr int64_t kKeyBlock = 128;
-// The forward's AVX2 path: its own micro-kernels on keys and values packed once per call
+// The forward's AVX2 and AVX-512 paths: own micro-kernels on keys and values packed once per call
 // (OpenBLAS re-packed both operands of every small tile product, a third of the forward's time),
 // in blocks of at most kForwardQueryBlock queries by kKeyBlock keys (96 × 256, 48 × 128 and
-// 192 × 64 were no better within noise).
+// 192 × 64 were no better within noise; for the AVX-512 copy 48, 144 × 128 and 96 × 256 neither,
+// and with 48 or 144 queries or 256 keys the causal backward's skips came coarser or costlier).
 constexpr int64_t kPanel = kPanelWidth;
 constexpr int64_t kKernelRows = 6;
 constexpr int64_t kForwardQueryBlock = 96;
-// The AVX-512 kernels' rows: 2 × 12 accumulators of the 32 zmm registers.
+// The AVX-512 kernels' rows: 2 × 12 accumulators of the 32 zmm registers. Alone (operands in
+// L1 and L2) the 12-row tiles ran at 83-87 % of an FMA loop's rate, 8 rows 6 % slower; in the
+// attention 8 and 10 rows were no faster within noise.
 constexpr int64_t kKernelRows512 = 12;
 constexpr float kMinusInfinity = -std::numeric_limits<float>::infinity();
 
 // row[c] = exp(row[c] - shift), returning the sum. The scalar std::exp of this loop was most of
 // the attention's time; the AVX2 version evaluates seq4j's fast exp (core/fast_exp.h, about
-// 1 ulp) on 8 floats at a time, chosen at run time. Masked scores (-inf) give exactly 0 in both.
+// 1 ulp) on 8 floats at a time, the AVX-512 one on 16, chosen at run time. Masked scores (-inf)
+// give exactly 0 in each.
 float exp_shifted_scalar(float *row, int64_t n, float shift) {
   float sum = 0;
   for (int64_t c = 0; c < n; ++c) {
@@ -182,14 +187,14 @@ bool all_finite(const float *x, int64_t n) {
   return largest < 0x7f800000u;
 }
 
-// The forward's keys and values, packed once per call. Keys, for score_tile_avx2: per (sample,
-// key/value head) and run of kPanel keys, head_dim rows of kPanel floats, zero past kv_length, so
-// the kernel reads one dimension of kPanel keys with two loads instead of a strided gather.
-// Values, for value_tile_avx2: per (sample, key/value head) and run of kPanel value columns, the
-// keys' kPanel floats back to back. Read in place, one such run of a key block is a cache line
-// every value_dim floats, all in 16 of L1's 64 sets at value_dim = 64, and the block's lines
-// evicted one another before the next row group came. Columns past the last full run
-// (value_dim % kPanel) stay in v.
+// The forward's keys and values, packed once per call. Keys, for score_tile_avx2 and
+// score_tile_avx512: per (sample, key/value head) and run of kPanel keys, head_dim rows of kPanel
+// floats, zero past kv_length, so the kernel reads one dimension of kPanel keys with two loads
+// (one zmm load) instead of a strided gather. Values, for value_tile_avx2 and value_tile_avx512:
+// per (sample, key/value head) and run of kPanel value columns, the keys' kPanel floats back to
+// back. Read in place, one such run of a key block is a cache line every value_dim floats, all
+// in 16 of L1's 64 sets at value_dim = 64, and the block's lines evicted one another before the
+// next row group came. Columns past the last full run (value_dim % kPanel) stay in v.
 // One allocation, not zeroed (pack writes every float): a serial zero fill cost as much again as
 // packing; and glibc's malloc handed two buffers of half the size back to the system after each
 // call, to be faulted in again on the next (a sixth of a 128-query forward against 4096 keys),
@@ -964,10 +969,11 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
   const auto &d = p.d;
   const int64_t group = d.query_heads / d.kv_heads;
   const int64_t tasks = d.batch * d.kv_heads;
-  // With AVX2 the tile products are the forward's micro-kernels (OpenBLAS's sgemm re-packed both
-  // operands of each small tile product), on the task's keys and values packed once: keys and
-  // values as panels for S = Q Kᵀ and dP = dO Vᵀ, keys as runs of columns for dQ += dS K. dV and
-  // dK read the probability tiles transposed in place, and dO and Q as they are.
+  // With AVX2 or AVX-512 the tile products are the forward's micro-kernels, that copy of them
+  // (OpenBLAS's sgemm re-packed both operands of each small tile product), on the task's keys and
+  // values packed once: keys and values as panels for S = Q Kᵀ and dP = dO Vᵀ, keys as runs of
+  // columns for dQ += dS K. dV and dK read the probability tiles transposed in place, and dO and
+  // Q as they are.
   const bool avx2 = use_avx2();
 #if SEQ4J_X86_64
   const bool avx512 = active_isa() == Isa::kAvx512;
