@@ -82,8 +82,8 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n
   return sum + exp_shifted_scalar(row + c, n - c, shift);
 }
 
-// The same on 16 floats at a time, the last ones under a mask (the same exp, bit for bit, as the
-// AVX2 copy's; only the sum's order differs).
+// The same on 16 floats at a time with exp16_avx512 (exp8_avx2's bits here, where inputs are
+// <= 0), the last ones under a mask instead of std::exp; the sum runs in another order.
 SEQ4J_AVX512 float exp_shifted_avx512(float *row, int64_t n, float shift) {
   const __m512 shift16 = _mm512_set1_ps(shift);
   __m512 sum16 = _mm512_setzero_ps();
@@ -482,11 +482,14 @@ __attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, i
   default: break;
 
 // s (R × kPanel·W, row stride lds) = scale · q (R × depth, row stride ldq) · (panel, panel +
-// panel_stride)ᵀ.
+// panel_stride)ᵀ. Not inlined, nor is value_tile_avx512: inlined into their callers' loops GCC 12
+// kept the second panel's vector on the stack, reloaded for each of the 12 FMAs that use it.
 template <int R, int W>
-SEQ4J_AVX512 __attribute__((noinline)) void score_tile_avx512(float *s, int64_t lds, const float *q, int64_t ldq,
-                                    const float *panel, int64_t panel_stride, int64_t depth,
-                                    float scale) {
+SEQ4J_AVX512 __attribute__((noinline)) void score_tile_avx512(float *s, int64_t lds,
+                                                              const float *q, int64_t ldq,
+                                                              const float *panel,
+                                                              int64_t panel_stride, int64_t depth,
+                                                              float scale) {
   static_assert(R >= 1 && R <= 12 && (W == 1 || W == 2), "score_tile_avx512 holds 12 × 2 panels");
 #define SEQ4J_DECLARE(r) __m512 lo##r = _mm512_setzero_ps(), hi##r = _mm512_setzero_ps();
   SEQ4J_ROWS12(SEQ4J_DECLARE)
@@ -521,9 +524,11 @@ SEQ4J_AVX512 __attribute__((noinline)) void score_tile_avx512(float *s, int64_t 
 // further along a row read in place). Masked: W = 1 and only the columns of `tail`, of o and of
 // v (read in place). Transposed: p's element (r, j) is p[j · ldp + r], as in value_tile_avx2.
 template <int R, int W, bool Transposed, bool Masked>
-SEQ4J_AVX512 __attribute__((noinline)) void value_tile_avx512(float *o, int64_t ldo, const float *p, int64_t ldp,
-                                    const float *v, int64_t ldv, int64_t second, int64_t depth,
-                                    __mmask16 tail) {
+SEQ4J_AVX512 __attribute__((noinline)) void value_tile_avx512(float *o, int64_t ldo,
+                                                              const float *p, int64_t ldp,
+                                                              const float *v, int64_t ldv,
+                                                              int64_t second, int64_t depth,
+                                                              __mmask16 tail) {
   static_assert(R >= 1 && R <= 12 && (W == 1 || W == 2) && !(Masked && W == 2),
                 "value_tile_avx512 holds 12 × 2 runs, one when masked");
 #define SEQ4J_LOAD(r)                                                          \
@@ -680,8 +685,8 @@ SEQ4J_AVX512 void d_scores_avx512(float *ds, const float *prob, const float *dp,
   if (c < n) {
     const __mmask16 tail = tail_mask(n - c);
     const __m512 g = _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, dp + c), dot16);
-    _mm512_mask_storeu_ps(
-        ds + c, tail, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(tail, prob + c), g), scale16));
+    const __m512 x = _mm512_maskz_loadu_ps(tail, prob + c);
+    _mm512_mask_storeu_ps(ds + c, tail, _mm512_mul_ps(_mm512_mul_ps(x, g), scale16));
   }
 }
 #endif  // SEQ4J_X86_64
@@ -1105,8 +1110,8 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
             const float row_dot = b.row_dot[hh * d.query_length + i0 + r];
             if (d.dropout == 0) {
 #if SEQ4J_X86_64
-              (avx512 ? d_scores_avx512 : avx2 ? d_scores_avx2 : d_scores_scalar)(ds + r * lds, prob + r * lds, dp + r * lds,
-                                                       cols, row_dot, d.scale);
+              (avx512 ? d_scores_avx512 : avx2 ? d_scores_avx2 : d_scores_scalar)(
+                  ds + r * lds, prob + r * lds, dp + r * lds, cols, row_dot, d.scale);
 #else
               d_scores_scalar(ds + r * lds, prob + r * lds, dp + r * lds, cols, row_dot, d.scale);
 #endif
