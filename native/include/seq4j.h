@@ -244,10 +244,11 @@ SEQ4J_API int seq4j_rnn_step(seq4j_rnn_layer *const *layers, const seq4j_rnn_wei
 SEQ4J_API int seq4j_rnn_layer_set_step_weights(seq4j_rnn_layer *layer, int32_t storage);
 
 /* The one ISA switch of seq4j's own vector kernels (native/src/core/cpu.cpp): the BLAS backend's
- * cell kernels and panel products exist in copies for AVX-512, AVX2 + FMA and the baseline (the
- * portable C++ fallback, the only copy on other architectures than x86-64); attention's tile
- * kernels in an AVX2 + FMA copy (which AVX-512 runs too) and the baseline fallback, std::exp and
- * OpenBLAS's sgemm. The best copy the CPU supports is chosen at load. This forces one for every
+ * cell kernels and panel products, and attention's tile kernels and softmax, exist in copies for
+ * AVX-512, AVX2 + FMA and the baseline (the portable C++ fallback, the only copy on other
+ * architectures than x86-64; for attention std::exp and OpenBLAS's sgemm). The copies round
+ * differently (their sums run in other orders), each within the ops' tolerances. The best copy
+ * the CPU supports is chosen at load. This forces one for every
  * kernel at once, for tests of the fallbacks and for comparisons: 0 the best, 1 baseline, 2 AVX2,
  * 3 AVX-512. Fails with SEQ4J_ERR_UNSUPPORTED ("this CPU has no ...") when the CPU lacks it.
  * *previous (may be NULL) receives the one in use before (1, 2 or 3). Not meant to be called

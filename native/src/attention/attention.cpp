@@ -2,10 +2,11 @@
 // on the CPU): the scores of one block of queries against one block of keys at a time, an online
 // softmax across key blocks, and each row's log-sum-exp kept for the backward, which recomputes
 // the score blocks instead of storing them. The blocks are spread over the OpenMP pool. The
-// forward's block products are AVX2 micro-kernels on keys and values packed once per call, the
-// backward's the same kernels on keys and values packed once per task (with single-threaded
-// OpenBLAS sgemms, ops/gemm.h, as the portable fallback for both). The ISA switch (core/cpu.h)
-// chooses between them; the dropout of the attention weights draws its mask from ops/dropout.h.
+// forward's block products are micro-kernels on keys and values packed once per call, the
+// backward's the same kernels on keys and values packed once per task, in an AVX-512 copy and an
+// AVX2 copy on the same packed layouts (with single-threaded OpenBLAS sgemms, ops/gemm.h, as the
+// portable fallback for both). The ISA switch (core/cpu.h) chooses between them; the dropout of
+// the attention weights draws its mask from ops/dropout.h.
 #include <omp.h>
 
 #include <algorithm>
@@ -25,6 +26,8 @@
 
 #if SEQ4J_X86_64
 #include <immintrin.h>
+// The AVX-512 copies (the instruction sets of the cell kernels' AVX-512 copy, rnn/cell_kernels.cpp)
+#define SEQ4J_AVX512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
 #endif
 
 namespace seq4j {
@@ -32,18 +35,24 @@ namespace {
 
 constexpr int64_t kQueryBlock = 64;
 constexpr int64_t kKeyBlock = 128;
-// The forward's AVX2 path: its own micro-kernels on keys and values packed once per call
+// The forward's AVX2 and AVX-512 paths: own micro-kernels on keys and values packed once per call
 // (OpenBLAS re-packed both operands of every small tile product, a third of the forward's time),
 // in blocks of at most kForwardQueryBlock queries by kKeyBlock keys (96 × 256, 48 × 128 and
-// 192 × 64 were no better within noise).
+// 192 × 64 were no better within noise; for the AVX-512 copy 48, 144 × 128 and 96 × 256 neither,
+// and with 48 or 144 queries or 256 keys the causal backward's skips came coarser or costlier).
 constexpr int64_t kPanel = kPanelWidth;
 constexpr int64_t kKernelRows = 6;
 constexpr int64_t kForwardQueryBlock = 96;
+// The AVX-512 kernels' rows: 2 × 12 accumulators of the 32 zmm registers. Alone (operands in
+// L1 and L2) the 12-row tiles ran at 83-87 % of an FMA loop's rate, 8 rows 6 % slower; in the
+// attention 8 and 10 rows were no faster within noise.
+constexpr int64_t kKernelRows512 = 12;
 constexpr float kMinusInfinity = -std::numeric_limits<float>::infinity();
 
 // row[c] = exp(row[c] - shift), returning the sum. The scalar std::exp of this loop was most of
 // the attention's time; the AVX2 version evaluates seq4j's fast exp (core/fast_exp.h, about
-// 1 ulp) on 8 floats at a time, chosen at run time. Masked scores (-inf) give exactly 0 in both.
+// 1 ulp) on 8 floats at a time, the AVX-512 one on 16, chosen at run time. Masked scores (-inf)
+// give exactly 0 in each.
 float exp_shifted_scalar(float *row, int64_t n, float shift) {
   float sum = 0;
   for (int64_t c = 0; c < n; ++c) {
@@ -54,6 +63,9 @@ float exp_shifted_scalar(float *row, int64_t n, float shift) {
 }
 
 #if SEQ4J_X86_64
+// The first n < 16 lanes.
+inline __mmask16 tail_mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+
 __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n, float shift) {
   const __m256 shift8 = _mm256_set1_ps(shift);
   __m256 sum8 = _mm256_setzero_ps();
@@ -69,12 +81,37 @@ __attribute__((target("avx2,fma"))) float exp_shifted_avx2(float *row, int64_t n
               ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
   return sum + exp_shifted_scalar(row + c, n - c, shift);
 }
+
+// The same on 16 floats at a time with exp16_avx512 (exp8_avx2's bits here, where inputs are
+// <= 0), the last ones under a mask instead of std::exp; the sum runs in another order.
+SEQ4J_AVX512 float exp_shifted_avx512(float *row, int64_t n, float shift) {
+  const __m512 shift16 = _mm512_set1_ps(shift);
+  __m512 sum16 = _mm512_setzero_ps();
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    const __m512 e = exp16_avx512(_mm512_sub_ps(_mm512_loadu_ps(row + c), shift16));
+    _mm512_storeu_ps(row + c, e);
+    sum16 = _mm512_add_ps(sum16, e);
+  }
+  if (c < n) {
+    const __mmask16 tail = tail_mask(n - c);
+    const __m512 e = exp16_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, row + c), shift16));
+    _mm512_mask_storeu_ps(row + c, tail, e);
+    sum16 = _mm512_mask_add_ps(sum16, tail, sum16, e);
+  }
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, sum16);
+  for (int width = 8; width > 0; width /= 2)  // pairwise: lane l + width onto lane l
+    for (int l = 0; l < width; ++l) lanes[l] += lanes[l + width];
+  return lanes[0];
+}
 #endif  // SEQ4J_X86_64
 
-// The ISA switch (core/cpu.h) picks the AVX2 kernels, which AVX-512 runs too, or the portable
+// The ISA switch (core/cpu.h) picks the AVX-512 kernels, the AVX2 ones, or the portable
 // fallback: exp_shifted_scalar, row_max_scalar, d_scores_scalar and OpenBLAS's sgemm.
 float exp_shifted(float *row, int64_t n, float shift) {
 #if SEQ4J_X86_64
+  if (active_isa() == Isa::kAvx512) return exp_shifted_avx512(row, n, shift);
   if (use_avx2()) return exp_shifted_avx2(row, n, shift);
 #endif
   return exp_shifted_scalar(row, n, shift);
@@ -98,10 +135,27 @@ __attribute__((target("avx2,fma"))) float row_max_avx2(const float *row, int64_t
   for (float lane : lanes) max = std::max(max, lane);
   return max;
 }
+
+// (_mm512_maskz_max_ps under an all-ones mask: see exp16_avx512 on GCC 12's _mm512_max_ps)
+SEQ4J_AVX512 float row_max_avx512(const float *row, int64_t n) {
+  const __m512 minus_infinity = _mm512_set1_ps(kMinusInfinity);
+  __m512 max16 = minus_infinity;
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) max16 = _mm512_maskz_max_ps(0xffff, max16, _mm512_loadu_ps(row + c));
+  if (c < n)
+    max16 = _mm512_maskz_max_ps(0xffff, max16,
+                                _mm512_mask_loadu_ps(minus_infinity, tail_mask(n - c), row + c));
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, max16);
+  float max = kMinusInfinity;
+  for (float lane : lanes) max = std::max(max, lane);  // as row_max_avx2: a NaN lane is dropped
+  return max;
+}
 #endif  // SEQ4J_X86_64
 
 float row_max(const float *row, int64_t n) {
 #if SEQ4J_X86_64
+  if (active_isa() == Isa::kAvx512) return row_max_avx512(row, n);
   if (use_avx2()) return row_max_avx2(row, n);
 #endif
   return row_max_scalar(row, n);
@@ -133,14 +187,14 @@ bool all_finite(const float *x, int64_t n) {
   return largest < 0x7f800000u;
 }
 
-// The forward's keys and values, packed once per call. Keys, for score_tile_avx2: per (sample,
-// key/value head) and run of kPanel keys, head_dim rows of kPanel floats, zero past kv_length, so
-// the kernel reads one dimension of kPanel keys with two loads instead of a strided gather.
-// Values, for value_tile_avx2: per (sample, key/value head) and run of kPanel value columns, the
-// keys' kPanel floats back to back. Read in place, one such run of a key block is a cache line
-// every value_dim floats, all in 16 of L1's 64 sets at value_dim = 64, and the block's lines
-// evicted one another before the next row group came. Columns past the last full run
-// (value_dim % kPanel) stay in v.
+// The forward's keys and values, packed once per call. Keys, for score_tile_avx2 and
+// score_tile_avx512: per (sample, key/value head) and run of kPanel keys, head_dim rows of kPanel
+// floats, zero past kv_length, so the kernel reads one dimension of kPanel keys with two loads
+// (one zmm load) instead of a strided gather. Values, for value_tile_avx2 and value_tile_avx512:
+// per (sample, key/value head) and run of kPanel value columns, the keys' kPanel floats back to
+// back. Read in place, one such run of a key block is a cache line every value_dim floats, all
+// in 16 of L1's 64 sets at value_dim = 64, and the block's lines evicted one another before the
+// next row group came. Columns past the last full run (value_dim % kPanel) stay in v.
 // One allocation, not zeroed (pack writes every float): a serial zero fill cost as much again as
 // packing; and glibc's malloc handed two buffers of half the size back to the system after each
 // call, to be faulted in again on the next (a sixth of a 128-query forward against 4096 keys),
@@ -404,6 +458,200 @@ __attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, i
       o[r * ldo + e] += sum;
     }
 }
+
+// The AVX-512 copies of the tile kernels, on the same packed layouts. A zmm holds a whole panel
+// row (kPanel keys) or a run of kPanel value columns, so a tile is R rows by W = 2 panels (or
+// runs, two pointers) with 2R accumulators: R = kKernelRows512 keeps 24 of the 32 registers busy
+// and loads 2 + R vectors per 2R FMAs (the q or p values broadcast from memory into the FMAs).
+// W = 1 takes an odd last panel or run; Masked (W = 1) the last value_dim % kPanel columns of v,
+// read in place under a mask.
+#define SEQ4J_ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+// the row counts below R of a last partial row group, as switch cases: CALL(r) for r rows
+#define SEQ4J_PARTIAL_ROWS(CALL)                                                      \
+  case 11: CALL(11); break;                                                           \
+  case 10: CALL(10); break;                                                           \
+  case 9: CALL(9); break;                                                             \
+  case 8: CALL(8); break;                                                             \
+  case 7: CALL(7); break;                                                             \
+  case 6: CALL(6); break;                                                             \
+  case 5: CALL(5); break;                                                             \
+  case 4: CALL(4); break;                                                             \
+  case 3: CALL(3); break;                                                             \
+  case 2: CALL(2); break;                                                             \
+  case 1: CALL(1); break;                                                             \
+  default: break;
+
+// s (R × kPanel·W, row stride lds) = scale · q (R × depth, row stride ldq) · (panel, panel +
+// panel_stride)ᵀ. Not inlined, nor is value_tile_avx512: inlined into their callers' loops GCC 12
+// kept the second panel's vector on the stack, reloaded for each of the 12 FMAs that use it.
+template <int R, int W>
+SEQ4J_AVX512 __attribute__((noinline)) void score_tile_avx512(float *s, int64_t lds,
+                                                              const float *q, int64_t ldq,
+                                                              const float *panel,
+                                                              int64_t panel_stride, int64_t depth,
+                                                              float scale) {
+  static_assert(R >= 1 && R <= 12 && (W == 1 || W == 2), "score_tile_avx512 holds 12 × 2 panels");
+#define SEQ4J_DECLARE(r) __m512 lo##r = _mm512_setzero_ps(), hi##r = _mm512_setzero_ps();
+  SEQ4J_ROWS12(SEQ4J_DECLARE)
+#undef SEQ4J_DECLARE
+  const float *second = panel;
+  if constexpr (W == 2) second = panel + panel_stride;
+  for (int64_t e = 0; e < depth; ++e) {
+    const __m512 b0 = _mm512_loadu_ps(panel + e * kPanel);
+    __m512 b1 = b0;
+    if constexpr (W == 2) b1 = _mm512_loadu_ps(second + e * kPanel);
+#define SEQ4J_STEP(r)                                        \
+  if constexpr (r < R) {                                     \
+    const __m512 a = _mm512_set1_ps(q[r * ldq + e]);         \
+    lo##r = _mm512_fmadd_ps(a, b0, lo##r);                   \
+    if constexpr (W == 2) hi##r = _mm512_fmadd_ps(a, b1, hi##r); \
+  }
+    SEQ4J_ROWS12(SEQ4J_STEP)
+#undef SEQ4J_STEP
+  }
+  const __m512 scale16 = _mm512_set1_ps(scale);
+#define SEQ4J_STORE(r)                                                                       \
+  if constexpr (r < R) {                                                                     \
+    _mm512_storeu_ps(s + r * lds, _mm512_mul_ps(lo##r, scale16));                            \
+    if constexpr (W == 2) _mm512_storeu_ps(s + r * lds + kPanel, _mm512_mul_ps(hi##r, scale16)); \
+  }
+  SEQ4J_ROWS12(SEQ4J_STORE)
+#undef SEQ4J_STORE
+}
+
+// o (R × kPanel·W, row stride ldo) += p (R × depth, row stride ldp) · v (depth × kPanel·W): v's
+// rows ldv apart, its second kPanel columns at v + second (the next packed run, or kPanel
+// further along a row read in place). Masked: W = 1 and only the columns of `tail`, of o and of
+// v (read in place). Transposed: p's element (r, j) is p[j · ldp + r], as in value_tile_avx2.
+template <int R, int W, bool Transposed, bool Masked>
+SEQ4J_AVX512 __attribute__((noinline)) void value_tile_avx512(float *o, int64_t ldo,
+                                                              const float *p, int64_t ldp,
+                                                              const float *v, int64_t ldv,
+                                                              int64_t second, int64_t depth,
+                                                              __mmask16 tail) {
+  static_assert(R >= 1 && R <= 12 && (W == 1 || W == 2) && !(Masked && W == 2),
+                "value_tile_avx512 holds 12 × 2 runs, one when masked");
+#define SEQ4J_LOAD(r)                                                          \
+  __m512 lo##r = _mm512_setzero_ps(), hi##r = _mm512_setzero_ps();             \
+  if constexpr (r < R) {                                                       \
+    if constexpr (Masked)                                                      \
+      lo##r = _mm512_maskz_loadu_ps(tail, o + r * ldo);                        \
+    else                                                                       \
+      lo##r = _mm512_loadu_ps(o + r * ldo);                                    \
+    if constexpr (W == 2) hi##r = _mm512_loadu_ps(o + r * ldo + kPanel);       \
+  }
+  SEQ4J_ROWS12(SEQ4J_LOAD)
+#undef SEQ4J_LOAD
+  const float *v1 = v;
+  if constexpr (W == 2) v1 = v + second;
+  for (int64_t j = 0; j < depth; ++j) {
+    __m512 b0, b1;
+    if constexpr (Masked)
+      b0 = _mm512_maskz_loadu_ps(tail, v + j * ldv);
+    else
+      b0 = _mm512_loadu_ps(v + j * ldv);
+    b1 = b0;
+    if constexpr (W == 2) b1 = _mm512_loadu_ps(v1 + j * ldv);
+#define SEQ4J_STEP(r)                                                                  \
+  if constexpr (r < R) {                                                               \
+    const __m512 a = _mm512_set1_ps(Transposed ? p[j * ldp + r] : p[r * ldp + j]);     \
+    lo##r = _mm512_fmadd_ps(a, b0, lo##r);                                             \
+    if constexpr (W == 2) hi##r = _mm512_fmadd_ps(a, b1, hi##r);                       \
+  }
+    SEQ4J_ROWS12(SEQ4J_STEP)
+#undef SEQ4J_STEP
+  }
+#define SEQ4J_STORE(r)                                                      \
+  if constexpr (r < R) {                                                    \
+    if constexpr (Masked)                                                   \
+      _mm512_mask_storeu_ps(o + r * ldo, tail, lo##r);                      \
+    else                                                                    \
+      _mm512_storeu_ps(o + r * ldo, lo##r);                                 \
+    if constexpr (W == 2) _mm512_storeu_ps(o + r * ldo + kPanel, hi##r);    \
+  }
+  SEQ4J_ROWS12(SEQ4J_STORE)
+#undef SEQ4J_STORE
+}
+#undef SEQ4J_ROWS12
+
+// s (rows × W panels, row stride lds) = scale · a (rows × depth) · (panel, panel + stride)ᵀ, in
+// row groups of kKernelRows512.
+template <int W>
+SEQ4J_AVX512 void score_columns_avx512(float *s, int64_t lds, const float *a, int64_t lda,
+                                       int64_t rows, const float *panel, int64_t panel_stride,
+                                       int64_t depth, float scale) {
+  int64_t r = 0;
+  for (; r + kKernelRows512 <= rows; r += kKernelRows512)
+    score_tile_avx512<kKernelRows512, W>(s + r * lds, lds, a + r * lda, lda, panel, panel_stride,
+                                         depth, scale);
+  float *sr = s + r * lds;
+  const float *ar = a + r * lda;
+#define SEQ4J_CALL(n) score_tile_avx512<n, W>(sr, lds, ar, lda, panel, panel_stride, depth, scale)
+  switch (rows - r) { SEQ4J_PARTIAL_ROWS(SEQ4J_CALL) }
+#undef SEQ4J_CALL
+}
+
+// s (rows × lds, lds a multiple of kPanel) = scale · a bᵀ, b's rows given as packed panels
+// (depth × kPanel floats each, back to back): two panels at a time, an odd last one alone. The
+// forward's scores (a = a query block, the panels of a key block) and the backward's S and dP.
+SEQ4J_AVX512 void panel_products_avx512(float *s, int64_t lds, const float *a, int64_t lda,
+                                        int64_t rows, const float *panels, int64_t depth,
+                                        float scale) {
+  const int64_t stride = depth * kPanel;
+  int64_t c = 0;
+  for (; c + 2 * kPanel <= lds; c += 2 * kPanel)
+    score_columns_avx512<2>(s + c, lds, a, lda, rows, panels + c * depth, stride, depth, scale);
+  if (c < lds)
+    score_columns_avx512<1>(s + c, lds, a, lda, rows, panels + c * depth, stride, depth, scale);
+}
+
+// o (rows × kPanel·W) += p (rows × depth) · v (depth × kPanel·W), in row groups of
+// kKernelRows512: these columns of v stay in L1 while every row group of p passes over them.
+template <int W, bool Transposed, bool Masked>
+SEQ4J_AVX512 void value_columns_avx512(float *o, int64_t ldo, const float *p, int64_t ldp,
+                                       int64_t rows, const float *v, int64_t ldv, int64_t second,
+                                       int64_t depth, __mmask16 tail) {
+  const int64_t step = Transposed ? 1 : ldp;  // the next row group of p
+  int64_t r = 0;
+  for (; r + kKernelRows512 <= rows; r += kKernelRows512)
+    value_tile_avx512<kKernelRows512, W, Transposed, Masked>(o + r * ldo, ldo, p + r * step, ldp,
+                                                             v, ldv, second, depth, tail);
+  float *orow = o + r * ldo;
+  const float *prow = p + r * step;
+#define SEQ4J_CALL(n) \
+  value_tile_avx512<n, W, Transposed, Masked>(orow, ldo, prow, ldp, v, ldv, second, depth, tail)
+  switch (rows - r) { SEQ4J_PARTIAL_ROWS(SEQ4J_CALL) }
+#undef SEQ4J_CALL
+}
+#undef SEQ4J_PARTIAL_ROWS
+
+// o (rows × width) += a (rows × depth, or its transpose when Transposed) · b (depth × width, row
+// stride width): b's packed runs (runs, row stride kPanel, each run_length rows apart) two at a
+// time where given, else b itself 2 · kPanel columns at a time; then a last run of kPanel
+// columns, and the last width % kPanel columns of b in place under a mask. The forward's
+// P V (runs: the packed values) and the backward's dV, dQ and dK.
+template <bool Transposed>
+SEQ4J_AVX512 void accumulate_avx512(float *o, const float *a, int64_t lda, int64_t rows,
+                                    const float *b, const float *runs, int64_t run_length,
+                                    int64_t depth, int64_t width) {
+  const int64_t run_stride = run_length * kPanel;
+  // the columns e .. e + kPanel (and its second run): packed, or in place
+  auto source = [&](int64_t e) { return runs != nullptr ? runs + e / kPanel * run_stride : b + e; };
+  const int64_t ldv = runs != nullptr ? kPanel : width;
+  const int64_t second = runs != nullptr ? run_stride : kPanel;
+  int64_t e = 0;
+  for (; e + 2 * kPanel <= width; e += 2 * kPanel)
+    value_columns_avx512<2, Transposed, false>(o + e, width, a, lda, rows, source(e), ldv, second,
+                                               depth, 0);
+  if (e + kPanel <= width) {
+    value_columns_avx512<1, Transposed, false>(o + e, width, a, lda, rows, source(e), ldv, 0,
+                                               depth, 0);
+    e += kPanel;
+  }
+  if (e < width)
+    value_columns_avx512<1, Transposed, true>(o + e, width, a, lda, rows, b + e, width, 0, depth,
+                                              tail_mask(width - e));
+}
 #endif  // SEQ4J_X86_64
 
 // ds = scale · prob ⊙ (dp − row_dot), one row of a tile without dropout: the loop with dropout's
@@ -424,6 +672,22 @@ __attribute__((target("avx2,fma"))) void d_scores_avx2(float *ds, const float *p
     _mm256_storeu_ps(ds + c, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(prob + c), g), scale8));
   }
   d_scores_scalar(ds + c, prob + c, dp + c, n - c, row_dot, scale);
+}
+
+SEQ4J_AVX512 void d_scores_avx512(float *ds, const float *prob, const float *dp, int64_t n,
+                                  float row_dot, float scale) {
+  const __m512 dot16 = _mm512_set1_ps(row_dot), scale16 = _mm512_set1_ps(scale);
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    const __m512 g = _mm512_sub_ps(_mm512_loadu_ps(dp + c), dot16);
+    _mm512_storeu_ps(ds + c, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(prob + c), g), scale16));
+  }
+  if (c < n) {
+    const __mmask16 tail = tail_mask(n - c);
+    const __m512 g = _mm512_sub_ps(_mm512_maskz_loadu_ps(tail, dp + c), dot16);
+    const __m512 x = _mm512_maskz_loadu_ps(tail, prob + c);
+    _mm512_mask_storeu_ps(ds + c, tail, _mm512_mul_ps(_mm512_mul_ps(x, g), scale16));
+  }
 }
 #endif  // SEQ4J_X86_64
 
@@ -548,10 +812,12 @@ Buffers &buffers() {
 }
 
 // One block of queries against every key it sees: online softmax over blocks of kKeyBlock keys.
-// With packed keys and values the products are the AVX2 kernels, without them OpenBLAS's sgemm.
+// With packed keys and values the products are the AVX-512 kernels (avx512) or the AVX2 ones,
+// without them OpenBLAS's sgemm.
 void forward_block(float *out, float *lse, const float *q, const float *k, const float *v,
                    const Problem &p, [[maybe_unused]] const PackedHeads *packed,
-                   int64_t n, int64_t h, int64_t i0, int64_t rows, int64_t query_block) {
+                   [[maybe_unused]] bool avx512, int64_t n, int64_t h, int64_t i0, int64_t rows,
+                   int64_t query_block) {
   const auto &d = p.d;
   Buffers &b = buffers();
   b.scores.resize(query_block * kKeyBlock);
@@ -571,8 +837,12 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
 #if SEQ4J_X86_64
     if (packed != nullptr) {
       lds = (cols + kPanel - 1) / kPanel * kPanel;  // the padded keys' scores are not used
-      scores_avx2(s, lds, p.q_rows(q, n, h, i0), d.head_dim, rows, *packed,
-                  n * d.kv_heads + p.kv_head(h), j0, d.scale);
+      const int64_t head = n * d.kv_heads + p.kv_head(h);
+      if (avx512)
+        panel_products_avx512(s, lds, p.q_rows(q, n, h, i0), d.head_dim, rows,
+                              packed->key_panel(head, j0), d.head_dim, d.scale);
+      else
+        scores_avx2(s, lds, p.q_rows(q, n, h, i0), d.head_dim, rows, *packed, head, j0, d.scale);
       p.apply_mask(s, lds, n, h, i0, rows, j0, cols);
     } else
 #endif
@@ -612,8 +882,14 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
     }
 #if SEQ4J_X86_64
     if (packed != nullptr) {
-      values_avx2(b.accumulator.data(), s, lds, rows, *packed, p.v_rows(v, n, h, j0),
-                  n * d.kv_heads + p.kv_head(h), j0, cols, d.value_dim);
+      const int64_t head = n * d.kv_heads + p.kv_head(h);
+      if (avx512)
+        accumulate_avx512<false>(b.accumulator.data(), s, lds, rows, p.v_rows(v, n, h, j0),
+                                 packed->runs > 0 ? packed->value_run(head, 0, j0) : nullptr,
+                                 packed->length, cols, d.value_dim);
+      else
+        values_avx2(b.accumulator.data(), s, lds, rows, *packed, p.v_rows(v, n, h, j0), head, j0,
+                    cols, d.value_dim);
     } else
 #endif
     {
@@ -643,17 +919,19 @@ void forward(float *out, float *lse, const float *q, const float *k, const float
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t qb = task % q_blocks, nh = task / q_blocks, i0 = qb * kQueryBlock;
-      forward_block(out, lse, q, k, v, p, nullptr, nh / d.query_heads, nh % d.query_heads, i0,
+      forward_block(out, lse, q, k, v, p, nullptr, false, nh / d.query_heads, nh % d.query_heads, i0,
                     std::min(kQueryBlock, d.query_length - i0), kQueryBlock);
     }
     return;
   }
 #if SEQ4J_X86_64
+  const bool avx512 = active_isa() == Isa::kAvx512;
   // blocks of at most kForwardQueryBlock queries, of even sizes (128 queries as 66 + 62, not
   // 96 + 32) in multiples of the kernels' rows
+  const int64_t kernel_rows = avx512 ? kKernelRows512 : kKernelRows;
   int64_t q_blocks = (d.query_length + kForwardQueryBlock - 1) / kForwardQueryBlock;
   const int64_t query_block =
-      ((d.query_length + q_blocks - 1) / q_blocks + kKernelRows - 1) / kKernelRows * kKernelRows;
+      ((d.query_length + q_blocks - 1) / q_blocks + kernel_rows - 1) / kernel_rows * kernel_rows;
   q_blocks = (d.query_length + query_block - 1) / query_block;
   const int64_t kv = d.batch * d.kv_heads, group = d.query_heads / d.kv_heads;
   const int64_t blocks = group * q_blocks;  // per key/value head
@@ -685,7 +963,7 @@ void forward(float *out, float *lse, const float *q, const float *k, const float
     const int64_t qb = d.causal ? q_blocks - 1 - index % q_blocks : index % q_blocks;
     const int64_t n = ng / d.kv_heads, h = ng % d.kv_heads * group + index / q_blocks;
     const int64_t i0 = qb * query_block;
-    forward_block(out, lse, q, k, v, p, &heads, n, h, i0,
+    forward_block(out, lse, q, k, v, p, &heads, avx512, n, h, i0,
                   std::min(query_block, d.query_length - i0), query_block);
   }
 #endif  // SEQ4J_X86_64
@@ -696,12 +974,14 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
   const auto &d = p.d;
   const int64_t group = d.query_heads / d.kv_heads;
   const int64_t tasks = d.batch * d.kv_heads;
-  // With AVX2 the tile products are the forward's micro-kernels (OpenBLAS's sgemm re-packed both
-  // operands of each small tile product), on the task's keys and values packed once: keys and
-  // values as panels for S = Q Kᵀ and dP = dO Vᵀ, keys as runs of columns for dQ += dS K. dV and
-  // dK read the probability tiles transposed in place, and dO and Q as they are.
+  // With AVX2 or AVX-512 the tile products are the forward's micro-kernels, that copy of them
+  // (OpenBLAS's sgemm re-packed both operands of each small tile product), on the task's keys and
+  // values packed once: keys and values as panels for S = Q Kᵀ and dP = dO Vᵀ, keys as runs of
+  // columns for dQ += dS K. dV and dK read the probability tiles transposed in place, and dO and
+  // Q as they are.
   const bool avx2 = use_avx2();
 #if SEQ4J_X86_64
+  const bool avx512 = active_isa() == Isa::kAvx512;
   const int64_t padded = (d.kv_length + kPanel - 1) / kPanel * kPanel;
   const int64_t key_runs = d.head_dim / kPanel;
 #endif
@@ -776,8 +1056,9 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
           float *prob = b.scores.data();
 #if SEQ4J_X86_64
           if (avx2) {
-            panel_products_avx2(prob, lds, q_block, d.head_dim, rows, key_panels + j0 * d.head_dim,
-                                d.head_dim, d.scale);
+            (avx512 ? panel_products_avx512 : panel_products_avx2)(
+                prob, lds, q_block, d.head_dim, rows, key_panels + j0 * d.head_dim, d.head_dim,
+                d.scale);
             p.apply_mask(prob, lds, n, h, i0, rows, j0, cols);
           } else
 #endif
@@ -809,9 +1090,11 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
 #if SEQ4J_X86_64
           if (avx2) {
             // dV += P_droppedᵀ dO ; dP_dropped = dO Vᵀ
-            accumulate_avx2<true>(dv_block, dropped, lds, cols, go, nullptr, 0, rows, d.value_dim);
-            panel_products_avx2(dp, lds, go, d.value_dim, rows, value_panels + j0 * d.value_dim,
-                                d.value_dim, 1.0f);
+            (avx512 ? accumulate_avx512<true> : accumulate_avx2<true>)(
+                dv_block, dropped, lds, cols, go, nullptr, 0, rows, d.value_dim);
+            (avx512 ? panel_products_avx512 : panel_products_avx2)(
+                dp, lds, go, d.value_dim, rows, value_panels + j0 * d.value_dim, d.value_dim,
+                1.0f);
           } else
 #endif
           {
@@ -827,8 +1110,8 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
             const float row_dot = b.row_dot[hh * d.query_length + i0 + r];
             if (d.dropout == 0) {
 #if SEQ4J_X86_64
-              (avx2 ? d_scores_avx2 : d_scores_scalar)(ds + r * lds, prob + r * lds, dp + r * lds,
-                                                       cols, row_dot, d.scale);
+              (avx512 ? d_scores_avx512 : avx2 ? d_scores_avx2 : d_scores_scalar)(
+                  ds + r * lds, prob + r * lds, dp + r * lds, cols, row_dot, d.scale);
 #else
               d_scores_scalar(ds + r * lds, prob + r * lds, dp + r * lds, cols, row_dot, d.scale);
 #endif
@@ -847,9 +1130,11 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
           // dQ += scale · dS K ; dK += scale · dSᵀ Q
 #if SEQ4J_X86_64
           if (avx2) {
-            accumulate_avx2<false>(dq_block, ds, lds, rows, head_k + j0 * d.head_dim,
-                                   key_columns + j0 * kPanel, d.kv_length, cols, d.head_dim);
-            accumulate_avx2<true>(dk_block, ds, lds, cols, q_block, nullptr, 0, rows, d.head_dim);
+            (avx512 ? accumulate_avx512<false> : accumulate_avx2<false>)(
+                dq_block, ds, lds, rows, head_k + j0 * d.head_dim, key_columns + j0 * kPanel,
+                d.kv_length, cols, d.head_dim);
+            (avx512 ? accumulate_avx512<true> : accumulate_avx2<true>)(
+                dk_block, ds, lds, cols, q_block, nullptr, 0, rows, d.head_dim);
           } else
 #endif
           {

@@ -5,8 +5,9 @@
 // the machine supports, the portable one included.
 //
 // x86-64 has three copies: the baseline (no AVX: the scalar fallback, the portable C++ that every
-// other architecture compiles), AVX2 + FMA, and AVX-512 (F, VL, DQ, BW, with AVX2 + FMA). A path
-// without an AVX-512 copy (attention) runs its AVX2 copy under AVX-512. Every intrinsic,
+// other architecture compiles), AVX2 + FMA, and AVX-512 (F, VL, DQ, BW, with AVX2 + FMA). Each
+// vector path has all three, attention's tile kernels, softmax and dS included (its AVX-512 copy
+// runs only under AVX-512; forcing AVX2 runs the AVX2 copy). Every intrinsic, target attribute,
 // `#pragma GCC target` and CPU probe sits behind SEQ4J_X86_64, so each kernel has a portable path.
 #pragma once
 

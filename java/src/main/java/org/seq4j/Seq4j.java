@@ -82,8 +82,9 @@ public final class Seq4j {
 
   /**
    * Forces one copy of seq4j's own vectorized kernels (the BLAS backend's cell kernels and
-   * attention's tile kernels), for tests of the fallbacks and for comparisons; {@link KernelIsa#BEST} (the default) is the one chosen
-   * for the CPU at load. Call it while no kernels run.
+   * attention's tile kernels, each in an AVX-512, an AVX2 and a baseline copy), for tests of the
+   * fallbacks and for comparisons; {@link KernelIsa#BEST} (the default) is the one chosen for the
+   * CPU at load. Call it while no kernels run.
    *
    * @return the copy in use before ({@link KernelIsa#BASELINE}, {@link KernelIsa#AVX2} or {@link
    *     KernelIsa#AVX512}, never BEST)

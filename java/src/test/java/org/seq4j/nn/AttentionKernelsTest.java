@@ -19,9 +19,9 @@ import org.seq4j.Tensor;
 
 /**
  * Attention under every copy of seq4j's own kernels that this CPU runs: the one ISA switch that
- * selects the recurrent cell kernels selects attention's too (its AVX2 tile kernels under AVX2
- * and AVX512, its scalar and OpenBLAS fallback under BASELINE), so each copy is checked
- * against the float64 reference, forward and backward, on every machine.
+ * selects the recurrent cell kernels selects attention's too (its AVX-512 tile kernels under
+ * AVX512, its AVX2 ones under AVX2, its scalar and OpenBLAS fallback under BASELINE), so each
+ * copy is checked against the float64 reference, forward and backward, on every machine.
  */
 class AttentionKernelsTest {
 
@@ -57,6 +57,28 @@ class AttentionKernelsTest {
     attention.wideHeadsMatchTheReferenceAcrossBlocks(64, 72, true);
     attention.wideHeadsMatchTheReferenceAcrossBlocks(33, 8, true);
     attention.wideHeadsMatchTheReferenceAcrossBlocks(80, 9, false);
+  }
+
+  /**
+   * The ragged edges of the tile kernels: the AVX-512 copy's tiles are 12 rows (queries, or keys
+   * in the backward's transposed products) by two 16-key panels or two 16-column runs, with a
+   * one-panel tile for an odd last panel and masked columns past the last run. Key counts of odd
+   * panel counts (17, 33, 47, 129), head and value sizes that are not multiples of 16 or 32 (8,
+   * 24, 40, 72, 80), query counts that are not multiples of 12 (1, 11, 13, 25, 37, 130: two
+   * blocks of 72 and 58), causal or not, under every copy.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("runnableCopies")
+  void raggedTilesMatchTheReferenceUnderEachCopy(KernelIsa isa) {
+    Seq4j.selectKernels(isa);
+    AttentionTest attention = new AttentionTest();
+    attention.shapeMatchesTheReference(13, 17, 8, 24, false);
+    attention.shapeMatchesTheReference(25, 33, 24, 8, true);
+    attention.shapeMatchesTheReference(37, 47, 72, 80, false);
+    attention.shapeMatchesTheReference(11, 129, 80, 72, true);
+    attention.shapeMatchesTheReference(1, 47, 64, 64, false);
+    attention.shapeMatchesTheReference(130, 129, 48, 40, true);
+    attention.shapeMatchesTheReference(47, 13, 16, 48, true);
   }
 
   /**

@@ -133,8 +133,16 @@ class AttentionTest {
   @org.junit.jupiter.params.provider.CsvSource({
     "64, 64, false", "64, 72, true", "64, 20, false", "33, 8, true", "80, 9, false", "7, 24, true"})
   void wideHeadsMatchTheReferenceAcrossBlocks(int d, int dv, boolean causal) {
+    shapeMatchesTheReference(101, 261, d, dv, causal);
+  }
+
+  /**
+   * Forward and backward of two query heads over one key/value head, two samples (the second
+   * ignores its last five keys), against the float64 reference: tq queries, tk keys (tk > 5).
+   */
+  void shapeMatchesTheReference(int tq, int tk, int d, int dv, boolean causal) {
     Random random = new Random(31L * d + dv);
-    int batch = 2, heads = 2, kvHeads = 1, tq = 101, tk = 261;
+    int batch = 2, heads = 2, kvHeads = 1;
     try (Arena arena = Arena.ofConfined()) {
       double[] q = random(random, batch * heads * tq * d);
       double[] k = random(random, batch * kvHeads * tk * d);
