@@ -236,9 +236,10 @@ SEQ4J_API int seq4j_rnn_step(seq4j_rnn_layer *const *layers, const seq4j_rnn_wei
 /* How the BLAS backend stores the weights it packs for matrix-vector work: the streaming step
  * (seq4j_rnn_step) and its small-batch inference forward (N <= 8). SEQ4J_STEP_WEIGHTS_F32 (the
  * default) or SEQ4J_STEP_WEIGHTS_BF16: each weight rounded to bfloat16 (nearest even), half the
- * bytes to stream from the caches at every step; the products accumulate in float32 and the state
- * stays float32. Training, larger batches and the oneDNN backend are unaffected. The next call
- * re-packs. */
+ * bytes to stream at every step, and the inputs of the products ([x; h]) rounded too, so each
+ * product is exact and the products sum in float32 (vdpbf16ps where the CPU has AVX512_BF16);
+ * the state stays float32. Training, larger batches and the oneDNN backend are unaffected. The
+ * next call re-packs. */
 #define SEQ4J_STEP_WEIGHTS_F32 0
 #define SEQ4J_STEP_WEIGHTS_BF16 1
 SEQ4J_API int seq4j_rnn_layer_set_step_weights(seq4j_rnn_layer *layer, int32_t storage);

@@ -26,6 +26,18 @@ bool cpu_has_avx512() { return false; }
 
 }  // namespace
 
+bool cpu_has_avx512_bf16() {
+#if SEQ4J_X86_64
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+  }();
+  return has;
+#else
+  return false;
+#endif
+}
+
 Isa best_isa() {
   static const Isa best = cpu_has_avx512() ? Isa::kAvx512 : cpu_has_avx2() ? Isa::kAvx2 : Isa::kBaseline;
   return best;

@@ -41,6 +41,10 @@ inline Isa active_isa() {
   return static_cast<Isa>(detail::active_isa.load(std::memory_order_relaxed));
 }
 
+// Whether the CPU has AVX512_BF16 (vdpbf16ps) besides the AVX-512 copy's instructions; the
+// AVX-512 copy of the bf16 step product uses it (rnn/cell_kernels.cpp).
+bool cpu_has_avx512_bf16();
+
 // Whether the AVX2 + FMA kernels may run (AVX2 or AVX-512 selected).
 inline bool use_avx2() { return active_isa() >= Isa::kAvx2; }
 

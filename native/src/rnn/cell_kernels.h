@@ -31,9 +31,10 @@ struct CellKernels {
                        int64_t j0, int64_t j1);
   void (*panel_product)(float *out, const float *panel, const float *x, int64_t ldx, int64_t k,
                         int64_t rows);
-  // The same product on a bfloat16 panel (pairs of kk per lane; cell_kernels.inc).
-  void (*panel_product_bf16)(float *out, const uint16_t *panel, const float *x, int64_t ldx,
-                             int64_t k, int64_t rows);
+  // The same product on a bfloat16 panel and bfloat16 inputs (pairs of kk per 32-bit lane, the
+  // even kk in the low half, for both; x_pairs has row stride ld_pairs; cell_kernels.inc).
+  void (*panel_product_bf16)(float *out, const uint16_t *panel, const uint32_t *x_pairs,
+                             int64_t ld_pairs, int64_t k, int64_t rows);
 };
 
 // The copy selected now (seq4j_select_kernels); read it once per call, not per element.

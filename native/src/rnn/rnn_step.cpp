@@ -121,7 +121,7 @@ std::shared_ptr<StepWeights> pack_step(const Sizes &s, const seq4j_rnn_weights &
 struct StepScratch {
   enum Slot {
     kInput, kGates, kRecurrent, kRecurrentN, kHidden, kCellPrev, kPanelOut, kGemmOutput,
-    kGemmHidden, kGemmCell, kSlotCount
+    kGemmHidden, kGemmCell, kPairs, kPairsShifted, kSlotCount
   };
   AlignedBuffer slots[kSlotCount];
 };
@@ -165,6 +165,30 @@ void step_packed(const Sizes &s, const StepWeights &pw, float *h, float *c, cons
     std::memcpy(xh + i * K, input + i * I, I * sizeof(float));
     std::memcpy(xh + i * K + I, h + i * O, O * sizeof(float));
   }
+  // bf16 weights take bf16 inputs: [x; h] rounded and paired as the panels are (cell_kernels.inc),
+  // once from kk = 0 and, for a group that starts at an odd kk (the GRU's n over h when I is odd),
+  // once from kk = 1.
+  const int64_t ld_pairs = (K + 1) / 2;
+  uint32_t *pairs = nullptr, *pairs_shifted = nullptr;
+  if (pw.bf16) {
+    auto fill = [&](uint32_t *dst, int64_t from) {
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t p = 0; p < ld_pairs; ++p) {
+          const int64_t kk = from + 2 * p;
+          const uint32_t low = kk < K ? to_bf16(xh[i * K + kk]) : 0u;
+          const uint32_t high = kk + 1 < K ? to_bf16(xh[i * K + kk + 1]) : 0u;
+          dst[i * ld_pairs + p] = low | high << 16;
+        }
+    };
+    pairs = reinterpret_cast<uint32_t *>(sc.slots[StepScratch::kPairs].floats(n * ld_pairs));
+    fill(pairs, 0);
+    for (const auto &group : pw.groups)
+      if (group.k_begin % 2 != 0 && pairs_shifted == nullptr) {
+        pairs_shifted =
+            reinterpret_cast<uint32_t *>(sc.slots[StepScratch::kPairsShifted].floats(n * ld_pairs));
+        fill(pairs_shifted, 1);
+      }
+  }
   // Per sample: the gate products (G*H), then the GRU's recurrent products (3H, only n used).
   float *gates = sc.slots[StepScratch::kGates].floats(n * GH);
   float *recurrent = s.gru() ? sc.slots[StepScratch::kRecurrent].floats(n * GH) : nullptr;
@@ -195,7 +219,10 @@ void step_packed(const Sizes &s, const StepWeights &pw, float *h, float *c, cons
         const auto &group = pw.groups[gi];
         const int64_t at = pw.panel_offset[b * groups + gi], depth = group.k_end - group.k_begin;
         if (pw.bf16)
-          k.panel_product_bf16(out, pw.panels_bf16.data() + at, xh + group.k_begin, K, depth, n);
+          k.panel_product_bf16(out, pw.panels_bf16.data() + at,
+                               group.k_begin % 2 == 0 ? pairs + group.k_begin / 2
+                                                      : pairs_shifted + (group.k_begin - 1) / 2,
+                               ld_pairs, depth, n);
         else
           k.panel_product(out, pw.panels.data() + at, xh + group.k_begin, K, depth, n);
         float *target = group.recurrent_only ? recurrent : gates;
