@@ -37,6 +37,18 @@ void test_invalid_arguments_return_status_and_message() {
   check(seq4j_matmul(&x, &x, &x, 1, 1, 1, 0, 0, 1, 0, 99) == SEQ4J_ERR_INVALID_ARGUMENT,
         "unknown backend gives INVALID_ARGUMENT");
   check(seq4j_set_threads(0) == SEQ4J_ERR_INVALID_ARGUMENT, "zero threads rejected");
+  check(seq4j_rnn_layer_set_step_weights(nullptr, SEQ4J_STEP_WEIGHTS_BF16) ==
+            SEQ4J_ERR_INVALID_ARGUMENT,
+        "step weights of a NULL layer rejected");
+  seq4j_rnn_layer_desc desc{SEQ4J_CELL_LSTM, 1, 3, 4, 0, 0, 1};
+  seq4j_rnn_layer *layer = nullptr;
+  check(seq4j_rnn_layer_create(&layer, &desc) == SEQ4J_OK, "an LSTM layer");
+  check(seq4j_rnn_layer_set_step_weights(layer, 2) == SEQ4J_ERR_INVALID_ARGUMENT &&
+            std::string(seq4j_last_error()).find("got 2") != std::string::npos,
+        std::string("unknown step-weight storage named, got: ") + seq4j_last_error());
+  check(seq4j_rnn_layer_set_step_weights(layer, SEQ4J_STEP_WEIGHTS_BF16) == SEQ4J_OK,
+        "bf16 step weights accepted");
+  seq4j_rnn_layer_destroy(layer);
   check(seq4j_noop() == SEQ4J_OK, "noop is OK");
   int64_t threads = 0;
   check(seq4j_get_threads(&threads) == SEQ4J_OK && threads >= 1, "get threads");
