@@ -558,7 +558,9 @@ public abstract sealed class RecurrentLayer extends Module permits SimpleRnn, Ls
    * this once per event. {@code state} is read as the state before the step and overwritten with
    * the state after it. With the BLAS backend (or AUTO) the whole stack runs in one native call
    * on weights packed once for matrix-vector work (re-packed after {@link Parameter#markChanged()}),
-   * with no allocation once warm; batches above 8 take the GEMM route. A layer pinned to {@link
+   * with no allocation once warm; batches above 8 take the GEMM route. {@link
+   * #stepWeights(StepWeights) stepWeights(StepWeights.BFLOAT16)} halves the bytes that path
+   * streams per step, at the accuracy {@link StepWeights} states. A layer pinned to {@link
    * Backend#ONEDNN} runs oneDNN's primitive for one step instead. Results equal those of {@link
    * #forward(Arena, Tensor, RecurrentState)} on the same steps within the recurrent tolerance.
    *
