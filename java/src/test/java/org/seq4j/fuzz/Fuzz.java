@@ -187,11 +187,12 @@ public final class Fuzz {
     int choice = random.nextInt(linkedAxes.length + 1);
     if (choice == linkedAxes.length) { // a rank mismatch
       // appended: one more than the last size, so that "(..., C)" shapes break too; dropped: the
-      // last, unless the one before it has the same size (then "(..., C)" would still fit)
+      // last, unless the one before it has the same size (then "(..., C)" would still fit) or is
+      // 1 (then a broadcasting argument, an attention mask (1, 1, 1, Tk) say, would still fit)
       long[] longer = java.util.Arrays.copyOf(dims, dims.length + 1);
       longer[dims.length] = dims.length == 0 ? 2 : dims[dims.length - 1] + 1;
       if (random.nextBoolean() && dims.length > 1
-          && dims[dims.length - 2] != dims[dims.length - 1]) {
+          && dims[dims.length - 2] != dims[dims.length - 1] && dims[dims.length - 2] != 1) {
         plantNow(name, "rank " + (dims.length - 1) + " instead of " + dims.length,
             IllegalArgumentException.class);
         return java.util.Arrays.copyOf(dims, dims.length - 1);
