@@ -157,7 +157,7 @@ public final class Compare {
       }
     }
 
-    Run run = new Run(start, Instant.now(), "Compare " + String.join(" ", args), info, rows,
+    Run run = new Run(start, Instant.now(), ("Compare " + String.join(" ", args)).strip(), info, rows,
         memory, machineNotes, noise);
     String report = Report.markdown(run);
     Files.writeString(out.resolve("peers.md"), report);
