@@ -157,8 +157,8 @@ public final class Compare {
       }
     }
 
-    Run run = new Run(start, Instant.now(), ("Compare " + String.join(" ", args)).strip(), info, rows,
-        memory, machineNotes, noise);
+    String command = ("Compare " + String.join(" ", args)).strip();
+    Run run = new Run(start, Instant.now(), command, info, rows, memory, machineNotes, noise);
     String report = Report.markdown(run);
     Files.writeString(out.resolve("peers.md"), report);
     Files.writeString(out.resolve("peers-section.md"), Report.section(run));
