@@ -173,6 +173,15 @@ class SequencesTest {
     var e = assertThrows(IllegalArgumentException.class,
         () -> Sequences.randomWindows(new long[] {1, 2}, 2, 1, true, new java.util.Random(1)));
     assertEquals("stream: expected at least length + 1 = 3 tokens, got 2", e.getMessage());
+    var length = assertThrows(IllegalArgumentException.class,
+        () -> Sequences.randomWindows(stream, 0, 1, true, new java.util.Random(1)));
+    assertEquals("length: expected >= 1, got 0", length.getMessage());
+    var count = assertThrows(IllegalArgumentException.class,
+        () -> Sequences.randomWindows(stream, 3, -2, true, new java.util.Random(1)));
+    assertEquals("count: expected >= 1, got -2", count.getMessage());
+    var random = assertThrows(NullPointerException.class,
+        () -> Sequences.randomWindows(stream, 3, 2, true, null));
+    assertEquals("random", random.getMessage());
   }
 
   @Test
@@ -206,5 +215,13 @@ class SequencesTest {
     assertEquals(List.of("the", "cat", "sat"), v.decode(4, 0, 3));
     assertEquals(true, v.contains("mat"));
     assertEquals(false, v.contains("dog"));
+    var none = assertThrows(IllegalArgumentException.class, () -> Vocabulary.of(List.of()));
+    assertEquals("tokens: expected at least one token, got none", none.getMessage());
+    var nullToken = assertThrows(NullPointerException.class,
+        () -> Vocabulary.of(java.util.Arrays.asList("a", null)));
+    assertEquals("tokens[1]", nullToken.getMessage());
+    var unknown = assertThrows(IllegalArgumentException.class, () -> v.encode(List.of("dog")));
+    assertEquals("token: expected one of the 5 tokens of the vocabulary, got 'dog'",
+        unknown.getMessage());
   }
 }
