@@ -127,6 +127,18 @@ SEQ4J_API int seq4j_fill(float *x, float value, int64_t n);
  * out must not overlap in. */
 SEQ4J_API int seq4j_swap_leading_axes(float *out, const float *in, int64_t a, int64_t b, int64_t c);
 
+/* out = in with its axes permuted (PyTorch's permute, made contiguous): in is row-major with sizes
+ * dims[0..rank), and out's axis i is in's axis perm[i]. 1 <= rank <= 8; out must not overlap in. */
+SEQ4J_API int seq4j_permute(float *out, const float *in, int32_t rank, const int64_t *dims,
+                            const int32_t *perm);
+
+/* out (rows, cols) = row (cols) in every row: a bias laid down before a GEMM that adds into out. */
+SEQ4J_API int seq4j_broadcast_rows(float *out, const float *row, int64_t rows, int64_t cols);
+
+/* into[c] += the sum over r of x[r, c] (a bias gradient), summed in double in an order fixed by
+ * the shape (the same bits for any thread count). into must not overlap x. */
+SEQ4J_API int seq4j_add_column_sums(float *into, const float *x, int64_t rows, int64_t cols);
+
 /* ---- recurrent layers (native/src/rnn/: rnn.cpp the entry points and AUTO's table,
  * rnn_onednn.cpp oneDNN, rnn_blas.cpp and rnn_step.cpp BLAS, cell_kernels.* its fused kernels) --
  *

@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
+#include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "core/runtime.h"
@@ -25,6 +28,12 @@ constexpr int64_t kBlockAlign = 16;
 
 // Elementwise loops run in parallel only when there is enough work to pay for the fork.
 constexpr int64_t kParallelElementwiseMin = int64_t{1} << 16;
+
+// seq4j_add_column_sums adds this many rows into one partial sum per column.
+constexpr int64_t kColumnSumRows = 64;
+
+// The most axes seq4j_permute takes.
+constexpr int32_t kMaxPermuteRank = 8;
 
 // Deterministic mode's blocks: the larger output dimension in pieces of this many columns or rows,
 // whatever the thread count (a multiple of kBlockAlign).
@@ -138,6 +147,96 @@ void matmul_blas(float *c, const float *a, const float *b, int64_t m, int64_t n,
       sgemm_block(c + begin * n, a_block, b, size, n, k, lda, ldb, ldc, trans_a, trans_b, alpha,
                   beta);
     }
+  }
+}
+
+// Copies in (dims, row-major) to out with out's axis i = in's axis perm[i]. Axes of size 1 are
+// dropped and out's axes that stay adjacent in in are merged first, so that the common cases
+// (heads split from or merged into rows) become copies of contiguous runs.
+void permute(float *out, const float *in, int32_t rank, const int64_t *dims, const int32_t *perm,
+             int64_t total) {
+  int64_t in_strides[kMaxPermuteRank];
+  int64_t stride = 1;
+  for (int32_t i = rank - 1; i >= 0; --i) {
+    in_strides[i] = stride;
+    stride *= dims[i];
+  }
+  int64_t size[kMaxPermuteRank], from[kMaxPermuteRank];  // out's axes: size, stride in in
+  int axes = 0;
+  for (int32_t i = 0; i < rank; ++i) {
+    const int64_t n = dims[perm[i]], s = in_strides[perm[i]];
+    if (n == 1) continue;
+    if (axes > 0 && from[axes - 1] == s * n) {  // adjacent in in as well: one axis
+      size[axes - 1] *= n;
+      from[axes - 1] = s;
+    } else {
+      size[axes] = n;
+      from[axes] = s;
+      ++axes;
+    }
+  }
+  if (axes == 0 || (axes == 1 && from[0] == 1)) {
+    std::memcpy(out, in, static_cast<size_t>(total) * sizeof(float));
+    return;
+  }
+  // the last axis is the inner loop: a contiguous run when its stride in in is 1
+  const int64_t inner = size[axes - 1], inner_from = from[axes - 1];
+  const int outer_axes = axes - 1;
+  const int64_t outer = total / inner;
+  const bool parallel = total >= kParallelElementwiseMin && !omp_in_parallel();
+#pragma omp parallel if (parallel)
+  {
+    const int64_t threads = omp_get_num_threads(), me = omp_get_thread_num();
+    const int64_t begin = outer * me / threads, end = outer * (me + 1) / threads;
+    if (begin < end) {
+      int64_t index[kMaxPermuteRank] = {};
+      int64_t offset = 0, rest = begin;
+      for (int a = outer_axes - 1; a >= 0; --a) {  // begin as a multi-index over the outer axes
+        index[a] = rest % size[a];
+        rest /= size[a];
+        offset += index[a] * from[a];
+      }
+      for (int64_t o = begin; o < end; ++o) {
+        float *target = out + o * inner;
+        const float *source = in + offset;
+        if (inner_from == 1) {
+          std::memcpy(target, source, static_cast<size_t>(inner) * sizeof(float));
+        } else {
+          for (int64_t e = 0; e < inner; ++e) target[e] = source[e * inner_from];
+        }
+        for (int a = outer_axes - 1; a >= 0; --a) {  // the next outer index, odometer style
+          offset += from[a];
+          if (++index[a] < size[a]) break;
+          offset -= index[a] * from[a];
+          index[a] = 0;
+        }
+      }
+    }
+  }
+}
+
+// into[c] += sum over r of x[r, c]. Rows are summed in blocks of kColumnSumRows, each block into
+// its own row of double partials in one pass down the memory, and the partials are then added
+// in block order: the blocks depend on the shape alone, so the bits do not depend on the
+// threads (and no column is walked a row apart, as a column-at-a-time loop would).
+void add_column_sums(float *into, const float *x, int64_t rows, int64_t cols) {
+  const int64_t blocks = (rows + kColumnSumRows - 1) / kColumnSumRows;
+  std::vector<double> partial(static_cast<size_t>(blocks * cols), 0.0);
+  double *const partials = partial.data();
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelElementwiseMin)
+  for (int64_t block = 0; block < blocks; ++block) {
+    double *__restrict sum = partials + block * cols;
+    const int64_t last = std::min(rows, (block + 1) * kColumnSumRows);
+    for (int64_t r = block * kColumnSumRows; r < last; ++r) {
+      const float *__restrict row = x + r * cols;
+      for (int64_t c = 0; c < cols; ++c) sum[c] += row[c];
+    }
+  }
+#pragma omp parallel for schedule(static) if (blocks * cols >= kParallelElementwiseMin)
+  for (int64_t c = 0; c < cols; ++c) {
+    double total = 0;
+    for (int64_t block = 0; block < blocks; ++block) total += partials[block * cols + c];
+    into[c] += static_cast<float>(total);
   }
 }
 
@@ -259,6 +358,68 @@ int seq4j_swap_leading_axes(float *out, const float *in, int64_t a, int64_t b, i
     for (int64_t j = 0; j < b; ++j)
       for (int64_t i = 0; i < a; ++i)
         std::memcpy(out + (j * a + i) * c, in + (i * b + j) * c, c * sizeof(float));
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_permute(float *out, const float *in, int32_t rank, const int64_t *dims,
+                  const int32_t *perm) {
+  return guarded(__func__, [&] {
+    if (rank < 1 || rank > seq4j::kMaxPermuteRank)
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "rank must be 1 to ", seq4j::kMaxPermuteRank, ", got ",
+           rank);
+    if (dims == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "dims is NULL");
+    if (perm == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "perm is NULL");
+    int64_t total = 1;
+    bool seen[seq4j::kMaxPermuteRank] = {};
+    for (int32_t i = 0; i < rank; ++i) {
+      if (dims[i] < 0) fail(SEQ4J_ERR_INVALID_ARGUMENT, "dims[", i, "] must be >= 0, got ", dims[i]);
+      if (perm[i] < 0 || perm[i] >= rank || seen[perm[i]])
+        fail(SEQ4J_ERR_INVALID_ARGUMENT, "perm must hold each of 0 to ", rank - 1,
+             " once, got ", perm[i], " at ", i);
+      seen[perm[i]] = true;
+      if (dims[i] != 0 && total > INT64_MAX / dims[i])
+        fail(SEQ4J_ERR_INVALID_ARGUMENT, "dims: the element count overflows int64");
+      total *= dims[i];
+    }
+    seq4j::require_pointer("out", out, total);
+    seq4j::require_pointer("in", in, total);
+    if (total == 0) return SEQ4J_OK;
+    if (seq4j::overlaps(out, total, in, total)) fail(SEQ4J_ERR_INVALID_ARGUMENT, "out overlaps in");
+    seq4j::use_configured_threads();
+    seq4j::permute(out, in, rank, dims, perm, total);
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_broadcast_rows(float *out, const float *row, int64_t rows, int64_t cols) {
+  return guarded(__func__, [&] {
+    seq4j::require_non_negative("rows", rows);
+    seq4j::require_non_negative("cols", cols);
+    seq4j::require_pointer("out", out, rows * cols);
+    seq4j::require_pointer("row", row, cols);
+    if (rows * cols == 0) return SEQ4J_OK;
+    if (seq4j::overlaps(out, rows * cols, row, cols))
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "out overlaps row");
+    seq4j::use_configured_threads();
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelElementwiseMin)
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(out + r * cols, row, static_cast<size_t>(cols) * sizeof(float));
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_add_column_sums(float *into, const float *x, int64_t rows, int64_t cols) {
+  return guarded(__func__, [&] {
+    seq4j::require_non_negative("rows", rows);
+    seq4j::require_non_negative("cols", cols);
+    seq4j::require_pointer("into", into, cols);
+    seq4j::require_pointer("x", x, rows * cols);
+    if (rows * cols == 0) return SEQ4J_OK;
+    if (seq4j::overlaps(into, cols, x, rows * cols))
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "into overlaps x");
+    seq4j::use_configured_threads();
+    seq4j::add_column_sums(into, x, rows, cols);
     return SEQ4J_OK;
   });
 }

@@ -185,6 +185,19 @@ public final class NativeBindings {
       bind("seq4j_swap_leading_axes", ORDINARY, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
           JAVA_LONG);
 
+  // int seq4j_permute(float *out, const float *in, int32_t rank, const int64_t *dims,
+  //                   const int32_t *perm);
+  private static final MethodHandle PERMUTE =
+      bind("seq4j_permute", ORDINARY, JAVA_INT, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS);
+
+  // int seq4j_broadcast_rows(float *out, const float *row, int64_t rows, int64_t cols);
+  private static final MethodHandle BROADCAST_ROWS =
+      bind("seq4j_broadcast_rows", ORDINARY, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG);
+
+  // int seq4j_add_column_sums(float *into, const float *x, int64_t rows, int64_t cols);
+  private static final MethodHandle ADD_COLUMN_SUMS =
+      bind("seq4j_add_column_sums", ORDINARY, JAVA_INT, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG);
+
   /** {@code seq4j_matmul}: {@code c = alpha op(a) op(b) + beta c}; backend a {@code BACKEND_*}. */
   public static void matmul(MemorySegment c, MemorySegment a, MemorySegment b, long m, long n,
       long k, boolean transposeA, boolean transposeB, float alpha, float beta, int backend) {
@@ -251,6 +264,35 @@ public final class NativeBindings {
       long c) {
     try {
       check((int) SWAP_LEADING_AXES.invokeExact(out, in, a, b, c));
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+  }
+
+  /** out (rows, cols) = row in every row. */
+  public static void broadcastRows(MemorySegment out, MemorySegment row, long rows, long cols) {
+    try {
+      check((int) BROADCAST_ROWS.invokeExact(out, row, rows, cols));
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+  }
+
+  /** into[c] += the sum over rows of x[r, c]. */
+  public static void addColumnSums(MemorySegment into, MemorySegment x, long rows, long cols) {
+    try {
+      check((int) ADD_COLUMN_SUMS.invokeExact(into, x, rows, cols));
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+  }
+
+  /** out = in (row-major, sizes {@code dims}) with out's axis i = in's axis {@code perm[i]}. */
+  public static void permute(MemorySegment out, MemorySegment in, long[] dims, int[] perm) {
+    try (Arena call = Arena.ofConfined()) {
+      MemorySegment dimsSegment = call.allocateFrom(JAVA_LONG, dims);
+      MemorySegment permSegment = call.allocateFrom(JAVA_INT, perm);
+      check((int) PERMUTE.invokeExact(out, in, dims.length, dimsSegment, permSegment));
     } catch (Throwable t) {
       throw rethrow(t);
     }

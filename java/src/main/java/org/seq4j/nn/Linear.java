@@ -7,6 +7,7 @@ import org.seq4j.MatmulOptions;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
 import org.seq4j.Autograd;
+import org.seq4j.internal.NativeBindings;
 import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.Checks;
 
@@ -113,13 +114,12 @@ public final class Linear extends Module implements Layer {
     Tensor output = Tensor.uninitialized(arena, dims);
     try (Autograd.Scope off = Autograd.noGrad()) {
       Tensor out2d = output.reshape(rows, outputSize);
-      TensorOps.matmul(input.reshape(rows, inputSize), weight.data(), out2d,
-          MatmulOptions.DEFAULT.transposeB(true));
-      if (bias != null) {
-        Tensor ones = Tensor.ones(arena, rows, 1);
-        TensorOps.matmul(ones, bias.data().reshape(1, outputSize), out2d,
-            MatmulOptions.DEFAULT.accumulate());
+      MatmulOptions product = MatmulOptions.DEFAULT.transposeB(true);
+      if (bias != null) { // the bias laid down first, the GEMM adds onto it: no pass of its own
+        NativeBindings.broadcastRows(out2d.segment(), bias.data().segment(), rows, outputSize);
+        product = product.accumulate();
       }
+      TensorOps.matmul(input.reshape(rows, inputSize), weight.data(), out2d, product);
     }
     java.util.List<Tensor> inputs = new java.util.ArrayList<>(java.util.Arrays.asList(
         input, weight.data(), bias == null ? null : bias.data()));
@@ -178,9 +178,8 @@ public final class Linear extends Module implements Layer {
             MatmulOptions.DEFAULT.transposeA(true).accumulate());
       }
       if (bias != null && bias.requiresGrad()) {
-        Tensor ones = Tensor.ones(arena, 1, rows);
-        TensorOps.matmul(ones, dy, bias.grad().reshape(1, outputSize),
-            MatmulOptions.DEFAULT.accumulate());
+        NativeBindings.addColumnSums(bias.grad().segment(), dy.segment(), rows, outputSize);
+        bias.grad().markChanged();
       }
     }
     return gradInput;

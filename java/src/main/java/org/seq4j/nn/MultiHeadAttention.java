@@ -402,10 +402,10 @@ public final class MultiHeadAttention extends Module {
     // the kernel drops out only in its training mode (which also keeps the log-sum-exp)
     ScaledDotProductAttention.Result attended = ScaledDotProductAttention.forward(arena, q, k, v,
         attentionOptions, keepContext || p > 0 ? Mode.TRAINING : Mode.INFERENCE);
-    Tensor merged = fromHeads(arena, attended.output(), l, n, d); // (L·N, E) rows, time-major
+    Tensor merged = fromHeads(arena, attended.output(), l, n, d); // rows, the layer's order
     Tensor outRows = Tensor.uninitialized(arena, l * n, embedDim);
     linear(merged, outWeight.data(), outBias == null ? null : outBias.data(), outRows);
-    Tensor output = layout(arena, outRows, l, n, embedDim);
+    Tensor output = layout(outRows, l, n, embedDim);
     Tensor weights = null;
     Tensor probabilities = null;
     if (needWeights) {
@@ -583,7 +583,7 @@ public final class MultiHeadAttention extends Module {
     Tensor merged = fromHeads(arena, attended.output(), t, n, d);
     Tensor outRows = Tensor.uninitialized(arena, t * n, embedDim);
     linear(merged, outWeight.data(), outBias == null ? null : outBias.data(), outRows);
-    return layout(arena, outRows, t, n, embedDim);
+    return layout(outRows, t, n, embedDim);
   }
 
   /**
@@ -658,14 +658,14 @@ public final class MultiHeadAttention extends Module {
             + " (the output's), got " + gradOutput.shape());
       }
       Checks.usable(gradOutput.segment(), "gradOutput");
-      Tensor gradRows = rows(arena, gradOutput, l, n, embedDim); // (L·N, E)
+      Tensor gradRows = rows(gradOutput, l, n, embedDim); // (L·N or N·L, E)
       // out-projection: y = m Wᵀ + b
       if (outWeight.requiresGrad()) {
         TensorOps.matmul(gradRows, context.merged, outWeight.grad(),
             MatmulOptions.DEFAULT.transposeA(true).accumulate());
       }
       if (outBias != null && outBias.requiresGrad()) {
-        addColumnSums(arena, gradRows, outBias.grad());
+        addColumnSums(gradRows, outBias.grad());
       }
       Tensor gradMerged = Tensor.uninitialized(arena, l * n, embedDim);
       TensorOps.matmul(gradRows, outWeight.data(), gradMerged);
@@ -762,7 +762,7 @@ public final class MultiHeadAttention extends Module {
   /** x (T·N rows, time-major) · Wᵀ + b for an input in the layer's layout. */
   private Tensor project(Arena arena, Tensor input, Parameter weight, Tensor bias, long t,
       long n) {
-    Tensor inputRows = rows(arena, input, t, n, input.dim(-1));
+    Tensor inputRows = rows(input, t, n, input.dim(-1));
     Tensor out = Tensor.uninitialized(arena, t * n, embedDim);
     linear(inputRows, weight.data(), bias, out);
     return out;
@@ -770,80 +770,70 @@ public final class MultiHeadAttention extends Module {
 
   private Tensor projectBackward(Arena arena, Tensor input, Tensor gradRows, Parameter weight,
       int part, long t, long n, long inputSize) {
-    Tensor inputRows = rows(arena, input, t, n, inputSize);
+    Tensor inputRows = rows(input, t, n, inputSize);
     if (accumulates(part)) {
       TensorOps.matmul(gradRows, inputRows, weight.grad(),
           MatmulOptions.DEFAULT.transposeA(true).accumulate());
     }
     Tensor biasGrad = biasPart(true, part);
     if (biasGrad != null) {
-      addColumnSums(arena, gradRows, biasGrad);
+      addColumnSums(gradRows, biasGrad);
     }
     Tensor gradInputRows = Tensor.uninitialized(arena, t * n, inputSize);
     TensorOps.matmul(gradRows, weight.data(), gradInputRows);
-    return layout(arena, gradInputRows, t, n, inputSize);
+    return layout(gradInputRows, t, n, inputSize);
   }
 
   private static void linear(Tensor rows, Tensor weight, Tensor bias, Tensor out) {
-    TensorOps.matmul(rows, weight, out, MatmulOptions.DEFAULT.transposeB(true));
-    if (bias != null) {
-      try (Arena call = Arena.ofConfined()) {
-        TensorOps.matmul(Tensor.ones(call, rows.dim(0), 1), bias.reshape(1, bias.size()), out,
-            MatmulOptions.DEFAULT.accumulate());
-      }
+    MatmulOptions product = MatmulOptions.DEFAULT.transposeB(true);
+    if (bias != null) { // the bias laid down first, the GEMM adds onto it: no pass of its own
+      NativeBindings.broadcastRows(out.segment(), bias.segment(), rows.dim(0), bias.size());
+      product = product.accumulate();
     }
+    TensorOps.matmul(rows, weight, out, product);
   }
 
-  private static void addColumnSums(Arena arena, Tensor rows, Tensor into) {
-    Tensor ones = Tensor.ones(arena, 1, rows.dim(0));
-    TensorOps.matmul(ones, rows, into.reshape(1, into.size()), MatmulOptions.DEFAULT.accumulate());
+  private static void addColumnSums(Tensor rows, Tensor into) {
+    NativeBindings.addColumnSums(into.segment(), rows.segment(), rows.dim(0), rows.dim(1));
+    into.markChanged();
   }
 
-  /** The input as time-major rows (T·N, C): a view, or a transposed copy when batch-first. */
-  private Tensor rows(Arena arena, Tensor input, long t, long n, long c) {
-    if (!batchFirst) {
-      return input.reshape(t * n, c);
-    }
-    Tensor out = Tensor.uninitialized(arena, t, n, c);
-    swap(input, out, n, t, c);
-    return out.reshape(t * n, c);
+  /*
+   * Rows are kept in the layer's own order, (N·T, C) batch-first or (T·N, C) time-major: a
+   * projection does not care which, so inputs and outputs need no transposition, and the heads
+   * are split from and merged into rows by one permutation each.
+   */
+
+  /** The input as rows (T·N or N·T, C) in the layer's order: a view. */
+  private static Tensor rows(Tensor input, long t, long n, long c) {
+    return input.reshape(t * n, c);
   }
 
-  /** Time-major rows (T·N, C) in the layer's layout. */
-  private Tensor layout(Arena arena, Tensor timeMajorRows, long t, long n, long c) {
-    if (!batchFirst) {
-      return timeMajorRows.reshape(t, n, c);
-    }
-    Tensor out = Tensor.uninitialized(arena, n, t, c);
-    swap(timeMajorRows, out, t, n, c);
-    return out;
+  /** Rows in the layer's order as a tensor of the layer's layout: a view. */
+  private Tensor layout(Tensor rows, long t, long n, long c) {
+    return batchFirst ? rows.reshape(n, t, c) : rows.reshape(t, n, c);
   }
 
-  /** (T·N, H·d) time-major rows -> (N, H, T, d). */
+  /** Rows (T·N or N·T, H·d) in the layer's order -> (N, H, T, d). */
   private Tensor toHeads(Arena arena, Tensor rows, long t, long n, long d) {
-    Tensor batchMajor = Tensor.uninitialized(arena, n, t, heads * d);
-    swap(rows, batchMajor, t, n, heads * d);
     Tensor out = Tensor.uninitialized(arena, n, heads, t, d);
-    for (long b = 0; b < n; b++) {
-      swap(batchMajor.slice(b, b + 1), out.slice(b, b + 1), t, heads, d);
+    if (batchFirst) { // (N, T, H, d) -> (N, H, T, d)
+      NativeBindings.permute(out.segment(), rows.segment(), new long[] {n, t, heads, d},
+          new int[] {0, 2, 1, 3});
+    } else { // (T, N, H, d) -> (N, H, T, d)
+      NativeBindings.permute(out.segment(), rows.segment(), new long[] {t, n, heads, d},
+          new int[] {1, 2, 0, 3});
     }
     return out;
   }
 
-  /** (N, H, T, d) -> (T·N, H·d) time-major rows. */
+  /** (N, H, T, d) -> rows (T·N or N·T, H·d) in the layer's order. */
   private Tensor fromHeads(Arena arena, Tensor headsTensor, long t, long n, long d) {
-    Tensor batchMajor = Tensor.uninitialized(arena, n, t, heads * d);
-    for (long b = 0; b < n; b++) {
-      swap(headsTensor.slice(b, b + 1), batchMajor.slice(b, b + 1), heads, t, d);
-    }
-    Tensor out = Tensor.uninitialized(arena, t, n, heads * d);
-    swap(batchMajor, out, n, t, heads * d);
-    return out.reshape(t * n, heads * d);
-  }
-
-  /** out (b, a, c) = in (a, b, c). */
-  private static void swap(Tensor in, Tensor out, long a, long b, long c) {
-    NativeBindings.swapLeadingAxes(out.segment(), in.segment(), a, b, c);
+    Tensor out = Tensor.uninitialized(arena, t * n, heads * d);
+    // (N, H, T, d) -> (N, T, H, d) batch-first, or -> (T, N, H, d) time-major
+    NativeBindings.permute(out.segment(), headsTensor.segment(), new long[] {n, heads, t, d},
+        batchFirst ? new int[] {0, 2, 1, 3} : new int[] {2, 0, 1, 3});
+    return out;
   }
 
   /** {L, S, N} after checking the three inputs. */
