@@ -22,7 +22,10 @@ class TensorOpsTest {
   static Stream<Arguments> matmulCases() {
     int[][] shapes = {
       {1, 1, 1}, {1, 3, 17}, {3, 1, 63}, {17, 63, 3}, {63, 17, 1000}, {1000, 3, 17},
-      {3, 1000, 63}, {130, 257, 65}
+      {3, 1000, 63}, {130, 257, 65},
+      // taller than wide and at least 2^24 multiply-adds: oneDNN's transposed-A product runs
+      // mirrored (cᵀ = bᵀa, then added transposed), in ragged 32-square tiles
+      {1030, 70, 260}
     };
     List<Arguments> cases = new ArrayList<>();
     long seed = 0;
@@ -69,6 +72,23 @@ class TensorOpsTest {
           throw new AssertionError("element " + i + " of (" + m + ", " + n + "): got "
               + actual[i] + ", expected " + expected[i] + ", error " + error + " > " + allowed);
         }
+      }
+    }
+  }
+
+  @Test
+  void mirroredWeightGradientProductWithBetaZeroIgnoresNaNInOutput() {
+    try (Arena arena = Arena.ofConfined()) {
+      long m = 1030;
+      long n = 70;
+      long k = 260; // transposed a, m > n, m·n·k >= 2^24: the mirrored path
+      Tensor a = Tensor.ones(arena, k, m);
+      Tensor b = Tensor.ones(arena, k, n);
+      Tensor out = Tensor.full(arena, Float.NaN, m, n);
+      TensorOps.matmul(a, b, out, MatmulOptions.DEFAULT.transposeA(true).alpha(0.5f)
+          .backend(Backend.ONEDNN));
+      for (float value : out.toArray()) {
+        assertEquals(130f, value);
       }
     }
   }
