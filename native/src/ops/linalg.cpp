@@ -274,7 +274,8 @@ void add_column_sums(float *into, const float *x, int64_t rows, int64_t cols) {
   for (int64_t c = 0; c < cols; ++c) {
     double total = 0;
     for (int64_t block = 0; block < blocks; ++block) total += partials[block * cols + c];
-    into[c] += static_cast<float>(total);
+    // one rounding: the gradient already in `into` is added in double too
+    into[c] = static_cast<float>(static_cast<double>(into[c]) + total);
   }
 }
 
