@@ -48,6 +48,15 @@ constexpr int64_t kForwardQueryBlock = 96;
 // attention 8 and 10 rows were no faster within noise.
 constexpr int64_t kKernelRows512 = 12;
 constexpr float kMinusInfinity = -std::numeric_limits<float>::infinity();
+// The accumulating products' skew (value_columns_*): none, every row group runs over the whole
+// depth.
+constexpr int64_t kNoSkew = std::numeric_limits<int64_t>::min() / 4;
+// With a skew, the row group starting at row r runs over the depth from r + skew on (clamped to
+// 0 .. depth): the transposed products of a causal diagonal tile, where key c sees only queries
+// from c + j0 - i0 on (the entries before are zero, or not computed at all).
+inline int64_t skewed_start(int64_t r, int64_t skew, int64_t depth) {
+  return std::clamp<int64_t>(r + skew, 0, depth);
+}
 
 // row[c] = exp(row[c] - shift), returning the sum. The scalar std::exp of this loop was most of
 // the attention's time; the AVX2 version evaluates seq4j's fast exp (core/fast_exp.h, about
@@ -175,7 +184,9 @@ bool has_nan(const float *row, int64_t n) {
 }
 
 // Whether every float of x is finite: the largest |x| as bits (NaN and inf have the largest).
-bool all_finite(const float *x, int64_t n) {
+// Compiled once per ISA (the portable build's SSE2 copy was a tenth of a causal forward at
+// T = 512, where q, k and v are all checked).
+__attribute__((always_inline)) inline bool all_finite_body(const float *x, int64_t n) {
   uint32_t largest = 0;
 #pragma omp simd reduction(max : largest)
   for (int64_t i = 0; i < n; ++i) {
@@ -185,6 +196,76 @@ bool all_finite(const float *x, int64_t n) {
     largest = bits > largest ? bits : largest;
   }
   return largest < 0x7f800000u;
+}
+
+bool all_finite_scalar(const float *x, int64_t n) { return all_finite_body(x, n); }
+#if SEQ4J_X86_64
+__attribute__((target("avx2,fma"))) bool all_finite_avx2(const float *x, int64_t n) {
+  return all_finite_body(x, n);
+}
+SEQ4J_AVX512 bool all_finite_avx512(const float *x, int64_t n) { return all_finite_body(x, n); }
+#endif
+
+bool all_finite(const float *x, int64_t n) {
+#if SEQ4J_X86_64
+  if (active_isa() == Isa::kAvx512) return all_finite_avx512(x, n);
+  if (use_avx2()) return all_finite_avx2(x, n);
+#endif
+  return all_finite_scalar(x, n);
+}
+
+static_assert(kPanel == 16, "the panel packing transposes 16 × 16 blocks");
+
+#if SEQ4J_X86_64
+// dst (16 rows of row stride ldd) = the transpose of src (16 rows of 16 floats, row stride lds),
+// in registers: pairs, then quadruples of floats, then 128-bit lanes interleaved (the maskz
+// forms under an all-ones mask: see exp16_avx512 on GCC 12's unmasked ones).
+SEQ4J_AVX512 void transpose_16x16_avx512(float *dst, int64_t ldd, const float *src, int64_t lds) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_maskz_unpacklo_ps(0xffff, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(0xffff, r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_maskz_shuffle_ps(0xffff, t[i], t[i + 2], 0x44);
+    r[i + 1] = _mm512_maskz_shuffle_ps(0xffff, t[i], t[i + 2], 0xee);
+    r[i + 2] = _mm512_maskz_shuffle_ps(0xffff, t[i + 1], t[i + 3], 0x44);
+    r[i + 3] = _mm512_maskz_shuffle_ps(0xffff, t[i + 1], t[i + 3], 0xee);
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_maskz_shuffle_f32x4(0xffff, r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_maskz_shuffle_f32x4(0xffff, r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_maskz_shuffle_f32x4(0xffff, r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_maskz_shuffle_f32x4(0xffff, r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_maskz_shuffle_f32x4(0xffff, t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_maskz_shuffle_f32x4(0xffff, t[i], t[i + 8], 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ldd, r[i]);
+}
+#endif
+
+// One panel: panel[e · kPanel + c] = rows[c · depth + e] for the first `keys` <= kPanel rows,
+// zeros for the rest. The scalar transpose, a store per float to a new cache line, was most of
+// the packing, and the packing a seventh of a causal forward at T = 512; with AVX-512 whole
+// 16 × 16 blocks go through registers.
+void pack_panel(float *panel, const float *rows, int64_t keys, int64_t depth) {
+  int64_t e0 = 0;
+#if SEQ4J_X86_64
+  if (keys == kPanel && active_isa() == Isa::kAvx512)
+    for (; e0 + kPanel <= depth; e0 += kPanel)
+      transpose_16x16_avx512(panel + e0 * kPanel, kPanel, rows + e0, depth);
+#endif
+  for (int64_t c = 0; c < kPanel; ++c) {
+    if (c < keys) {
+      const float *key = rows + c * depth;
+      for (int64_t e = e0; e < depth; ++e) panel[e * kPanel + c] = key[e];
+    } else {
+      for (int64_t e = e0; e < depth; ++e) panel[e * kPanel + c] = 0.0f;
+    }
+  }
 }
 
 // The forward's keys and values, packed once per call. Keys, for score_tile_avx2 and
@@ -202,11 +283,13 @@ bool all_finite(const float *x, int64_t n) {
 struct PackedHeads {
   int64_t heads, length, head_dim, value_dim, panels, runs;
   std::unique_ptr<float[]> data;
+  std::unique_ptr<uint8_t[]> finite;  // causal only: Problem::kv_finite of each head, set by pack
 
   PackedHeads(int64_t heads_, const seq4j_attention_desc &d)
       : heads(heads_), length(d.kv_length), head_dim(d.head_dim), value_dim(d.value_dim),
         panels((d.kv_length + kPanel - 1) / kPanel), runs(d.value_dim / kPanel),
-        data(new float[heads * (panels * head_dim + runs * length) * kPanel]) {}
+        data(new float[heads * (panels * head_dim + runs * length) * kPanel]),
+        finite(new uint8_t[heads]()) {}
 
   float *key_panel(int64_t head, int64_t j0) const {
     return data.get() + (head * panels + j0 / kPanel) * head_dim * kPanel;
@@ -217,17 +300,9 @@ struct PackedHeads {
   }
 
   void pack(const float *k, const float *v, int64_t head) {
-    for (int64_t j0 = 0; j0 < length; j0 += kPanel) {
-      float *panel = key_panel(head, j0);
-      for (int64_t c = 0; c < kPanel; ++c) {
-        if (j0 + c < length) {
-          const float *key = k + (head * length + j0 + c) * head_dim;
-          for (int64_t e = 0; e < head_dim; ++e) panel[e * kPanel + c] = key[e];
-        } else {
-          for (int64_t e = 0; e < head_dim; ++e) panel[e * kPanel + c] = 0.0f;
-        }
-      }
-    }
+    for (int64_t j0 = 0; j0 < length; j0 += kPanel)
+      pack_panel(key_panel(head, j0), k + (head * length + j0) * head_dim,
+                 std::min(kPanel, length - j0), head_dim);
     for (int64_t e0 = 0; e0 < runs * kPanel; e0 += kPanel) {
       float *run = value_run(head, e0, 0);
       for (int64_t j = 0; j < length; ++j, run += kPanel)
@@ -314,12 +389,14 @@ __attribute__((target("avx2,fma"))) void value_tile_avx2(float *o, int64_t ldo, 
 }
 #undef SEQ4J_ROWS
 
-// s (rows × lds, lds a multiple of kPanel) = scale · q kᵀ for keys j0 .. j0 + lds of one head.
+// s (rows × width of row stride lds, width a multiple of kPanel) = scale · q kᵀ for keys j0 ..
+// j0 + width of one head.
 template <int R>
 __attribute__((target("avx2,fma"))) void score_rows_avx2(float *s, int64_t lds, const float *q,
                                                          int64_t ldq, const PackedHeads &packed,
-                                                         int64_t head, int64_t j0, float scale) {
-  for (int64_t c = 0; c < lds; c += kPanel)
+                                                         int64_t head, int64_t j0, float scale,
+                                                         int64_t width) {
+  for (int64_t c = 0; c < width; c += kPanel)
     score_tile_avx2<R>(s + c, lds, q, ldq, packed.key_panel(head, j0 + c), packed.head_dim,
                        scale);
 }
@@ -327,43 +404,52 @@ __attribute__((target("avx2,fma"))) void score_rows_avx2(float *s, int64_t lds, 
 __attribute__((target("avx2,fma"))) void scores_avx2(float *s, int64_t lds, const float *q,
                                                      int64_t ldq, int64_t rows,
                                                      const PackedHeads &packed, int64_t head,
-                                                     int64_t j0, float scale) {
+                                                     int64_t j0, float scale, int64_t width) {
   int64_t r = 0;
   for (; r + kKernelRows <= rows; r += kKernelRows)
-    score_rows_avx2<kKernelRows>(s + r * lds, lds, q + r * ldq, ldq, packed, head, j0, scale);
+    score_rows_avx2<kKernelRows>(s + r * lds, lds, q + r * ldq, ldq, packed, head, j0, scale,
+                                 width);
   float *sr = s + r * lds;
   const float *qr = q + r * ldq;
   switch (rows - r) {
-    case 5: score_rows_avx2<5>(sr, lds, qr, ldq, packed, head, j0, scale); break;
-    case 4: score_rows_avx2<4>(sr, lds, qr, ldq, packed, head, j0, scale); break;
-    case 3: score_rows_avx2<3>(sr, lds, qr, ldq, packed, head, j0, scale); break;
-    case 2: score_rows_avx2<2>(sr, lds, qr, ldq, packed, head, j0, scale); break;
-    case 1: score_rows_avx2<1>(sr, lds, qr, ldq, packed, head, j0, scale); break;
+    case 5: score_rows_avx2<5>(sr, lds, qr, ldq, packed, head, j0, scale, width); break;
+    case 4: score_rows_avx2<4>(sr, lds, qr, ldq, packed, head, j0, scale, width); break;
+    case 3: score_rows_avx2<3>(sr, lds, qr, ldq, packed, head, j0, scale, width); break;
+    case 2: score_rows_avx2<2>(sr, lds, qr, ldq, packed, head, j0, scale, width); break;
+    case 1: score_rows_avx2<1>(sr, lds, qr, ldq, packed, head, j0, scale, width); break;
     default: break;
   }
 }
 
 // o (rows × 8W) += p (rows × depth) · v (depth × 8W): these columns of v (depth cache lines at
 // W = 2) stay in L1 while every row group of p passes over them.
+// With a skew (kNoSkew for none) each row group starts its depth at skewed_start.
 template <int W, bool Transposed = false>
 __attribute__((target("avx2,fma"))) void value_columns_avx2(float *o, int64_t ldo, const float *p,
                                                             int64_t ldp, int64_t rows,
                                                             const float *v, int64_t ldv,
-                                                            int64_t depth) {
+                                                            int64_t depth, int64_t skew) {
   // the next row group of p: rows further down, or columns further right when transposed
   const int64_t step = Transposed ? 1 : ldp;
+  // one step along the depth: p's next column, or its next row when transposed
+  const int64_t along = Transposed ? ldp : 1;
   int64_t r = 0;
-  for (; r + kKernelRows <= rows; r += kKernelRows)
-    value_tile_avx2<kKernelRows, W, Transposed>(o + r * ldo, ldo, p + r * step, ldp, v, ldv,
-                                                depth);
+  for (; r + kKernelRows <= rows; r += kKernelRows) {
+    const int64_t j = skewed_start(r, skew, depth);
+    value_tile_avx2<kKernelRows, W, Transposed>(o + r * ldo, ldo, p + r * step + j * along, ldp,
+                                                v + j * ldv, ldv, depth - j);
+  }
+  const int64_t j = skewed_start(r, skew, depth);
   float *orow = o + r * ldo;
-  const float *prow = p + r * step;
+  const float *prow = p + r * step + j * along;
+  const float *vj = v + j * ldv;
+  const int64_t left = depth - j;
   switch (rows - r) {
-    case 5: value_tile_avx2<5, W, Transposed>(orow, ldo, prow, ldp, v, ldv, depth); break;
-    case 4: value_tile_avx2<4, W, Transposed>(orow, ldo, prow, ldp, v, ldv, depth); break;
-    case 3: value_tile_avx2<3, W, Transposed>(orow, ldo, prow, ldp, v, ldv, depth); break;
-    case 2: value_tile_avx2<2, W, Transposed>(orow, ldo, prow, ldp, v, ldv, depth); break;
-    case 1: value_tile_avx2<1, W, Transposed>(orow, ldo, prow, ldp, v, ldv, depth); break;
+    case 5: value_tile_avx2<5, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left); break;
+    case 4: value_tile_avx2<4, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left); break;
+    case 3: value_tile_avx2<3, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left); break;
+    case 2: value_tile_avx2<2, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left); break;
+    case 1: value_tile_avx2<1, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left); break;
     default: break;
   }
 }
@@ -373,9 +459,7 @@ __attribute__((target("avx2,fma"))) void value_columns_avx2(float *o, int64_t ld
 // first width / kPanel runs of kPanel columns, rows back to back, as value_tile_avx2 reads them.
 void pack_panels(float *dst, const float *src, int64_t length, int64_t depth) {
   for (int64_t j0 = 0; j0 < length; j0 += kPanel, dst += depth * kPanel)
-    for (int64_t c = 0; c < kPanel; ++c)
-      for (int64_t e = 0; e < depth; ++e)
-        dst[e * kPanel + c] = j0 + c < length ? src[(j0 + c) * depth + e] : 0.0f;
+    pack_panel(dst, src + j0 * depth, std::min(kPanel, length - j0), depth);
 }
 
 void pack_runs(float *dst, const float *src, int64_t length, int64_t width) {
@@ -384,12 +468,13 @@ void pack_runs(float *dst, const float *src, int64_t length, int64_t width) {
       std::memcpy(dst, src + j * width + e0, kPanel * sizeof(float));
 }
 
-// s (rows × lds, lds a multiple of kPanel) = scale · a bᵀ, b's rows given as packed panels.
+// s (rows × width of row stride lds, width a multiple of kPanel) = scale · a bᵀ, b's rows given
+// as packed panels.
 __attribute__((target("avx2,fma"))) void panel_products_avx2(float *s, int64_t lds, const float *a,
                                                              int64_t lda, int64_t rows,
                                                              const float *panels, int64_t depth,
-                                                             float scale) {
-  for (int64_t c = 0; c < lds; c += kPanel) {
+                                                             float scale, int64_t width) {
+  for (int64_t c = 0; c < width; c += kPanel) {
     const float *panel = panels + c * depth;
     float *sc = s + c;
     int64_t r = 0;
@@ -415,23 +500,25 @@ template <bool Transposed>
 __attribute__((target("avx2,fma"))) void accumulate_avx2(float *o, const float *a, int64_t lda,
                                                          int64_t rows, const float *b,
                                                          const float *runs, int64_t run_length,
-                                                         int64_t depth, int64_t width) {
+                                                         int64_t depth, int64_t width,
+                                                         int64_t skew = kNoSkew) {
   int64_t e = 0;
   for (; e + kPanel <= width; e += kPanel) {
     if (runs != nullptr)
       value_columns_avx2<2, Transposed>(o + e, width, a, lda, rows,
-                                        runs + e / kPanel * run_length * kPanel, kPanel, depth);
+                                        runs + e / kPanel * run_length * kPanel, kPanel, depth,
+                                        skew);
     else
-      value_columns_avx2<2, Transposed>(o + e, width, a, lda, rows, b + e, width, depth);
+      value_columns_avx2<2, Transposed>(o + e, width, a, lda, rows, b + e, width, depth, skew);
   }
   if (e + 8 <= width) {
-    value_columns_avx2<1, Transposed>(o + e, width, a, lda, rows, b + e, width, depth);
+    value_columns_avx2<1, Transposed>(o + e, width, a, lda, rows, b + e, width, depth, skew);
     e += 8;
   }
   for (; e < width; ++e)
     for (int64_t r = 0; r < rows; ++r) {
       float sum = 0;
-      for (int64_t j = 0; j < depth; ++j)
+      for (int64_t j = skewed_start(r, skew, depth); j < depth; ++j)
         sum += (Transposed ? a[j * lda + r] : a[r * lda + j]) * b[j * width + e];
       o[r * width + e] += sum;
     }
@@ -446,9 +533,10 @@ __attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, i
   const int64_t ldo = width;
   int64_t e = 0;
   for (; e + kPanel <= width; e += kPanel)
-    value_columns_avx2<2>(o + e, ldo, p, ldp, rows, packed.value_run(head, e, j0), kPanel, depth);
+    value_columns_avx2<2>(o + e, ldo, p, ldp, rows, packed.value_run(head, e, j0), kPanel, depth,
+                          kNoSkew);
   if (e + 8 <= width) {
-    value_columns_avx2<1>(o + e, ldo, p, ldp, rows, v + e, width, depth);
+    value_columns_avx2<1>(o + e, ldo, p, ldp, rows, v + e, width, depth, kNoSkew);
     e += 8;
   }
   for (; e < width; ++e)  // value sizes that are not a multiple of 8: the last columns one by one
@@ -591,17 +679,18 @@ SEQ4J_AVX512 void score_columns_avx512(float *s, int64_t lds, const float *a, in
 #undef SEQ4J_CALL
 }
 
-// s (rows × lds, lds a multiple of kPanel) = scale · a bᵀ, b's rows given as packed panels
-// (depth × kPanel floats each, back to back): two panels at a time, an odd last one alone. The
-// forward's scores (a = a query block, the panels of a key block) and the backward's S and dP.
+// s (rows × width of row stride lds, width a multiple of kPanel) = scale · a bᵀ, b's rows given
+// as packed panels (depth × kPanel floats each, back to back): two panels at a time, an odd last
+// one alone. The forward's scores (a = a query block, the panels of a key block) and the
+// backward's S and dP.
 SEQ4J_AVX512 void panel_products_avx512(float *s, int64_t lds, const float *a, int64_t lda,
                                         int64_t rows, const float *panels, int64_t depth,
-                                        float scale) {
+                                        float scale, int64_t width) {
   const int64_t stride = depth * kPanel;
   int64_t c = 0;
-  for (; c + 2 * kPanel <= lds; c += 2 * kPanel)
+  for (; c + 2 * kPanel <= width; c += 2 * kPanel)
     score_columns_avx512<2>(s + c, lds, a, lda, rows, panels + c * depth, stride, depth, scale);
-  if (c < lds)
+  if (c < width)
     score_columns_avx512<1>(s + c, lds, a, lda, rows, panels + c * depth, stride, depth, scale);
 }
 
@@ -610,16 +699,24 @@ SEQ4J_AVX512 void panel_products_avx512(float *s, int64_t lds, const float *a, i
 template <int W, bool Transposed, bool Masked>
 SEQ4J_AVX512 void value_columns_avx512(float *o, int64_t ldo, const float *p, int64_t ldp,
                                        int64_t rows, const float *v, int64_t ldv, int64_t second,
-                                       int64_t depth, __mmask16 tail) {
+                                       int64_t depth, __mmask16 tail, int64_t skew) {
   const int64_t step = Transposed ? 1 : ldp;  // the next row group of p
+  const int64_t along = Transposed ? ldp : 1;  // one step along the depth (as value_columns_avx2)
   int64_t r = 0;
-  for (; r + kKernelRows512 <= rows; r += kKernelRows512)
-    value_tile_avx512<kKernelRows512, W, Transposed, Masked>(o + r * ldo, ldo, p + r * step, ldp,
-                                                             v, ldv, second, depth, tail);
+  for (; r + kKernelRows512 <= rows; r += kKernelRows512) {
+    const int64_t j = skewed_start(r, skew, depth);
+    value_tile_avx512<kKernelRows512, W, Transposed, Masked>(o + r * ldo, ldo,
+                                                             p + r * step + j * along, ldp,
+                                                             v + j * ldv, ldv, second, depth - j,
+                                                             tail);
+  }
+  const int64_t j = skewed_start(r, skew, depth);
   float *orow = o + r * ldo;
-  const float *prow = p + r * step;
+  const float *prow = p + r * step + j * along;
+  const float *vj = v + j * ldv;
 #define SEQ4J_CALL(n) \
-  value_tile_avx512<n, W, Transposed, Masked>(orow, ldo, prow, ldp, v, ldv, second, depth, tail)
+  value_tile_avx512<n, W, Transposed, Masked>(orow, ldo, prow, ldp, vj, ldv, second, depth - j, \
+                                              tail)
   switch (rows - r) { SEQ4J_PARTIAL_ROWS(SEQ4J_CALL) }
 #undef SEQ4J_CALL
 }
@@ -633,7 +730,7 @@ SEQ4J_AVX512 void value_columns_avx512(float *o, int64_t ldo, const float *p, in
 template <bool Transposed>
 SEQ4J_AVX512 void accumulate_avx512(float *o, const float *a, int64_t lda, int64_t rows,
                                     const float *b, const float *runs, int64_t run_length,
-                                    int64_t depth, int64_t width) {
+                                    int64_t depth, int64_t width, int64_t skew = kNoSkew) {
   const int64_t run_stride = run_length * kPanel;
   // the columns e .. e + kPanel (and its second run): packed, or in place
   auto source = [&](int64_t e) { return runs != nullptr ? runs + e / kPanel * run_stride : b + e; };
@@ -642,15 +739,15 @@ SEQ4J_AVX512 void accumulate_avx512(float *o, const float *a, int64_t lda, int64
   int64_t e = 0;
   for (; e + 2 * kPanel <= width; e += 2 * kPanel)
     value_columns_avx512<2, Transposed, false>(o + e, width, a, lda, rows, source(e), ldv, second,
-                                               depth, 0);
+                                               depth, 0, skew);
   if (e + kPanel <= width) {
     value_columns_avx512<1, Transposed, false>(o + e, width, a, lda, rows, source(e), ldv, 0,
-                                               depth, 0);
+                                               depth, 0, skew);
     e += kPanel;
   }
   if (e < width)
     value_columns_avx512<1, Transposed, true>(o + e, width, a, lda, rows, b + e, width, 0, depth,
-                                              tail_mask(width - e));
+                                              tail_mask(width - e), skew);
 }
 #endif  // SEQ4J_X86_64
 
@@ -699,28 +796,19 @@ struct Problem {
   uint64_t dropout_threshold;
   float dropout_scale;
 
-  // causal only: per (sample, key/value head), whether its keys and values are all finite (the
-  // causal skips are exact only then); filled by check_kv before the blocks run
-  std::unique_ptr<uint8_t[]> kv_finite;
+  // causal only: whether the additive mask is free of NaN and +inf (the causal skips are exact
+  // only then, and only for heads whose keys and values are finite: see kv_finite)
+  bool mask_finite = true;
 
   Problem(const seq4j_attention_desc &desc, const float *m, const float *kp)
       : d(desc), mask(m), key_padding(kp), dropout_key(seq4j::dropout_key(desc.seed)),
         dropout_threshold(seq4j::dropout_threshold(desc.dropout)),
         dropout_scale(desc.dropout > 0 ? 1.0f / (1.0f - desc.dropout) : 1.0f) {}
 
-  // O(Tk · (dk + dv)) per head against the O(Tq · Tk · (dk + dv)) of its attention; causal only.
   // An additive mask's NaN or +inf anywhere (its distinct elements, strides 0 broadcast) makes
   // every head non-finite: such a value above the diagonal gives PyTorch a NaN row.
-  void check_kv(const float *k, const float *v) {
-    if (!d.causal) return;
-    const int64_t heads = d.batch * d.kv_heads;
-    kv_finite.reset(new uint8_t[heads]);
-    const bool mask_finite = mask == nullptr || d.mask_kind != SEQ4J_MASK_ADDITIVE || !mask_poisons();
-#pragma omp parallel for schedule(static)
-    for (int64_t g = 0; g < heads; ++g)
-      kv_finite[g] = mask_finite &&
-                     all_finite(k + g * d.kv_length * d.head_dim, d.kv_length * d.head_dim) &&
-                     all_finite(v + g * d.kv_length * d.value_dim, d.kv_length * d.value_dim);
+  void check_mask() {
+    mask_finite = !d.causal || mask == nullptr || d.mask_kind != SEQ4J_MASK_ADDITIVE || !mask_poisons();
   }
   bool mask_poisons() const {
     const int64_t full[4] = {d.batch, d.query_heads, d.query_length, d.kv_length};
@@ -737,8 +825,13 @@ struct Problem {
         }
     return false;
   }
-  bool finite_kv(int64_t n, int64_t h) const {
-    return kv_finite == nullptr || kv_finite[n * d.kv_heads + kv_head(h)] != 0;
+  // Whether key/value head g (sample-major) and the mask are finite; causal only. O(Tk · (dk + dv))
+  // against the O(Tq · Tk · (dk + dv)) of the head's attention, and run by the task that packs
+  // the head, next to the packing, so that the keys and values come from memory once (a pass of
+  // its own over every head was 4 % of a causal forward+backward at T = 512).
+  bool kv_finite(const float *k, const float *v, int64_t g) const {
+    return mask_finite && all_finite(k + g * d.kv_length * d.head_dim, d.kv_length * d.head_dim) &&
+           all_finite(v + g * d.kv_length * d.value_dim, d.kv_length * d.value_dim);
   }
 
   int64_t kv_head(int64_t h) const { return h / (d.query_heads / d.kv_heads); }
@@ -803,13 +896,40 @@ struct Problem {
 };
 
 struct Buffers {
-  std::vector<float> scores, accumulator, row_max, row_sum, d_scores, d_probs, row_dot, packed;
+  std::vector<float> scores, accumulator, row_max, row_sum, d_scores, d_probs, dropped, row_dot,
+      packed;
 };
 
 Buffers &buffers() {
   thread_local Buffers b;
   return b;
 }
+
+// Rows of a causal tile in groups of the kernels' rows (kernel_rows): on a tile the diagonal
+// crosses, a group computes only the keys its last row sees, `seen` of the tile's cols, and a
+// group that sees none is skipped (a 96-query block against 128 keys did a fifth more products
+// than the triangle needs, the backward's 96 × 128 tiles a third more). Elsewhere one group.
+struct RowGroups {
+  int64_t i0, j0, rows, cols, step;
+  bool diagonal;
+  RowGroups(bool trim, int64_t i0_, int64_t rows_, int64_t j0_, int64_t cols_, int64_t kernel_rows)
+      : i0(i0_), j0(j0_), rows(rows_), cols(cols_), step(rows_),
+        diagonal(trim && j0_ + cols_ - 1 > i0_) {
+    if (diagonal) step = kernel_rows;
+  }
+  // the keys of the tile that rows r0 .. r1 - 1 see (the last row's count)
+  int64_t seen(int64_t r1) const {
+    return diagonal ? std::clamp<int64_t>(i0 + r1 - j0, 0, cols) : cols;
+  }
+  template <class F>
+  void each(F &&f) const {
+    for (int64_t r0 = 0; r0 < rows; r0 += step) {
+      const int64_t r1 = std::min(rows, r0 + step);
+      const int64_t keys = seen(r1);
+      if (keys > 0) f(r0, r1, keys);
+    }
+  }
+};
 
 // One block of queries against every key it sees: online softmax over blocks of kKeyBlock keys.
 // With packed keys and values the products are the AVX-512 kernels (avx512) or the AVX2 ones,
@@ -828,74 +948,87 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
   // non-finite q, k or v there would make PyTorch's result NaN (NaN + -inf = NaN, 0 · NaN = NaN):
   // then every key is visited as PyTorch's math does
   int64_t key_end = d.kv_length;
-  if (d.causal && p.finite_kv(n, h) && all_finite(p.q_rows(q, n, h, i0), rows * d.head_dim))
-    key_end = std::min(d.kv_length, i0 + rows);
+  bool trim = false;
+  if (d.causal) {
+    const int64_t g = n * d.kv_heads + p.kv_head(h);
+    const bool head_finite = packed != nullptr ? packed->finite[g] != 0 : p.kv_finite(k, v, g);
+    trim = head_finite && all_finite(p.q_rows(q, n, h, i0), rows * d.head_dim);
+  }
+  if (trim) key_end = std::min(d.kv_length, i0 + rows);
+  const int64_t head = n * d.kv_heads + p.kv_head(h);
   for (int64_t j0 = 0; j0 < key_end; j0 += kKeyBlock) {
     const int64_t cols = std::min(kKeyBlock, key_end - j0);
-    float *s = b.scores.data();
     int64_t lds = cols;
 #if SEQ4J_X86_64
-    if (packed != nullptr) {
-      lds = (cols + kPanel - 1) / kPanel * kPanel;  // the padded keys' scores are not used
-      const int64_t head = n * d.kv_heads + p.kv_head(h);
-      if (avx512)
-        panel_products_avx512(s, lds, p.q_rows(q, n, h, i0), d.head_dim, rows,
-                              packed->key_panel(head, j0), d.head_dim, d.scale);
-      else
-        scores_avx2(s, lds, p.q_rows(q, n, h, i0), d.head_dim, rows, *packed, head, j0, d.scale);
-      p.apply_mask(s, lds, n, h, i0, rows, j0, cols);
-    } else
+    if (packed != nullptr) lds = (cols + kPanel - 1) / kPanel * kPanel;  // padding unused
 #endif
-    {
-      p.scores(s, q, k, n, h, i0, rows, j0, cols);
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-      float *row = s + r * lds;
-      const float block_max = row_max(row, cols);
-      if (block_max == kMinusInfinity) {  // every key of this block is masked, or NaN
-        if (has_nan(row, cols)) {  // NaN scores: the row's output and lse are NaN
-          std::fill(row, row + cols, std::numeric_limits<float>::quiet_NaN());
-          b.row_sum[r] = std::numeric_limits<float>::quiet_NaN();
-        } else {
-          std::fill(row, row + cols, 0.0f);
-        }
-        continue;
-      }
-      const float old_max = b.row_max[r];
-      const float new_max = std::max(old_max, block_max);
-      const float sum = exp_shifted(row, cols, new_max);  // exp(-inf) = 0 for masked keys
-      if (new_max != old_max) {  // after the first blocks the running max rarely moves
-        const float rescale = old_max == kMinusInfinity ? 0.0f : std::exp(old_max - new_max);
-        b.row_sum[r] *= rescale;
-        float *acc = b.accumulator.data() + r * d.value_dim;
-        for (int64_t e = 0; e < d.value_dim; ++e) acc[e] *= rescale;
-        b.row_max[r] = new_max;
-      }
-      b.row_sum[r] += sum;
-      if (d.dropout > 0) {
-        for (int64_t c = 0; c < cols; ++c)
-          row[c] = dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
-                                p.dropout_threshold)
-                       ? row[c] * p.dropout_scale
-                       : 0.0f;
-      }
-    }
+    const RowGroups groups(trim && packed != nullptr, i0, rows, j0, cols,
+                           avx512 ? kKernelRows512 : kKernelRows);
+    groups.each([&](int64_t r0, int64_t r1, int64_t seen) {
+      float *s = b.scores.data() + r0 * lds;
+      const float *q_group = p.q_rows(q, n, h, i0 + r0);
+      float *acc = b.accumulator.data() + r0 * d.value_dim;
 #if SEQ4J_X86_64
-    if (packed != nullptr) {
-      const int64_t head = n * d.kv_heads + p.kv_head(h);
-      if (avx512)
-        accumulate_avx512<false>(b.accumulator.data(), s, lds, rows, p.v_rows(v, n, h, j0),
-                                 packed->runs > 0 ? packed->value_run(head, 0, j0) : nullptr,
-                                 packed->length, cols, d.value_dim);
-      else
-        values_avx2(b.accumulator.data(), s, lds, rows, *packed, p.v_rows(v, n, h, j0), head, j0,
-                    cols, d.value_dim);
-    } else
+      const int64_t width = (seen + kPanel - 1) / kPanel * kPanel;
+      if (packed != nullptr) {
+        if (avx512)
+          panel_products_avx512(s, lds, q_group, d.head_dim, r1 - r0, packed->key_panel(head, j0),
+                                d.head_dim, d.scale, width);
+        else
+          scores_avx2(s, lds, q_group, d.head_dim, r1 - r0, *packed, head, j0, d.scale, width);
+        p.apply_mask(s, lds, n, h, i0 + r0, r1 - r0, j0, seen);
+      } else
 #endif
-    {
-      sgemm_block(b.accumulator.data(), s, p.v_rows(v, n, h, j0), rows, d.value_dim, cols, lds,
-                  d.value_dim, d.value_dim, false, false, 1.0f, 1.0f);
-    }
+      {
+        p.scores(s, q, k, n, h, i0, rows, j0, cols);  // one group: r0 = 0, seen = cols
+      }
+      for (int64_t r = r0; r < r1; ++r) {
+        float *row = b.scores.data() + r * lds;
+        const float block_max = row_max(row, seen);
+        if (block_max == kMinusInfinity) {  // every key of this block is masked, or NaN
+          if (has_nan(row, seen)) {  // NaN scores: the row's output and lse are NaN
+            std::fill(row, row + seen, std::numeric_limits<float>::quiet_NaN());
+            b.row_sum[r] = std::numeric_limits<float>::quiet_NaN();
+          } else {
+            std::fill(row, row + seen, 0.0f);
+          }
+          continue;
+        }
+        const float old_max = b.row_max[r];
+        const float new_max = std::max(old_max, block_max);
+        const float sum = exp_shifted(row, seen, new_max);  // exp(-inf) = 0 for masked keys
+        if (new_max != old_max) {  // after the first blocks the running max rarely moves
+          const float rescale = old_max == kMinusInfinity ? 0.0f : std::exp(old_max - new_max);
+          b.row_sum[r] *= rescale;
+          float *row_acc = b.accumulator.data() + r * d.value_dim;
+          for (int64_t e = 0; e < d.value_dim; ++e) row_acc[e] *= rescale;
+          b.row_max[r] = new_max;
+        }
+        b.row_sum[r] += sum;
+        if (d.dropout > 0) {
+          for (int64_t c = 0; c < seen; ++c)
+            row[c] = dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
+                                  p.dropout_threshold)
+                         ? row[c] * p.dropout_scale
+                         : 0.0f;
+        }
+      }
+#if SEQ4J_X86_64
+      if (packed != nullptr) {
+        if (avx512)
+          accumulate_avx512<false>(acc, s, lds, r1 - r0, p.v_rows(v, n, h, j0),
+                                   packed->runs > 0 ? packed->value_run(head, 0, j0) : nullptr,
+                                   packed->length, seen, d.value_dim);
+        else
+          values_avx2(acc, s, lds, r1 - r0, *packed, p.v_rows(v, n, h, j0), head, j0, seen,
+                      d.value_dim);
+      } else
+#endif
+      {
+        sgemm_block(acc, s, p.v_rows(v, n, h, j0), rows, d.value_dim, cols, lds, d.value_dim,
+                    d.value_dim, false, false, 1.0f, 1.0f);
+      }
+    });
   }
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = i0 + r;
@@ -945,6 +1078,7 @@ void forward(float *out, float *lse, const float *q, const float *k, const float
   auto ensure_packed = [&](int64_t g) {
     int expected = 0;
     if (state[g].compare_exchange_strong(expected, 1, std::memory_order_acquire)) {
+      if (d.causal) heads.finite[g] = p.kv_finite(k, v, g);
       heads.pack(k, v, g);
       state[g].store(2, std::memory_order_release);
     } else {
@@ -984,6 +1118,9 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
   const bool avx512 = active_isa() == Isa::kAvx512;
   const int64_t padded = (d.kv_length + kPanel - 1) / kPanel * kPanel;
   const int64_t key_runs = d.head_dim / kPanel;
+  const int64_t kernel_rows = avx512 ? kKernelRows512 : kKernelRows;  // RowGroups' rows
+#else
+  const int64_t kernel_rows = kKernelRows;
 #endif
   // 96 queries a tile, as in the forward: the dK and dV products run over the tile's queries,
   // so longer tiles load and store their accumulators less often (forward+backward
@@ -1011,6 +1148,19 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
         b.row_dot[hh * d.query_length + i] = dot;
       }
     }
+    // causal: query blocks that end before a key block are skipped, and a tile the diagonal
+    // crosses is trimmed (RowGroups), exact only while q, k, v, dO and lse (NaN for a row the
+    // forward made NaN) are finite there; else visit them all. Before the packing, which then
+    // finds k and v in the cache.
+    bool causal_skip = d.causal && p.kv_finite(k, v, n * d.kv_heads + g) &&
+                       all_finite(p.q_rows(q, n, g * group, 0), group * d.query_length * d.head_dim) &&
+                       all_finite(d_out + (n * d.query_heads + g * group) * d.query_length * d.value_dim,
+                                  group * d.query_length * d.value_dim);
+    if (causal_skip) {
+      const float *head_lse = lse + (n * d.query_heads + g * group) * d.query_length;
+      for (int64_t i = 0; i < group * d.query_length; ++i)
+        if (head_lse[i] != head_lse[i]) causal_skip = false;
+    }
     const float *head_k = k + (n * d.kv_heads + g) * d.kv_length * d.head_dim;
 #if SEQ4J_X86_64
     const float *head_v = v + (n * d.kv_heads + g) * d.kv_length * d.value_dim;
@@ -1025,20 +1175,10 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
       pack_runs(key_columns, head_k, d.kv_length, d.head_dim);
     }
 #endif
-    // causal: query blocks that end before a key block are skipped, exact only while q, k, v,
-    // dO and lse (NaN for a row the forward made NaN) are finite there; else visit them all
-    bool causal_skip = d.causal && p.finite_kv(n, g * group) &&
-                       all_finite(p.q_rows(q, n, g * group, 0), group * d.query_length * d.head_dim) &&
-                       all_finite(d_out + (n * d.query_heads + g * group) * d.query_length * d.value_dim,
-                                  group * d.query_length * d.value_dim);
-    if (causal_skip) {
-      const float *head_lse = lse + (n * d.query_heads + g * group) * d.query_length;
-      for (int64_t i = 0; i < group * d.query_length; ++i)
-        if (head_lse[i] != head_lse[i]) causal_skip = false;
-    }
     b.scores.resize(query_block * kKeyBlock);
     b.d_probs.resize(query_block * kKeyBlock);
     b.d_scores.resize(query_block * kKeyBlock);
+    if (d.dropout > 0) b.dropped.resize(query_block * kKeyBlock);
     for (int64_t j0 = 0; j0 < d.kv_length; j0 += kKeyBlock) {
       const int64_t cols = std::min(kKeyBlock, d.kv_length - j0);
       // the tiles' row stride: padded to whole panels for the kernels (the padding is not used)
@@ -1053,93 +1193,106 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
           const int64_t rows = std::min(query_block, d.query_length - i0);
           const float *q_block = p.q_rows(q, n, h, i0);
           float *dq_block = dq + ((n * d.query_heads + h) * d.query_length + i0) * d.head_dim;
-          float *prob = b.scores.data();
-#if SEQ4J_X86_64
-          if (avx2) {
-            (avx512 ? panel_products_avx512 : panel_products_avx2)(
-                prob, lds, q_block, d.head_dim, rows, key_panels + j0 * d.head_dim, d.head_dim,
-                d.scale);
-            p.apply_mask(prob, lds, n, h, i0, rows, j0, cols);
-          } else
-#endif
-          {
-            p.scores(prob, q, k, n, h, i0, rows, j0, cols);
-          }
           const float *lse_rows = lse + (n * d.query_heads + h) * d.query_length + i0;
-          for (int64_t r = 0; r < rows; ++r) {
-            if (std::isinf(lse_rows[r]))  // a fully masked row: no probability anywhere
-              std::fill(prob + r * lds, prob + r * lds + cols, 0.0f);
-            else
-              exp_shifted(prob + r * lds, cols, lse_rows[r]);
-          }
-          // the dropped-out probabilities (without dropout, the probabilities), then dS
-          float *dropped = d.dropout > 0 ? b.d_scores.data() : prob;
-          if (d.dropout > 0) {
-            for (int64_t r = 0; r < rows; ++r)
-              for (int64_t c = 0; c < cols; ++c) {
-                const float x = prob[r * lds + c];
-                dropped[r * lds + c] =
-                    !dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
-                                  p.dropout_threshold)
-                        ? 0.0f
-                        : x * p.dropout_scale;
-              }
-          }
           const float *go = d_out + ((n * d.query_heads + h) * d.query_length + i0) * d.value_dim;
+          float *prob = b.scores.data();
           float *dp = b.d_probs.data();
+          float *ds = b.d_scores.data();
+          // the dropped-out probabilities (without dropout, the probabilities)
+          float *dropped = d.dropout > 0 ? b.dropped.data() : prob;
+          // Per row group: P, dP, dS and dQ over the keys the group sees; past them a row of
+          // P, its dropout and dS hold zeros, which the transposed products below read (skewed,
+          // they never read the rows of a group that sees none of these keys).
+          const RowGroups groups(avx2 && causal_skip, i0, rows, j0, cols, kernel_rows);
+          groups.each([&](int64_t r0, int64_t r1, int64_t seen) {
+            const int64_t group_rows = r1 - r0;
+#if SEQ4J_X86_64
+            if (avx2) {
+              const int64_t width = (seen + kPanel - 1) / kPanel * kPanel;
+              (avx512 ? panel_products_avx512 : panel_products_avx2)(
+                  prob + r0 * lds, lds, q_block + r0 * d.head_dim, d.head_dim, group_rows,
+                  key_panels + j0 * d.head_dim, d.head_dim, d.scale, width);
+              p.apply_mask(prob + r0 * lds, lds, n, h, i0 + r0, group_rows, j0, seen);
+              // dP_dropped = dO Vᵀ
+              (avx512 ? panel_products_avx512 : panel_products_avx2)(
+                  dp + r0 * lds, lds, go + r0 * d.value_dim, d.value_dim, group_rows,
+                  value_panels + j0 * d.value_dim, d.value_dim, 1.0f, width);
+            } else
+#endif
+            {
+              p.scores(prob, q, k, n, h, i0, rows, j0, cols);  // one group: r0 = 0, seen = cols
+              sgemm_block(dp, go, p.v_rows(v, n, h, j0), rows, cols, d.value_dim, d.value_dim,
+                          d.value_dim, lds, false, true, 1.0f, 0.0f);
+            }
+            for (int64_t r = r0; r < r1; ++r) {
+              float *prob_row = prob + r * lds;
+              if (std::isinf(lse_rows[r]))  // a fully masked row: no probability anywhere
+                std::fill(prob_row, prob_row + seen, 0.0f);
+              else
+                exp_shifted(prob_row, seen, lse_rows[r]);
+              if (d.dropout > 0) {
+                for (int64_t c = 0; c < seen; ++c)
+                  dropped[r * lds + c] =
+                      !dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
+                                    p.dropout_threshold)
+                          ? 0.0f
+                          : prob_row[c] * p.dropout_scale;
+              }
+              // scale · dS = scale · P ⊙ (dP − D), with dP = dP_dropped ⊙ keep / (1 − p): the
+              // scale of both products below, applied once here
+              const float row_dot = b.row_dot[hh * d.query_length + i0 + r];
+              float *ds_row = ds + r * lds;
+              const float *dp_row = dp + r * lds;
+              if (d.dropout == 0) {
+#if SEQ4J_X86_64
+                (avx512 ? d_scores_avx512 : avx2 ? d_scores_avx2 : d_scores_scalar)(
+                    ds_row, prob_row, dp_row, seen, row_dot, d.scale);
+#else
+                d_scores_scalar(ds_row, prob_row, dp_row, seen, row_dot, d.scale);
+#endif
+              } else {
+                for (int64_t c = 0; c < seen; ++c) {
+                  const float grad_prob =
+                      dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
+                                   p.dropout_threshold)
+                          ? dp_row[c] * p.dropout_scale
+                          : 0.0f;
+                  ds_row[c] = prob_row[c] * (grad_prob - row_dot) * d.scale;
+                }
+              }
+              if (seen < cols) {
+                std::fill(dropped + r * lds + seen, dropped + r * lds + cols, 0.0f);
+                std::fill(ds_row + seen, ds_row + cols, 0.0f);
+              }
+            }
+            // dQ += scale · dS K
+#if SEQ4J_X86_64
+            if (avx2) {
+              (avx512 ? accumulate_avx512<false> : accumulate_avx2<false>)(
+                  dq_block + r0 * d.head_dim, ds + r0 * lds, lds, group_rows,
+                  head_k + j0 * d.head_dim, key_columns + j0 * kPanel, d.kv_length, seen,
+                  d.head_dim, kNoSkew);
+            } else
+#endif
+            {
+              sgemm_block(dq_block, ds, head_k + j0 * d.head_dim, rows, d.head_dim, cols, lds,
+                          d.head_dim, d.head_dim, false, false, 1.0f, 1.0f);
+            }
+          });
+          // dV += P_droppedᵀ dO ; dK += scale · dSᵀ Q: key c of a diagonal tile sees the
+          // queries from c + j0 - i0 on
 #if SEQ4J_X86_64
           if (avx2) {
-            // dV += P_droppedᵀ dO ; dP_dropped = dO Vᵀ
+            const int64_t skew = groups.diagonal ? j0 - i0 : kNoSkew;
             (avx512 ? accumulate_avx512<true> : accumulate_avx2<true>)(
-                dv_block, dropped, lds, cols, go, nullptr, 0, rows, d.value_dim);
-            (avx512 ? panel_products_avx512 : panel_products_avx2)(
-                dp, lds, go, d.value_dim, rows, value_panels + j0 * d.value_dim, d.value_dim,
-                1.0f);
+                dv_block, dropped, lds, cols, go, nullptr, 0, rows, d.value_dim, skew);
+            (avx512 ? accumulate_avx512<true> : accumulate_avx2<true>)(
+                dk_block, ds, lds, cols, q_block, nullptr, 0, rows, d.head_dim, skew);
           } else
 #endif
           {
             sgemm_block(dv_block, dropped, go, cols, d.value_dim, rows, lds, d.value_dim,
                         d.value_dim, true, false, 1.0f, 1.0f);
-            sgemm_block(dp, go, p.v_rows(v, n, h, j0), rows, cols, d.value_dim, d.value_dim,
-                        d.value_dim, lds, false, true, 1.0f, 0.0f);
-          }
-          // scale · dS = scale · P ⊙ (dP − D), with dP = dP_dropped ⊙ keep / (1 − p): the scale
-          // of both products below, applied once here
-          float *ds = b.d_scores.data();
-          for (int64_t r = 0; r < rows; ++r) {
-            const float row_dot = b.row_dot[hh * d.query_length + i0 + r];
-            if (d.dropout == 0) {
-#if SEQ4J_X86_64
-              (avx512 ? d_scores_avx512 : avx2 ? d_scores_avx2 : d_scores_scalar)(
-                  ds + r * lds, prob + r * lds, dp + r * lds, cols, row_dot, d.scale);
-#else
-              d_scores_scalar(ds + r * lds, prob + r * lds, dp + r * lds, cols, row_dot, d.scale);
-#endif
-              continue;
-            }
-            for (int64_t c = 0; c < cols; ++c) {
-              float grad_prob = dp[r * lds + c];
-              if (d.dropout > 0)
-                grad_prob = dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
-                                         p.dropout_threshold)
-                                ? grad_prob * p.dropout_scale
-                                : 0.0f;
-              ds[r * lds + c] = prob[r * lds + c] * (grad_prob - row_dot) * d.scale;
-            }
-          }
-          // dQ += scale · dS K ; dK += scale · dSᵀ Q
-#if SEQ4J_X86_64
-          if (avx2) {
-            (avx512 ? accumulate_avx512<false> : accumulate_avx2<false>)(
-                dq_block, ds, lds, rows, head_k + j0 * d.head_dim, key_columns + j0 * kPanel,
-                d.kv_length, cols, d.head_dim);
-            (avx512 ? accumulate_avx512<true> : accumulate_avx2<true>)(
-                dk_block, ds, lds, cols, q_block, nullptr, 0, rows, d.head_dim);
-          } else
-#endif
-          {
-            sgemm_block(dq_block, ds, head_k + j0 * d.head_dim, rows, d.head_dim, cols, lds,
-                        d.head_dim, d.head_dim, false, false, 1.0f, 1.0f);
             sgemm_block(dk_block, ds, q_block, cols, d.head_dim, rows, lds, d.head_dim,
                         d.head_dim, true, false, 1.0f, 1.0f);
           }
@@ -1186,7 +1339,7 @@ int seq4j_attention_forward(float *out, float *lse, const float *q, const float 
       fail(SEQ4J_ERR_INVALID_ARGUMENT, "out, q, k and v must not be NULL");
     seq4j::use_configured_threads();
     seq4j::Problem problem(*desc, mask, key_padding);
-    problem.check_kv(k, v);
+    problem.check_mask();
     seq4j::forward(out, lse, q, k, v, problem);
     return SEQ4J_OK;
   });
@@ -1203,7 +1356,7 @@ int seq4j_attention_backward(float *dq, float *dk, float *dv, const float *d_out
       fail(SEQ4J_ERR_INVALID_ARGUMENT, "dq, dk, dv, d_out, q, k, v, out and lse must not be NULL");
     seq4j::use_configured_threads();
     seq4j::Problem problem(*desc, mask, key_padding);
-    problem.check_kv(k, v);
+    problem.check_mask();
     seq4j::backward(dq, dk, dv, d_out, q, k, v, out, lse, problem);
     return SEQ4J_OK;
   });

@@ -65,7 +65,8 @@ class AttentionKernelsTest {
    * one-panel tile for an odd last panel and masked columns past the last run. Key counts of odd
    * panel counts (17, 33, 47, 129), head and value sizes that are not multiples of 16 or 32 (8,
    * 24, 40, 72, 80), query counts that are not multiples of 12 (1, 11, 13, 25, 37, 130: two
-   * blocks of 72 and 58), causal or not, under every copy.
+   * blocks of 72 and 58), causal or not, and causal lengths of several query and key blocks,
+ * under every copy.
    */
   @ParameterizedTest(name = "{0}")
   @MethodSource("runnableCopies")
@@ -79,6 +80,10 @@ class AttentionKernelsTest {
     attention.shapeMatchesTheReference(1, 47, 64, 64, false);
     attention.shapeMatchesTheReference(130, 129, 48, 40, true);
     attention.shapeMatchesTheReference(47, 13, 16, 48, true);
+    // causal tiles the diagonal crosses at several offsets: 96-query blocks against 128-key
+    // blocks, row groups that see none of a key block, and the backward's skewed products
+    attention.shapeMatchesTheReference(300, 300, 64, 64, true);
+    attention.shapeMatchesTheReference(250, 250, 24, 40, true);
   }
 
   /**
