@@ -92,7 +92,9 @@ public final class Seq4jWorker extends Worker {
       public void call() {
         try (Arena call = Arena.ofConfined()) {
           if (!c.training()) {
-            layer.forward(call, input);
+            // the twin of libtorch's NoGradGuard: without it the parameters' gradients make
+            // the call a recorded training forward (a workspace, the weights converted afresh)
+            layer.forward(call, input, null, null, Mode.INFERENCE);
             return;
           }
           RecurrentLayer.Result result = layer.forward(call, input, null, null, Mode.TRAINING);
