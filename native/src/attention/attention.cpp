@@ -955,7 +955,7 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
     trim = head_finite && all_finite(p.q_rows(q, n, h, i0), rows * d.head_dim);
   }
   if (trim) key_end = std::min(d.kv_length, i0 + rows);
-  const int64_t head = n * d.kv_heads + p.kv_head(h);
+  [[maybe_unused]] const int64_t head = n * d.kv_heads + p.kv_head(h);
   for (int64_t j0 = 0; j0 < key_end; j0 += kKeyBlock) {
     const int64_t cols = std::min(kKeyBlock, key_end - j0);
     int64_t lds = cols;
@@ -966,7 +966,7 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
                            avx512 ? kKernelRows512 : kKernelRows);
     groups.each([&](int64_t r0, int64_t r1, int64_t seen) {
       float *s = b.scores.data() + r0 * lds;
-      const float *q_group = p.q_rows(q, n, h, i0 + r0);
+      [[maybe_unused]] const float *q_group = p.q_rows(q, n, h, i0 + r0);
       float *acc = b.accumulator.data() + r0 * d.value_dim;
 #if SEQ4J_X86_64
       const int64_t width = (seen + kPanel - 1) / kPanel * kPanel;
@@ -1205,7 +1205,7 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
           // they never read the rows of a group that sees none of these keys).
           const RowGroups groups(avx2 && causal_skip, i0, rows, j0, cols, kernel_rows);
           groups.each([&](int64_t r0, int64_t r1, int64_t seen) {
-            const int64_t group_rows = r1 - r0;
+            [[maybe_unused]] const int64_t group_rows = r1 - r0;
 #if SEQ4J_X86_64
             if (avx2) {
               const int64_t width = (seen + kPanel - 1) / kPanel * kPanel;
