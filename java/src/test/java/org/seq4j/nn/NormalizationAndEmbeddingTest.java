@@ -7,12 +7,19 @@ import static org.seq4j.reference.Arrays64.doubles;
 import static org.seq4j.reference.Arrays64.tensor;
 
 import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
 import java.util.Random;
 import java.util.function.DoubleSupplier;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.seq4j.KernelIsa;
+import org.seq4j.Seq4j;
 import org.seq4j.Tensor;
 import org.seq4j.reference.ActivationReference;
 import org.seq4j.reference.FiniteDifferences;
@@ -38,18 +45,40 @@ class NormalizationAndEmbeddingTest {
     return sum;
   }
 
-  @ParameterizedTest(name = "cols={0}")
-  @ValueSource(ints = {1, 3, 17, 64})
-  void layerNormForwardAndGradientsMatchTheReference(int cols) {
+  @AfterEach
+  void restoreBestKernels() {
+    Seq4j.selectKernels(KernelIsa.BEST);
+  }
+
+  /** Every ISA copy this CPU runs, with and without the affine parameters, at several widths. */
+  static Stream<Arguments> layerNormCases() {
+    List<Arguments> cases = new ArrayList<>();
+    for (KernelIsa isa : AttentionKernelsTest.runnableCopies()) {
+      for (int cols : new int[] {1, 3, 17, 64}) {
+        for (boolean affine : new boolean[] {true, false}) {
+          cases.add(Arguments.of(isa, cols, affine));
+        }
+      }
+    }
+    return cases.stream();
+  }
+
+  @ParameterizedTest(name = "{0} cols={1} affine={2}")
+  @MethodSource("layerNormCases")
+  void layerNormForwardAndGradientsMatchTheReference(KernelIsa isa, int cols, boolean affine) {
+    Seq4j.selectKernels(isa);
     int rows = 5;
     Random random = new Random(cols);
-    try (LayerNorm norm = new LayerNorm(cols); Arena arena = Arena.ofConfined()) {
+    try (LayerNorm norm = new LayerNorm(cols, (float) LayerNormReference.DEFAULT_EPS, affine);
+        Arena arena = Arena.ofConfined()) {
       // rows far from zero check the two-pass variance
       double[] x = random(random, rows * cols, 2, 100);
-      double[] w = random(random, cols, 1, 1);
-      double[] b = random(random, cols, 1, 0);
-      norm.parameters().get(0).data().copyFrom(tensor(arena, w, cols));
-      norm.parameters().get(1).data().copyFrom(tensor(arena, b, cols));
+      double[] w = affine ? random(random, cols, 1, 1) : filled(cols, 1);
+      double[] b = affine ? random(random, cols, 1, 0) : filled(cols, 0);
+      if (affine) {
+        norm.parameters().get(0).data().copyFrom(tensor(arena, w, cols));
+        norm.parameters().get(1).data().copyFrom(tensor(arena, b, cols));
+      }
       Tensor input = tensor(arena, x, rows, cols);
       LayerNorm.Result result = norm.forward(arena, input);
       assertClose(LayerNormReference.forward(x, w, b, rows, cols), doubles(result.output()),
@@ -59,11 +88,88 @@ class NormalizationAndEmbeddingTest {
       DoubleSupplier loss = () -> weighted(LayerNormReference.forward(x, w, b, rows, cols), g);
       assertClose(FiniteDifferences.gradient(x, loss, Tolerances.LAYER_NORM_INPUT_STEP),
           doubles(dx), Tolerances.LAYER_NORM_BACKWARD_INPUT, "dx");
-      assertClose(FiniteDifferences.gradient(w, loss), doubles(norm.parameters().get(0).grad()),
-          Tolerances.LAYER_NORM_BACKWARD_PARAMETERS, "dweight");
-      assertClose(FiniteDifferences.gradient(b, loss), doubles(norm.parameters().get(1).grad()),
-          Tolerances.LAYER_NORM_BACKWARD_PARAMETERS, "dbias");
+      if (affine) {
+        assertClose(FiniteDifferences.gradient(w, loss), doubles(norm.parameters().get(0).grad()),
+            Tolerances.LAYER_NORM_BACKWARD_PARAMETERS, "dweight");
+        assertClose(FiniteDifferences.gradient(b, loss), doubles(norm.parameters().get(1).grad()),
+            Tolerances.LAYER_NORM_BACKWARD_PARAMETERS, "dbias");
+      } else {
+        assertEquals(0, norm.parameters().size(), "parameters without affine");
+      }
     }
+  }
+
+  /**
+   * A layer big enough to run threaded in several row blocks, with a width that leaves a tail
+   * after the vector lanes: the forward against the float64 reference, and each gradient by its
+   * directional derivative (central differences of the float64 loss along a random direction,
+   * against the dot product of that direction with the kernel's gradient), in every ISA copy. The
+   * parameter gradients start non-zero, so that adding into them is checked too.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("org.seq4j.nn.AttentionKernelsTest#runnableCopies")
+  void layerNormAtSizeMatchesDirectionalDerivatives(KernelIsa isa) {
+    Seq4j.selectKernels(isa);
+    int rows = 200;
+    int cols = 515;
+    Random random = new Random(515);
+    try (LayerNorm norm = new LayerNorm(cols); Arena arena = Arena.ofConfined()) {
+      double[] x = random(random, rows * cols, 1.5, 3);
+      double[] w = random(random, cols, 1, 1);
+      double[] b = random(random, cols, 1, 0);
+      double[] w0 = random(random, cols, 1, 0);
+      double[] b0 = random(random, cols, 1, 0);
+      norm.parameters().get(0).data().copyFrom(tensor(arena, w, cols));
+      norm.parameters().get(1).data().copyFrom(tensor(arena, b, cols));
+      norm.parameters().get(0).grad().copyFrom(tensor(arena, w0, cols));
+      norm.parameters().get(1).grad().copyFrom(tensor(arena, b0, cols));
+      LayerNorm.Result result = norm.forward(arena, tensor(arena, x, rows, cols));
+      assertClose(LayerNormReference.forward(x, w, b, rows, cols), doubles(result.output()),
+          Tolerances.LAYER_NORM_FORWARD, "y");
+      double[] g = random(random, rows * cols, 1, 0);
+      double[] dx = doubles(norm.backward(arena, result.context(), tensor(arena, g, rows, cols)));
+      double[] dw = doubles(norm.parameters().get(0).grad());
+      double[] db = doubles(norm.parameters().get(1).grad());
+      for (int c = 0; c < cols; c++) {
+        dw[c] -= w0[c];
+        db[c] -= b0[c];
+      }
+      double[][] gradients = {dx, dw, db};
+      double[][] inputs = {x, w, b};
+      String[] names = {"dx", "dweight", "dbias"};
+      double step = 1e-4;
+      for (int which = 0; which < 3; which++) {
+        double[] direction = random(random, inputs[which].length, 1, 0);
+        double[][] shifted = {x, w, b};
+        shifted[which] = moved(inputs[which], direction, step);
+        double up = weighted(
+            LayerNormReference.forward(shifted[0], shifted[1], shifted[2], rows, cols), g);
+        shifted[which] = moved(inputs[which], direction, -step);
+        double down = weighted(
+            LayerNormReference.forward(shifted[0], shifted[1], shifted[2], rows, cols), g);
+        double expected = (up - down) / (2 * step);
+        double actual = 0;
+        for (int i = 0; i < direction.length; i++) {
+          actual += gradients[which][i] * direction[i];
+        }
+        assertEquals(expected, actual,
+            Tolerances.LAYER_NORM_DIRECTIONAL * (Math.abs(expected) + 1), names[which]);
+      }
+    }
+  }
+
+  static double[] moved(double[] v, double[] direction, double step) {
+    double[] out = v.clone();
+    for (int i = 0; i < out.length; i++) {
+      out[i] += step * direction[i];
+    }
+    return out;
+  }
+
+  static double[] filled(int n, double value) {
+    double[] out = new double[n];
+    java.util.Arrays.fill(out, value);
+    return out;
   }
 
   /** The float64 reference of one activation. */

@@ -134,6 +134,14 @@ public final class Tolerances {
   public static final double LAYER_NORM_BACKWARD_PARAMETERS = 2e-4;
 
   /**
+   * {@code LayerNorm}'s gradients at size (200 × 515) by directional derivatives, relative to
+   * |derivative| + 1: the dot product of a float32 gradient with a direction sums up to 10⁵ terms
+   * whose float32 errors (about 1e-7 each, of either sign) add like a random walk; the central
+   * difference of the float64 loss with step 1e-4 errs by about 1e-8 times its third derivative.
+   */
+  public static final double LAYER_NORM_DIRECTIONAL = 1e-4;
+
+  /**
    * The activations' derivatives times the incoming gradient: evaluated in double and rounded once,
    * like the forward; the finite differences add δ |L| / ε ≈ 1e-16 · 30 / 1e-6 ≈ 3e-9 (L sums 257
    * terms), far below.
