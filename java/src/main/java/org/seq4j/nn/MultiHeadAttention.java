@@ -71,11 +71,15 @@ public final class MultiHeadAttention extends Module {
     /** The attention weights before dropout (N, H, L, S) when weights were returned, or null. */
     private final Tensor probabilities;
     private final boolean averaged;
+    /** Whether q, k and v are the parts of one (3, N, H, L, d) tensor (packed self-attention). */
+    private final boolean packed;
     private Autograd.Recording recording;
 
     private Context(MultiHeadAttention owner, Tensor query, Tensor key, Tensor value, Tensor q,
         Tensor k, Tensor v, Tensor merged, ScaledDotProductAttention.Context attention,
-        ScaledDotProductAttention.Options options, Tensor probabilities, boolean averaged) {
+        ScaledDotProductAttention.Options options, Tensor probabilities, boolean averaged,
+        boolean packed) {
+      this.packed = packed;
       this.owner = owner;
       this.query = query;
       this.key = key;
@@ -368,7 +372,9 @@ public final class MultiHeadAttention extends Module {
         Context context = result.context();
         context.recording = Autograd.recordConsumable(call, inputs, outputs, saved,
             (scratch, g) -> {
-              Gradients grads = backwardInternal(scratch, context, g[0], g[1]);
+              // query, key and value one tensor: its gradient once, the sum of the three
+              Gradients grads = context.packed ? backwardSummed(scratch, context, g[0], g[1])
+                  : backwardInternal(scratch, context, g[0], g[1]);
               Tensor[] out = new Tensor[inputs.size()];
               out[0] = grads.query();
               out[1] = grads.key();
@@ -394,9 +400,20 @@ public final class MultiHeadAttention extends Module {
     long n = sizes[2];
     long d = embedDim / heads;
     // (L, N, E) rows -> projections -> (N, H, L, d)
-    Tensor q = toHeads(arena, project(arena, query, qWeight, biasPart(false, 0), l, n), l, n, d);
-    Tensor k = toHeads(arena, project(arena, key, kWeight, biasPart(false, 1), s, n), s, n, d);
-    Tensor v = toHeads(arena, project(arena, value, vWeight, biasPart(false, 2), s, n), s, n, d);
+    boolean packed = isSelfAttention(query, key, value);
+    Tensor q;
+    Tensor k;
+    Tensor v;
+    if (packed) {
+      Tensor qkv = packedHeads(arena, query, l, n, d);
+      q = part(qkv, 0);
+      k = part(qkv, 1);
+      v = part(qkv, 2);
+    } else {
+      q = toHeads(arena, project(arena, query, qWeight, biasPart(false, 0), l, n), l, n, d);
+      k = toHeads(arena, project(arena, key, kWeight, biasPart(false, 1), s, n), s, n, d);
+      v = toHeads(arena, project(arena, value, vWeight, biasPart(false, 2), s, n), s, n, d);
+    }
     float p = dropoutOn ? dropout : 0f;
     ScaledDotProductAttention.Options attentionOptions = options.dropout(p, dropoutSeeds.next());
     // the kernel drops out only in its training mode (which also keeps the log-sum-exp)
@@ -432,7 +449,7 @@ public final class MultiHeadAttention extends Module {
       }
     }
     Context context = keepContext ? new Context(this, query, key, value, q, k, v, merged,
-        attended.context(), attentionOptions, probabilities, averageWeights) : null;
+        attended.context(), attentionOptions, probabilities, averageWeights, packed) : null;
     return new Result(output, weights, context);
   }
 
@@ -627,14 +644,38 @@ public final class MultiHeadAttention extends Module {
   Gradients backwardInternal(Arena arena, Context context, Tensor gradOutput, Tensor gradWeights) {
     guard.enter();
     try (var off = Autograd.noGrad()) {
-      return backwardUnguarded(arena, context, gradOutput, gradWeights);
+      return backwardUnguarded(arena, context, gradOutput, gradWeights, false);
+    } finally {
+      guard.exit();
+    }
+  }
+
+  /**
+   * The gradient of a self-attention's one input (query, key and value the same tensor): the sum
+   * of the three gradients, for the encoder and decoder layers.
+   */
+  Tensor backwardSelf(Arena arena, Context context, Tensor gradOutput) {
+    Gradients g = backwardSummed(arena, context, gradOutput, null);
+    return g.key() == null ? g.query()
+        : ResidualOps.add(arena, ResidualOps.add(arena, g.query(), g.key()), g.value());
+  }
+
+  /**
+   * After a packed forward, the summed input gradient as query's (key's and value's null), by
+   * one product against the packed projection; otherwise the three gradients.
+   */
+  private Gradients backwardSummed(Arena arena, Context context, Tensor gradOutput,
+      Tensor gradWeights) {
+    guard.enter();
+    try (var off = Autograd.noGrad()) {
+      return backwardUnguarded(arena, context, gradOutput, gradWeights, true);
     } finally {
       guard.exit();
     }
   }
 
   private Gradients backwardUnguarded(Arena arena, Context context, Tensor gradOutput,
-      Tensor gradWeights) {
+      Tensor gradWeights, boolean summed) {
     if (context.owner != this) {
       throw new IllegalArgumentException("context: it was made by another MultiHeadAttention;"
           + " pass the context of this layer's forward");
@@ -651,6 +692,12 @@ public final class MultiHeadAttention extends Module {
     Tensor gradQueryHeads;
     Tensor gradKeyHeads;
     Tensor gradValueHeads;
+    // after a packed forward the three head gradients are the parts of one tensor
+    Tensor packedGradient = null;
+    if (context.packed) {
+      packedGradient = gradOutput != null ? Tensor.uninitialized(arena, 3, n, heads, l, d)
+          : Tensor.zeros(arena, 3, n, heads, l, d);
+    }
     if (gradOutput != null) {
       Shape expected = batchFirst ? Shape.of(n, l, embedDim) : Shape.of(l, n, embedDim);
       if (!gradOutput.shape().equals(expected)) {
@@ -670,11 +717,17 @@ public final class MultiHeadAttention extends Module {
       Tensor gradMerged = Tensor.uninitialized(arena, l * n, embedDim);
       TensorOps.matmul(gradRows, outWeight.data(), gradMerged);
       Tensor gradAttended = toHeads(arena, gradMerged, l, n, d);
-      ScaledDotProductAttention.Gradients g =
-          ScaledDotProductAttention.backward(arena, context.attention, gradAttended);
+      ScaledDotProductAttention.Gradients g = packedGradient != null
+          ? ScaledDotProductAttention.backwardInto(context.attention, gradAttended,
+              part(packedGradient, 0), part(packedGradient, 1), part(packedGradient, 2))
+          : ScaledDotProductAttention.backward(arena, context.attention, gradAttended);
       gradQueryHeads = g.query();
       gradKeyHeads = g.key();
       gradValueHeads = g.value();
+    } else if (packedGradient != null) {
+      gradQueryHeads = part(packedGradient, 0);
+      gradKeyHeads = part(packedGradient, 1);
+      gradValueHeads = part(packedGradient, 2);
     } else {
       gradQueryHeads = Tensor.zeros(arena, n, heads, l, d);
       gradKeyHeads = Tensor.zeros(arena, n, heads, s, d);
@@ -682,6 +735,10 @@ public final class MultiHeadAttention extends Module {
     }
     if (gradWeights != null) {
       weightsBackward(arena, context, gradWeights, gradQueryHeads, gradKeyHeads, l, s, n, d);
+    }
+    if (summed && packedGradient != null) {
+      return new Gradients(packedInputGradient(arena, context, packedGradient, l, n, d), null,
+          null);
     }
     Tensor gradQuery = projectBackward(arena, context.query,
         fromHeads(arena, gradQueryHeads, l, n, d), qWeight, 0, l, n, embedDim);
@@ -757,6 +814,63 @@ public final class MultiHeadAttention extends Module {
       TensorOps.matmul(ds, qh, gradKeyHeads.reshape(n * heads, s * d).slice(bh, bh + 1)
           .reshape(s, d), MatmulOptions.DEFAULT.transposeA(true).accumulate());
     }
+  }
+
+  /** Whether a forward's inputs are one tensor that the packed in_proj_weight projects. */
+  private boolean isSelfAttention(Tensor query, Tensor key, Tensor value) {
+    return inProjWeight != null && query == key && key == value;
+  }
+
+  /**
+   * Self-attention's three projections as one product against the packed {@code in_proj_weight
+   * (3E, E)} (and {@code in_proj_bias}), split into heads by one permute: {@code (3, N, H, T, d)},
+   * the queries', keys' and values' heads one after the other.
+   */
+  private Tensor packedHeads(Arena arena, Tensor input, long t, long n, long d) {
+    Tensor projected = Tensor.uninitialized(arena, t * n, 3 * embedDim);
+    linear(rows(input, t, n, embedDim), inProjWeight.data(),
+        inProjBias == null ? null : inProjBias.data(), projected);
+    Tensor out = Tensor.uninitialized(arena, 3, n, heads, t, d);
+    if (batchFirst) { // (N, T, 3, H, d) -> (3, N, H, T, d)
+      NativeBindings.permute(out.segment(), projected.segment(), new long[] {n, t, 3, heads, d},
+          new int[] {2, 0, 3, 1, 4});
+    } else { // (T, N, 3, H, d) -> (3, N, H, T, d)
+      NativeBindings.permute(out.segment(), projected.segment(), new long[] {t, n, 3, heads, d},
+          new int[] {2, 1, 3, 0, 4});
+    }
+    return out;
+  }
+
+  /**
+   * The input gradient of a packed self-attention from its packed head gradients {@code (3, N,
+   * H, T, d)}: merged into rows {@code (T·N, 3E)} by one permute, then one product against
+   * {@code in_proj_weight} (the sum of the three inputs' gradients), one for its gradient and one
+   * column sum for {@code in_proj_bias}'s.
+   */
+  private Tensor packedInputGradient(Arena arena, Context context, Tensor packedGradient, long t,
+      long n, long d) {
+    Tensor gradRows = Tensor.uninitialized(arena, t * n, 3 * embedDim);
+    // (3, N, H, T, d) -> (N, T, 3, H, d) batch-first, or -> (T, N, 3, H, d) time-major
+    NativeBindings.permute(gradRows.segment(), packedGradient.segment(),
+        new long[] {3, n, heads, t, d}, batchFirst ? new int[] {1, 3, 0, 2, 4}
+            : new int[] {3, 1, 0, 2, 4});
+    Tensor inputRows = rows(context.query, t, n, embedDim);
+    if (inProjWeight.requiresGrad()) {
+      TensorOps.matmul(gradRows, inputRows, inProjWeight.grad(),
+          MatmulOptions.DEFAULT.transposeA(true).accumulate());
+    }
+    if (inProjBias != null && inProjBias.requiresGrad()) {
+      addColumnSums(gradRows, inProjBias.grad());
+    }
+    Tensor gradInputRows = Tensor.uninitialized(arena, t * n, embedDim);
+    TensorOps.matmul(gradRows, inProjWeight.data(), gradInputRows);
+    return layout(gradInputRows, t, n, embedDim);
+  }
+
+  /** Part {@code index} (0 queries, 1 keys, 2 values) of a packed {@code (3, N, H, T, d)}. */
+  private static Tensor part(Tensor packed, int index) {
+    long[] dims = packed.shape().dims();
+    return packed.slice(index, index + 1).reshape(dims[1], dims[2], dims[3], dims[4]);
   }
 
   /** x (T·N rows, time-major) · Wᵀ + b for an input in the layer's layout. */

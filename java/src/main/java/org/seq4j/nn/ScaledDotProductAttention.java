@@ -197,6 +197,17 @@ public final class ScaledDotProductAttention {
     if (gradOutput == null) {
       throw new NullPointerException("gradOutput");
     }
+    return backwardInto(context, gradOutput, Tensor.uninitialized(arena, context.q.shape().dims()),
+        Tensor.uninitialized(arena, context.k.shape().dims()),
+        Tensor.uninitialized(arena, context.v.shape().dims()));
+  }
+
+  /**
+   * The backward into given gradients of q's, k's and v's shapes (slices of one packed tensor,
+   * for a self-attention layer's packed projection), after the checks of {@link #backward}.
+   */
+  static Gradients backwardInto(Context context, Tensor gradOutput, Tensor dq, Tensor dk,
+      Tensor dv) {
     if (!gradOutput.shape().equals(context.out.shape())) {
       throw new IllegalArgumentException("gradOutput: expected shape " + context.out.shape()
           + " (the output's), got " + gradOutput.shape());
@@ -204,9 +215,6 @@ public final class ScaledDotProductAttention {
     Checks.usable(gradOutput.segment(), "gradOutput");
     Checks.usable(context.out.segment(), "context");
     long[] sizes = checkShapes(context.q, context.k, context.v, context.options);
-    Tensor dq = Tensor.uninitialized(arena, context.q.shape().dims());
-    Tensor dk = Tensor.uninitialized(arena, context.k.shape().dims());
-    Tensor dv = Tensor.uninitialized(arena, context.v.shape().dims());
     try (Arena call = Arena.ofConfined()) {
       MemorySegment desc = describe(call, sizes, context.options, true);
       NativeBindings.attentionBackward(dq.segment(), dk.segment(), dv.segment(),

@@ -366,9 +366,8 @@ public final class TransformerDecoderLayer extends Module {
         : add(arena, gr2, cross.query());
     // block 1
     Tensor gr1 = normFirst ? gx1 : norm1.backward(arena, context.norm1, gx1);
-    MultiHeadAttention.Gradients self = selfAttention.backwardInternal(arena, context.self,
-        drop(arena, gr1, context.seed, context.dropped), null);
-    Tensor gradSelfInput = add(arena, add(arena, self.query(), self.key()), self.value());
+    Tensor gradSelfInput = selfAttention.backwardSelf(arena, context.self,
+        drop(arena, gr1, context.seed, context.dropped));
     Tensor gradTarget = normFirst
         ? add(arena, gr1, norm1.backward(arena, context.norm1, gradSelfInput))
         : add(arena, gr1, gradSelfInput);

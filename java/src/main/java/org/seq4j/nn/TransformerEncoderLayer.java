@@ -287,9 +287,8 @@ public final class TransformerEncoderLayer extends Module implements Layer {
     // first block: a = [norm1](x + drop(selfAttention([norm1](x))))
     Tensor gradResidual1 = normFirst ? gradAfterAttention
         : norm1.backward(arena, context.norm1, gradAfterAttention);
-    MultiHeadAttention.Gradients g = selfAttention.backwardInternal(arena, context.attention,
-        drop(arena, gradResidual1, context.seed, context.dropped), null);
-    Tensor gradAttentionInput = add(arena, add(arena, g.query(), g.key()), g.value());
+    Tensor gradAttentionInput = selfAttention.backwardSelf(arena, context.attention,
+        drop(arena, gradResidual1, context.seed, context.dropped));
     return normFirst
         ? add(arena, gradResidual1, norm1.backward(arena, context.norm1, gradAttentionInput))
         : add(arena, gradResidual1, gradAttentionInput);

@@ -190,6 +190,82 @@ class MultiHeadAttentionTest {
     }
   }
 
+  /**
+   * Self-attention, query, key and value one tensor: the packed path (one product against
+   * in_proj_weight, one permute into heads, and in the backward one product for the summed input
+   * gradient). The forward against the float64 reference; the input gradient, by the explicit
+   * backward (three gradients, summed here) and by the graph (one), against finite differences of
+   * the loss through all three uses of x; the parameters' gradients too, by either route.
+   */
+  @ParameterizedTest(name = "batchFirst={0} causal={1} padding={2} graph={3}")
+  @CsvSource({"false, false, false, false", "true, true, false, false", "true, false, true, true",
+      "false, true, true, true"})
+  void selfAttentionMatchesTheReference(boolean batchFirst, boolean causal, boolean padding,
+      boolean graph) {
+    int l = 4;
+    int n = 2;
+    Random random = new Random(31 + (batchFirst ? 1 : 0) + (causal ? 2 : 0));
+    try (MultiHeadAttention mha = MultiHeadAttention.builder(E, HEADS).batchFirst(batchFirst)
+        .seed(5).build(); Arena arena = Arena.ofConfined()) {
+      Map<String, double[]> params = new LinkedHashMap<>();
+      for (Parameter p : mha.parameters()) {
+        double[] values = random(random, (int) p.data().size());
+        p.data().copyFrom(tensor(arena, values, p.shape().dims()));
+        params.put(p.name(), values);
+      }
+      double[] x = random(random, l * n * E);
+      double[] pad = padding ? new double[] {0, 0, 1, 1, 0, 0, 0, 1} : null;
+      ScaledDotProductAttention.Options options =
+          ScaledDotProductAttention.Options.DEFAULT.causal(causal);
+      if (pad != null) {
+        options = options.keyPaddingMask(tensor(arena, pad, n, l));
+      }
+      Tensor input = batchFirst ? tensor(arena, swap(x, l, n, E), n, l, E)
+          : tensor(arena, x, l, n, E);
+      double[] g = random(random, l * n * E);
+      Tensor gradOutput = batchFirst ? tensor(arena, swap(g, l, n, E), n, l, E)
+          : tensor(arena, g, l, n, E);
+      double[] dx;
+      MultiHeadAttention.Result result;
+      if (graph) {
+        Tensor leaf = input.requiresGrad(true);
+        result = mha.forward(arena, leaf, leaf, leaf, options, Mode.TRAINING);
+        result.output().backward(gradOutput);
+        dx = doubles(leaf.grad());
+      } else {
+        result = mha.forward(arena, input, input, input, options, Mode.TRAINING);
+        MultiHeadAttention.Gradients grads = mha.backward(arena, result.context(), gradOutput);
+        dx = doubles(grads.query());
+        double[] dk = doubles(grads.key());
+        double[] dv = doubles(grads.value());
+        for (int i = 0; i < dx.length; i++) {
+          dx[i] += dk[i] + dv[i];
+        }
+      }
+      double[] out = doubles(result.output());
+      if (batchFirst) {
+        out = swap(out, n, l, E);
+        dx = swap(dx, n, l, E);
+      }
+      assertClose(reference(params, x, x, x, l, l, n, E, causal, pad), out,
+          Tolerances.MULTI_HEAD_ATTENTION_FORWARD, "output");
+      DoubleSupplier loss = () -> {
+        double[] y = reference(params, x, x, x, l, l, n, E, causal, pad);
+        double sum = 0;
+        for (int i = 0; i < y.length; i++) {
+          sum += y[i] * g[i];
+        }
+        return sum;
+      };
+      double budget = Tolerances.MULTI_HEAD_ATTENTION_BACKWARD;
+      assertClose(FiniteDifferences.gradient(x, loss), dx, budget, "d x");
+      for (Parameter p : mha.parameters()) {
+        assertClose(FiniteDifferences.gradient(params.get(p.name()), loss), doubles(p.grad()),
+            budget, "d " + p.name());
+      }
+    }
+  }
+
   @Test
   void cachedDecodingEqualsTheFullCausalForward() {
     for (boolean batchFirst : new boolean[] {false, true}) {

@@ -224,8 +224,10 @@ class MultiHeadAttentionWeightsTest {
         var r2 = graph.forwardWithWeights(arena, leaf, leaf, leaf, options, average,
             Mode.TRAINING);
         loss(arena, r2.output(), r2.weights(), gOut, gW).backward();
+        // the graph's one input gets the three gradients' sum by one product against the packed
+        // in_proj_weight; the explicit backward returns the three: the same sums, split otherwise
         float[] expected = doubles3(g1);
-        assertArrayEquals(expected, leaf.grad().toArray(), (float) Tolerances.REPLAYED,
+        assertArrayEquals(expected, leaf.grad().toArray(), (float) Tolerances.REROUTED,
             "d x (query, key and value summed)");
         for (String name : explicit.namedParameters().keySet()) {
           assertArrayEquals(explicit.namedParameters().get(name).grad().toArray(),
