@@ -111,6 +111,16 @@ SEQ4J_API int seq4j_mark_usable(void *block, int64_t usable, int64_t capacity);
 SEQ4J_API int seq4j_matmul(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
                            int32_t trans_a, int32_t trans_b, float alpha, float beta, int32_t backend);
 
+/* out (rows, out_features) = x (rows, in_features) · weightᵀ + bias: PyTorch's linear, with
+ * weight stored (out_features, in_features) as nn.Linear keeps it and bias (out_features) or NULL.
+ * oneDNN adds the bias in the product's epilogue (its matmul primitive, cached per thread and per
+ * (in_features, out_features, bias)); deterministic mode and the BLAS backend lay the bias down
+ * first and accumulate the product onto it. out is written without being read; it must not
+ * overlap x, weight or bias. backend as seq4j_matmul's. */
+SEQ4J_API int seq4j_linear(float *out, const float *x, const float *weight, const float *bias,
+                           int64_t rows, int64_t in_features, int64_t out_features,
+                           int32_t backend);
+
 /* out[i] = a[i] + b[i] for i < n. out may equal a or b. */
 SEQ4J_API int seq4j_add(float *out, const float *a, const float *b, int64_t n);
 

@@ -17,4 +17,9 @@ void sgemm_block(float *c, const float *a, const float *b, int64_t m, int64_t n,
 void matmul_blas(float *c, const float *a, const float *b, int64_t m, int64_t n, int64_t k,
                  bool trans_a, bool trans_b, float alpha, float beta);
 
+// out (rows, out_features) = x (rows, in) · weightᵀ + bias (bias may be null), weight stored
+// (out_features, in) as PyTorch's Linear; backend as seq4j_matmul's.
+void linear(float *out, const float *x, const float *weight, const float *bias, int64_t rows,
+            int64_t in, int64_t out_features, int32_t backend);
+
 }  // namespace seq4j

@@ -1,4 +1,5 @@
-// Matrix product and the elementwise vector ops (add, scale, axpy, fill).
+// Matrix product, the linear layer's product with its bias, and the elementwise vector ops (add,
+// scale, axpy, fill).
 //
 // matmul has two backends: oneDNN's sgemm, and OpenBLAS's sgemm split by seq4j across the OpenMP
 // pool (OpenBLAS itself stays single-threaded, see runtime.h). Both compute the same
@@ -10,12 +11,15 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
 #include "core/runtime.h"
 #include "dnnl.h"
+#include "dnnl.hpp"
 #include "ops/gemm.h"
 #include "ops/openblas.h"
 
@@ -279,6 +283,107 @@ void add_column_sums(float *into, const float *x, int64_t rows, int64_t cols) {
   }
 }
 
+namespace {
+
+// A thread's cached linear products: oneDNN's matmul primitive for x (M, in) · weightᵀ + bias
+// with M a run-time size, so that one primitive per (in, out, bias) serves every batch and
+// sequence length (a primitive per row count would cost a creation, about 0.5 ms, for each new
+// length: a decoder's growing prefix). Per thread, because a primitive that uses oneDNN's
+// library-managed scratchpad must run on the thread that created it.
+struct LinearPrimitives {
+  using Key = std::tuple<int64_t, int64_t, bool>;  // in, out, bias
+  std::map<Key, dnnl::matmul> primitives;
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+};
+
+// More distinct (in, out, bias) than this on one thread: the cache starts again (a model has a
+// handful of shapes; a program that makes up new ones each call must not grow without bound).
+constexpr size_t kLinearCacheMax = 64;
+
+LinearPrimitives &linear_primitives() {
+  thread_local LinearPrimitives cache;
+  return cache;
+}
+
+// The cached primitive, or nullptr where oneDNN has no optimised implementation (its reference
+// matmul, e.g. on a platform without JIT kernels, would be slower than sgemm plus a bias pass).
+const dnnl::matmul *linear_primitive(LinearPrimitives &cache, int64_t in, int64_t out, bool bias) {
+  const LinearPrimitives::Key key{in, out, bias};
+  auto found = cache.primitives.find(key);
+  if (found != cache.primitives.end()) return &found->second;
+  using dnnl::memory;
+  const memory::dim rows = DNNL_RUNTIME_DIM_VAL;
+  const memory::desc x_md({rows, in}, memory::data_type::f32, memory::dims{in, 1});
+  const memory::desc weight_md({in, out}, memory::data_type::f32, memory::dims{1, in});  // Wᵀ
+  const memory::desc bias_md({1, out}, memory::data_type::f32, memory::dims{out, 1});
+  const memory::desc out_md({rows, out}, memory::data_type::f32, memory::dims{out, 1});
+  dnnl::matmul::primitive_desc pd;
+  try {
+    pd = bias ? dnnl::matmul::primitive_desc(cache.engine, x_md, weight_md, bias_md, out_md)
+              : dnnl::matmul::primitive_desc(cache.engine, x_md, weight_md, out_md);
+  } catch (const dnnl::error &) {
+    return nullptr;
+  }
+  const char *impl = pd.impl_info_str();
+  if (impl == nullptr || std::strncmp(impl, "ref", 3) == 0) return nullptr;
+  if (cache.primitives.size() >= kLinearCacheMax) cache.primitives.clear();
+  return &cache.primitives.emplace(key, dnnl::matmul(pd)).first->second;
+}
+
+// The unfused product: the bias laid down in out, the GEMM accumulating onto it.
+void linear_unfused(float *out, const float *x, const float *weight, const float *bias,
+                    int64_t rows, int64_t in, int64_t out_features, int32_t backend) {
+  float beta = 0.0f;
+  if (bias != nullptr) {
+#pragma omp parallel for schedule(static) if (rows * out_features >= kParallelElementwiseMin)
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(out + r * out_features, bias, static_cast<size_t>(out_features) * sizeof(float));
+    beta = 1.0f;
+  } else if (in == 0) {
+    std::memset(out, 0, static_cast<size_t>(rows * out_features) * sizeof(float));
+    return;
+  }
+  if (in == 0) return;  // the bias alone
+  if (backend == SEQ4J_BACKEND_BLAS) {
+    matmul_blas(out, x, weight, rows, out_features, in, false, true, 1.0f, beta);
+  } else {
+    matmul_onednn(out, x, weight, rows, out_features, in, false, true, 1.0f, beta);
+  }
+}
+
+}  // namespace
+
+void linear(float *out, const float *x, const float *weight, const float *bias, int64_t rows,
+            int64_t in, int64_t out_features, int32_t backend) {
+  // oneDNN's matmul adds the bias in its epilogue, on each block while it is in cache: no pass
+  // over out of its own, and the product writes out without reading it. Deterministic mode keeps
+  // the fixed blocks of matmul_onednn; in == 0 has nothing to multiply.
+  if (backend != SEQ4J_BACKEND_BLAS && !deterministic() && in > 0) {
+    LinearPrimitives &cache = linear_primitives();
+    if (const dnnl::matmul *primitive = linear_primitive(cache, in, out_features, bias != nullptr)) {
+      using dnnl::memory;
+      auto *mutable_x = const_cast<float *>(x);  // oneDNN's memory objects take void *; not written
+      memory x_memory({{rows, in}, memory::data_type::f32, memory::dims{in, 1}}, cache.engine,
+                      mutable_x);
+      memory weight_memory({{in, out_features}, memory::data_type::f32, memory::dims{1, in}},
+                           cache.engine, const_cast<float *>(weight));
+      memory out_memory({{rows, out_features}, memory::data_type::f32, memory::dims{out_features, 1}},
+                        cache.engine, out);
+      std::unordered_map<int, memory> args{
+          {DNNL_ARG_SRC, x_memory}, {DNNL_ARG_WEIGHTS, weight_memory}, {DNNL_ARG_DST, out_memory}};
+      if (bias != nullptr)
+        args.emplace(DNNL_ARG_BIAS,
+                     memory({{1, out_features}, memory::data_type::f32, memory::dims{out_features, 1}},
+                            cache.engine, const_cast<float *>(bias)));
+      primitive->execute(cache.stream, args);
+      cache.stream.wait();
+      return;
+    }
+  }
+  linear_unfused(out, x, weight, bias, rows, in, out_features, backend);
+}
+
 }  // namespace seq4j
 
 using seq4j::fail;
@@ -331,6 +436,32 @@ int seq4j_matmul(float *c, const float *a, const float *b, int64_t m, int64_t n,
         fail(SEQ4J_ERR_INVALID_ARGUMENT, "backend must be 0 (AUTO), 1 (ONEDNN) or 2 (BLAS), got ",
              backend);
     }
+    return SEQ4J_OK;
+  });
+}
+
+int seq4j_linear(float *out, const float *x, const float *weight, const float *bias, int64_t rows,
+                 int64_t in_features, int64_t out_features, int32_t backend) {
+  return guarded(__func__, [&] {
+    seq4j::require_non_negative("rows", rows);
+    seq4j::require_non_negative("in_features", in_features);
+    seq4j::require_non_negative("out_features", out_features);
+    seq4j::require_pointer("out", out, rows * out_features);
+    seq4j::require_pointer("x", x, rows * in_features);
+    seq4j::require_pointer("weight", weight, out_features * in_features);
+    if (backend != SEQ4J_BACKEND_AUTO && backend != SEQ4J_BACKEND_ONEDNN &&
+        backend != SEQ4J_BACKEND_BLAS)
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "backend must be 0 (AUTO), 1 (ONEDNN) or 2 (BLAS), got ",
+           backend);
+    if (seq4j::overlaps(out, rows * out_features, x, rows * in_features))
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "out overlaps x");
+    if (seq4j::overlaps(out, rows * out_features, weight, out_features * in_features))
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "out overlaps weight");
+    if (bias != nullptr && seq4j::overlaps(out, rows * out_features, bias, out_features))
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "out overlaps bias");
+    if (rows == 0 || out_features == 0) return SEQ4J_OK;
+    seq4j::use_configured_threads();
+    seq4j::linear(out, x, weight, bias, rows, in_features, out_features, backend);
     return SEQ4J_OK;
   });
 }

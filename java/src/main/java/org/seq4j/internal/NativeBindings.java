@@ -164,6 +164,12 @@ public final class NativeBindings {
       bind("seq4j_matmul", ORDINARY, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, JAVA_LONG,
           JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_FLOAT, JAVA_FLOAT, JAVA_INT);
 
+  // int seq4j_linear(float *out, const float *x, const float *weight, const float *bias,
+  //                  int64_t rows, int64_t in_features, int64_t out_features, int32_t backend);
+  private static final MethodHandle LINEAR =
+      bind("seq4j_linear", ORDINARY, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG,
+          JAVA_LONG, JAVA_LONG, JAVA_INT);
+
   // int seq4j_add(float *out, const float *a, const float *b, int64_t n);
   private static final MethodHandle ADD =
       bind("seq4j_add", ORDINARY, JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG);
@@ -204,6 +210,20 @@ public final class NativeBindings {
     try {
       check((int) MATMUL.invokeExact(c, a, b, m, n, k, transposeA ? 1 : 0, transposeB ? 1 : 0,
           alpha, beta, backend));
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+  }
+
+  /**
+   * {@code seq4j_linear}: {@code out (rows, outFeatures) = x · weightᵀ + bias}, weight {@code
+   * (outFeatures, inFeatures)}; bias {@link MemorySegment#NULL} for none.
+   */
+  public static void linear(MemorySegment out, MemorySegment x, MemorySegment weight,
+      MemorySegment bias, long rows, long inFeatures, long outFeatures, int backend) {
+    try {
+      check((int) LINEAR.invokeExact(out, x, weight, bias, rows, inFeatures, outFeatures,
+          backend));
     } catch (Throwable t) {
       throw rethrow(t);
     }

@@ -1,12 +1,14 @@
 package org.seq4j.nn;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.random.RandomGenerator;
 import org.seq4j.MatmulOptions;
 import org.seq4j.Tensor;
 import org.seq4j.TensorOps;
 import org.seq4j.Autograd;
+import org.seq4j.internal.AbiConstants;
 import org.seq4j.internal.NativeBindings;
 import org.seq4j.internal.CallGuard;
 import org.seq4j.internal.Checks;
@@ -112,15 +114,12 @@ public final class Linear extends Module implements Layer {
     long[] dims = input.shape().dims();
     dims[dims.length - 1] = outputSize;
     Tensor output = Tensor.uninitialized(arena, dims);
-    try (Autograd.Scope off = Autograd.noGrad()) {
-      Tensor out2d = output.reshape(rows, outputSize);
-      MatmulOptions product = MatmulOptions.DEFAULT.transposeB(true);
-      if (bias != null) { // the bias laid down first, the GEMM adds onto it: no pass of its own
-        NativeBindings.broadcastRows(out2d.segment(), bias.data().segment(), rows, outputSize);
-        product = product.accumulate();
-      }
-      TensorOps.matmul(input.reshape(rows, inputSize), weight.data(), out2d, product);
-    }
+    Checks.usable(input.segment(), "input");
+    // one native product that adds the bias in its epilogue: no pass over the output of its own
+    NativeBindings.linear(output.segment(), input.segment(), weight.data().segment(),
+        bias == null ? MemorySegment.NULL : bias.data().segment(), rows, inputSize, outputSize,
+        AbiConstants.BACKEND_AUTO);
+    output.markChanged();
     java.util.List<Tensor> inputs = new java.util.ArrayList<>(java.util.Arrays.asList(
         input, weight.data(), bias == null ? null : bias.data()));
     Autograd.Recording recording = Autograd.recordConsumable("Linear.forward", inputs,

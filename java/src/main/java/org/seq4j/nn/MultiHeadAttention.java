@@ -898,13 +898,12 @@ public final class MultiHeadAttention extends Module {
     return layout(gradInputRows, t, n, inputSize);
   }
 
+  /** out = rows · weightᵀ + bias, the bias added in the product's epilogue (seq4j_linear). */
   private static void linear(Tensor rows, Tensor weight, Tensor bias, Tensor out) {
-    MatmulOptions product = MatmulOptions.DEFAULT.transposeB(true);
-    if (bias != null) { // the bias laid down first, the GEMM adds onto it: no pass of its own
-      NativeBindings.broadcastRows(out.segment(), bias.segment(), rows.dim(0), bias.size());
-      product = product.accumulate();
-    }
-    TensorOps.matmul(rows, weight, out, product);
+    NativeBindings.linear(out.segment(), rows.segment(), weight.segment(),
+        bias == null ? java.lang.foreign.MemorySegment.NULL : bias.segment(), rows.dim(0),
+        rows.dim(1), weight.dim(0), org.seq4j.internal.AbiConstants.BACKEND_AUTO);
+    out.markChanged();
   }
 
   private static void addColumnSums(Tensor rows, Tensor into) {
