@@ -8,7 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Random;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.seq4j.KernelIsa;
+import org.seq4j.Seq4j;
 import org.seq4j.Seq4jException;
 
 /**
@@ -174,8 +179,15 @@ class LayoutKernelsTest {
     }
   }
 
-  @Test
-  void addColumnSumsAddsFloat64ColumnSumsToWhatIsThere() {
+  @AfterEach
+  void restoreBestKernels() {
+    Seq4j.selectKernels(KernelIsa.BEST);
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("org.seq4j.reference.KernelCopies#runnable")
+  void addColumnSumsAddsFloat64ColumnSumsToWhatIsThere(KernelIsa isa) {
+    Seq4j.selectKernels(isa);
     Random random = new Random(9);
     try (Arena arena = Arena.ofConfined()) {
       for (long[] shape : new long[][] {{1, 1}, {63, 5}, {64, 5}, {65, 130}, {4096, 512},
@@ -237,6 +249,13 @@ class LayoutKernelsTest {
         MemorySegment again = arena.allocate(JAVA_FLOAT, cols);
         NativeBindings.addColumnSums(again, x, rows, cols);
         assertEquals(-1L, first.mismatch(again), "column sums are deterministic");
+      }
+      // every ISA copy adds each column's rows in the same order, in double: the same bits
+      for (KernelIsa isa : org.seq4j.reference.KernelCopies.runnable()) {
+        Seq4j.selectKernels(isa);
+        MemorySegment copy = arena.allocate(JAVA_FLOAT, cols);
+        NativeBindings.addColumnSums(copy, x, rows, cols);
+        assertEquals(-1L, first.mismatch(copy), "column sums in the " + isa + " copy");
       }
     }
   }

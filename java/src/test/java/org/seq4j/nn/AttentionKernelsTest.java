@@ -1,11 +1,9 @@
 package org.seq4j.nn;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import java.lang.foreign.Arena;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;
@@ -14,7 +12,6 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.seq4j.KernelIsa;
 import org.seq4j.Seq4j;
-import org.seq4j.Seq4jException;
 import org.seq4j.Tensor;
 
 /**
@@ -32,18 +29,7 @@ class AttentionKernelsTest {
 
   /** The copies this CPU can run; the baseline, the portable fallback, is always among them. */
   static List<KernelIsa> runnableCopies() {
-    List<KernelIsa> runnable = new ArrayList<>();
-    for (KernelIsa isa : new KernelIsa[] {KernelIsa.BASELINE, KernelIsa.AVX2, KernelIsa.AVX512}) {
-      try {
-        Seq4j.selectKernels(isa);
-        runnable.add(isa);
-      } catch (Seq4jException unsupported) {
-        assertTrue(unsupported.getMessage().contains("this CPU has no"), unsupported.getMessage());
-      } finally {
-        Seq4j.selectKernels(KernelIsa.BEST);
-      }
-    }
-    return runnable;
+    return org.seq4j.reference.KernelCopies.runnable();
   }
 
   @ParameterizedTest(name = "{0}")

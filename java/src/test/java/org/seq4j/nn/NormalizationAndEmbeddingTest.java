@@ -107,7 +107,7 @@ class NormalizationAndEmbeddingTest {
    * parameter gradients start non-zero, so that adding into them is checked too.
    */
   @ParameterizedTest(name = "{0}")
-  @MethodSource("org.seq4j.nn.AttentionKernelsTest#runnableCopies")
+  @MethodSource("org.seq4j.reference.KernelCopies#runnable")
   void layerNormAtSizeMatchesDirectionalDerivatives(KernelIsa isa) {
     Seq4j.selectKernels(isa);
     int rows = 200;
