@@ -572,12 +572,14 @@ __attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, i
 // s (R × kPanel·W, row stride lds) = scale · q (R × depth, row stride ldq) · (panel, panel +
 // panel_stride)ᵀ. Not inlined, nor is value_tile_avx512: inlined into their callers' loops GCC 12
 // kept the second panel's vector on the stack, reloaded for each of the 12 FMAs that use it.
+// With maxes (R rows of kPanel floats), each row's lanes also keep the largest score so far (NaN
+// dropped, as row_max does): the forward's row max without a pass over the scores of its own.
 template <int R, int W>
 SEQ4J_AVX512 __attribute__((noinline)) void score_tile_avx512(float *s, int64_t lds,
                                                               const float *q, int64_t ldq,
                                                               const float *panel,
                                                               int64_t panel_stride, int64_t depth,
-                                                              float scale) {
+                                                              float scale, float *maxes) {
   static_assert(R >= 1 && R <= 12 && (W == 1 || W == 2), "score_tile_avx512 holds 12 × 2 panels");
 #define SEQ4J_DECLARE(r) __m512 lo##r = _mm512_setzero_ps(), hi##r = _mm512_setzero_ps();
   SEQ4J_ROWS12(SEQ4J_DECLARE)
@@ -600,11 +602,26 @@ SEQ4J_AVX512 __attribute__((noinline)) void score_tile_avx512(float *s, int64_t 
   const __m512 scale16 = _mm512_set1_ps(scale);
 #define SEQ4J_STORE(r)                                                                       \
   if constexpr (r < R) {                                                                     \
-    _mm512_storeu_ps(s + r * lds, _mm512_mul_ps(lo##r, scale16));                            \
-    if constexpr (W == 2) _mm512_storeu_ps(s + r * lds + kPanel, _mm512_mul_ps(hi##r, scale16)); \
+    lo##r = _mm512_mul_ps(lo##r, scale16);                                                   \
+    _mm512_storeu_ps(s + r * lds, lo##r);                                                    \
+    if constexpr (W == 2) {                                                                  \
+      hi##r = _mm512_mul_ps(hi##r, scale16);                                                 \
+      _mm512_storeu_ps(s + r * lds + kPanel, hi##r);                                         \
+    }                                                                                        \
   }
   SEQ4J_ROWS12(SEQ4J_STORE)
 #undef SEQ4J_STORE
+  if (maxes == nullptr) return;
+  // vmaxps returns its second operand where either is NaN: the kept maximum, so NaN is dropped
+#define SEQ4J_MAX(r)                                                                          \
+  if constexpr (r < R) {                                                                      \
+    __m512 kept = _mm512_loadu_ps(maxes + r * kPanel);                                        \
+    kept = _mm512_maskz_max_ps(0xffff, lo##r, kept);                                          \
+    if constexpr (W == 2) kept = _mm512_maskz_max_ps(0xffff, hi##r, kept);                    \
+    _mm512_storeu_ps(maxes + r * kPanel, kept);                                               \
+  }
+  SEQ4J_ROWS12(SEQ4J_MAX)
+#undef SEQ4J_MAX
 }
 
 // o (R × kPanel·W, row stride ldo) += p (R × depth, row stride ldp) · v (depth × kPanel·W): v's
@@ -667,14 +684,17 @@ SEQ4J_AVX512 __attribute__((noinline)) void value_tile_avx512(float *o, int64_t 
 template <int W>
 SEQ4J_AVX512 void score_columns_avx512(float *s, int64_t lds, const float *a, int64_t lda,
                                        int64_t rows, const float *panel, int64_t panel_stride,
-                                       int64_t depth, float scale) {
+                                       int64_t depth, float scale, float *maxes) {
   int64_t r = 0;
   for (; r + kKernelRows512 <= rows; r += kKernelRows512)
     score_tile_avx512<kKernelRows512, W>(s + r * lds, lds, a + r * lda, lda, panel, panel_stride,
-                                         depth, scale);
+                                         depth, scale,
+                                         maxes == nullptr ? nullptr : maxes + r * kPanel);
   float *sr = s + r * lds;
   const float *ar = a + r * lda;
-#define SEQ4J_CALL(n) score_tile_avx512<n, W>(sr, lds, ar, lda, panel, panel_stride, depth, scale)
+  float *mr = maxes == nullptr ? nullptr : maxes + r * kPanel;
+#define SEQ4J_CALL(n) \
+  score_tile_avx512<n, W>(sr, lds, ar, lda, panel, panel_stride, depth, scale, mr)
   switch (rows - r) { SEQ4J_PARTIAL_ROWS(SEQ4J_CALL) }
 #undef SEQ4J_CALL
 }
@@ -682,16 +702,35 @@ SEQ4J_AVX512 void score_columns_avx512(float *s, int64_t lds, const float *a, in
 // s (rows × width of row stride lds, width a multiple of kPanel) = scale · a bᵀ, b's rows given
 // as packed panels (depth × kPanel floats each, back to back): two panels at a time, an odd last
 // one alone. The forward's scores (a = a query block, the panels of a key block) and the
-// backward's S and dP.
-SEQ4J_AVX512 void panel_products_avx512(float *s, int64_t lds, const float *a, int64_t lda,
-                                        int64_t rows, const float *panels, int64_t depth,
-                                        float scale, int64_t width) {
+// backward's S and dP. With maxes (rows × kPanel floats), as score_tile_avx512.
+SEQ4J_AVX512 void panel_products_max_avx512(float *s, int64_t lds, const float *a, int64_t lda,
+                                            int64_t rows, const float *panels, int64_t depth,
+                                            float scale, int64_t width, float *maxes) {
   const int64_t stride = depth * kPanel;
   int64_t c = 0;
   for (; c + 2 * kPanel <= width; c += 2 * kPanel)
-    score_columns_avx512<2>(s + c, lds, a, lda, rows, panels + c * depth, stride, depth, scale);
+    score_columns_avx512<2>(s + c, lds, a, lda, rows, panels + c * depth, stride, depth, scale,
+                            maxes);
   if (c < width)
-    score_columns_avx512<1>(s + c, lds, a, lda, rows, panels + c * depth, stride, depth, scale);
+    score_columns_avx512<1>(s + c, lds, a, lda, rows, panels + c * depth, stride, depth, scale,
+                            maxes);
+}
+
+SEQ4J_AVX512 void panel_products_avx512(float *s, int64_t lds, const float *a, int64_t lda,
+                                        int64_t rows, const float *panels, int64_t depth,
+                                        float scale, int64_t width) {
+  panel_products_max_avx512(s, lds, a, lda, rows, panels, depth, scale, width, nullptr);
+}
+
+// Each row's largest of its kPanel lanes (all -inf: -inf).
+SEQ4J_AVX512 void lane_maxes_avx512(float *out, const float *maxes, int64_t rows) {
+  for (int64_t r = 0; r < rows; ++r) {
+    alignas(64) float lanes[kPanel];
+    _mm512_store_ps(lanes, _mm512_loadu_ps(maxes + r * kPanel));
+    float max = kMinusInfinity;
+    for (float lane : lanes) max = std::max(max, lane);
+    out[r] = max;
+  }
 }
 
 // o (rows × kPanel·W) += p (rows × depth) · v (depth × kPanel·W), in row groups of
@@ -856,6 +895,12 @@ struct Problem {
     apply_mask(s, cols, n, h, i0, rows, j0, cols);
   }
 
+  // Whether no mask touches the tile of queries i0 .. i0 + rows - 1 and keys j0 .. j0 + cols - 1
+  // (apply_mask leaves it as it is).
+  bool unmasked(int64_t i0, int64_t j0, int64_t cols) const {
+    return mask == nullptr && key_padding == nullptr && !(d.causal && j0 + cols - 1 > i0);
+  }
+
   // The scores of a tile (rows × cols, row stride lds) with the masks applied: -inf where masked.
   void apply_mask(float *s, int64_t lds, int64_t n, int64_t h, int64_t i0, int64_t rows, int64_t j0,
                   int64_t cols) const {
@@ -897,7 +942,7 @@ struct Problem {
 
 struct Buffers {
   std::vector<float> scores, accumulator, row_max, row_sum, d_scores, d_probs, dropped, row_dot,
-      packed;
+      packed, lane_max, block_max;
 };
 
 Buffers &buffers() {
@@ -944,6 +989,10 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
   b.accumulator.assign(rows * d.value_dim, 0.0f);
   b.row_max.assign(rows, kMinusInfinity);
   b.row_sum.assign(rows, 0.0f);
+  b.block_max.resize(rows);
+#if SEQ4J_X86_64
+  if (avx512) b.lane_max.resize(rows * kPanel);
+#endif
   // causal: keys after the block's last query are masked for every row, so skip them, unless a
   // non-finite q, k or v there would make PyTorch's result NaN (NaN + -inf = NaN, 0 · NaN = NaN):
   // then every key is visited as PyTorch's math does
@@ -968,13 +1017,20 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
       float *s = b.scores.data() + r0 * lds;
       [[maybe_unused]] const float *q_group = p.q_rows(q, n, h, i0 + r0);
       float *acc = b.accumulator.data() + r0 * d.value_dim;
+      // each row's max, taken by the score kernel where it stores the final scores (no mask, no
+      // padding keys past kv_length in the last panel), else by row_max below
+      bool have_max = false;
 #if SEQ4J_X86_64
       const int64_t width = (seen + kPanel - 1) / kPanel * kPanel;
       if (packed != nullptr) {
-        if (avx512)
-          panel_products_avx512(s, lds, q_group, d.head_dim, r1 - r0, packed->key_panel(head, j0),
-                                d.head_dim, d.scale, width);
-        else
+        if (avx512) {
+          have_max = width == seen && p.unmasked(i0 + r0, j0, seen);
+          float *lanes = have_max ? b.lane_max.data() + r0 * kPanel : nullptr;
+          if (have_max) std::fill(lanes, lanes + (r1 - r0) * kPanel, kMinusInfinity);
+          panel_products_max_avx512(s, lds, q_group, d.head_dim, r1 - r0,
+                                    packed->key_panel(head, j0), d.head_dim, d.scale, width, lanes);
+          if (have_max) lane_maxes_avx512(b.block_max.data() + r0, lanes, r1 - r0);
+        } else
           scores_avx2(s, lds, q_group, d.head_dim, r1 - r0, *packed, head, j0, d.scale, width);
         p.apply_mask(s, lds, n, h, i0 + r0, r1 - r0, j0, seen);
       } else
@@ -984,7 +1040,7 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
       }
       for (int64_t r = r0; r < r1; ++r) {
         float *row = b.scores.data() + r * lds;
-        const float block_max = row_max(row, seen);
+        const float block_max = have_max ? b.block_max[r] : row_max(row, seen);
         if (block_max == kMinusInfinity) {  // every key of this block is masked, or NaN
           if (has_nan(row, seen)) {  // NaN scores: the row's output and lse are NaN
             std::fill(row, row + seen, std::numeric_limits<float>::quiet_NaN());

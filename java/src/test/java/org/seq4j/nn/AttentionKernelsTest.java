@@ -70,6 +70,9 @@ class AttentionKernelsTest {
     // blocks, row groups that see none of a key block, and the backward's skewed products
     attention.shapeMatchesTheReference(300, 300, 64, 64, true);
     attention.shapeMatchesTheReference(250, 250, 24, 40, true);
+    // scores far from zero: no padded key of a last panel, and no masked key, counts as a max
+    attention.extremeScoresMatchTheReference(37, 100, false);
+    attention.extremeScoresMatchTheReference(150, 150, true);
   }
 
   /**

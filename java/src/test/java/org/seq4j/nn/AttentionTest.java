@@ -171,6 +171,60 @@ class AttentionTest {
     }
   }
 
+  /**
+   * Scores far from zero along one unit direction u: q_i = 20 u + noise and k_j = a_j u + noise,
+   * scale 1/8. Without a causal mask every score is below -100, and a key count that is not a
+   * multiple of the 16-key panels leaves zero-padded keys whose score 0 must not count as a row's
+   * max; with one, a key that rows do not see yet scores +8 against their -120, and must not count
+   * either: a row max taken over either would shift every exp below float's range (all weights
+   * 0). Forward and gradients against float64, no key padding mask (so that the kernels'
+   * unmasked path runs).
+   */
+  void extremeScoresMatchTheReference(int tq, int tk, boolean causal) {
+    Random random = new Random(tq * 31L + tk);
+    int batch = 1, heads = 2, kvHeads = 1, d = 64, dv = 16;
+    double[] u = new double[d];
+    for (int e = 0; e < d; e++) {
+      u[e] = 1 / Math.sqrt(d);
+    }
+    try (Arena arena = Arena.ofConfined()) {
+      double[] q = new double[batch * heads * tq * d];
+      for (int row = 0; row < batch * heads * tq; row++) {
+        for (int e = 0; e < d; e++) {
+          q[row * d + e] = (float) (20 * u[e] + 0.01 * random.nextGaussian());
+        }
+      }
+      double[] k = new double[batch * kvHeads * tk * d];
+      for (int j = 0; j < tk; j++) {
+        // causal: key 47 bright (score +8), the others dim (-120 and below). Queries 36 to 47 are
+        // one tile row group of 12 rows (or 42 to 47 one of 6) that computes keys 0 to 47, a whole
+        // number of 16-key panels: all but its last query see only dim keys, key 47 masked
+        double along = causal ? (j == 47 ? 3.2 : -48 - 0.02 * j) : -40 - 0.1 * j;
+        for (int e = 0; e < d; e++) {
+          k[j * d + e] = (float) (along * u[e] + 0.01 * random.nextGaussian());
+        }
+      }
+      double[] v = random(random, batch * kvHeads * tk * dv);
+      ScaledDotProductAttention.Options options =
+          ScaledDotProductAttention.Options.DEFAULT.causal(causal);
+      AttentionReference.Problem problem = new AttentionReference.Problem(batch, heads, kvHeads,
+          tq, tk, d, dv, 1 / Math.sqrt(d), causal, null, null, null, 0f, 0);
+      var result = ScaledDotProductAttention.forward(arena,
+          tensor(arena, q, batch, heads, tq, d), tensor(arena, k, batch, kvHeads, tk, d),
+          tensor(arena, v, batch, kvHeads, tk, dv), options, Mode.TRAINING);
+      assertClose(AttentionReference.forward(problem, q, k, v), doubles(result.output()),
+          Tolerances.ATTENTION_EXTREME_SCORES, "output");
+      double[] g = random(random, batch * heads * tq * dv);
+      var grads = ScaledDotProductAttention.backward(arena, result.context(),
+          tensor(arena, g, batch, heads, tq, dv));
+      double[][] expected = gradients(problem, q, k, v, g);
+      double budget = Tolerances.ATTENTION_EXTREME_SCORES;
+      assertClose(expected[0], doubles(grads.query()), budget, "dq");
+      assertClose(expected[1], doubles(grads.key()), budget, "dk");
+      assertClose(expected[2], doubles(grads.value()), budget, "dv");
+    }
+  }
+
   /** dq, dk, dv of Σ out · g in float64, without dropout. */
   static double[][] gradients(AttentionReference.Problem p, double[] q, double[] k, double[] v,
       double[] g) {

@@ -89,6 +89,14 @@ public final class Tolerances {
   public static final double ATTENTION_FORWARD = 2e-5;
 
   /**
+   * Attention on scores of magnitude up to 125 ({@code AttentionTest.extremeScoresMatchTheReference}),
+   * forward and gradients: each score sums 64 products of magnitude up to 12.5 (800 in all) with
+   * a float32 error of up to log2(64) · ε · 800 / 8 ≈ 4e-5 after the scale, and every weight
+   * exp(s − max) carries that error relatively; the gradients multiply it by keys of norm 50.
+   */
+  public static final double ATTENTION_EXTREME_SCORES = 3e-4;
+
+  /**
    * {@code MultiHeadAttention}: the attention above between two projections of 6 inputs each,
    * which add little.
    */
