@@ -234,6 +234,50 @@ SEQ4J_AVX512 void scaled_avx512(float *out, const float *in, int64_t n, float fa
   scaled_body(out, in, n, factor);
 }
 #endif
+// dots[i] = Σ_e out[i, e] · d_out[i, e] for rows i of width n (the backward's D_i), and whether
+// every d_out value is finite: one pass over d_out for both, compiled once per ISA.
+__attribute__((always_inline)) inline bool row_dots_body(float *dots, const float *out,
+                                                         const float *d_out, int64_t rows,
+                                                         int64_t n) {
+  uint32_t largest = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float *o = out + i * n;
+    const float *g = d_out + i * n;
+    float dot = 0;
+#pragma omp simd reduction(+ : dot) reduction(max : largest)
+    for (int64_t e = 0; e < n; ++e) {
+      dot += o[e] * g[e];
+      uint32_t bits;
+      std::memcpy(&bits, g + e, sizeof bits);
+      bits &= 0x7fffffffu;
+      largest = bits > largest ? bits : largest;
+    }
+    dots[i] = dot;
+  }
+  return largest < 0x7f800000u;
+}
+bool row_dots_scalar(float *dots, const float *out, const float *d_out, int64_t rows, int64_t n) {
+  return row_dots_body(dots, out, d_out, rows, n);
+}
+#if SEQ4J_X86_64
+__attribute__((target("avx2,fma"))) bool row_dots_avx2(float *dots, const float *out,
+                                                       const float *d_out, int64_t rows,
+                                                       int64_t n) {
+  return row_dots_body(dots, out, d_out, rows, n);
+}
+SEQ4J_AVX512 bool row_dots_avx512(float *dots, const float *out, const float *d_out, int64_t rows,
+                                  int64_t n) {
+  return row_dots_body(dots, out, d_out, rows, n);
+}
+#endif
+bool row_dots(float *dots, const float *out, const float *d_out, int64_t rows, int64_t n) {
+#if SEQ4J_X86_64
+  if (active_isa() == Isa::kAvx512) return row_dots_avx512(dots, out, d_out, rows, n);
+  if (use_avx2()) return row_dots_avx2(dots, out, d_out, rows, n);
+#endif
+  return row_dots_scalar(dots, out, d_out, rows, n);
+}
+
 void scaled(float *out, const float *in, int64_t n, float factor) {
 #if SEQ4J_X86_64
   if (active_isa() == Isa::kAvx512) return scaled_avx512(out, in, n, factor);
@@ -1220,26 +1264,19 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
     std::memset(dv + ((n * d.kv_heads + g) * d.kv_length) * d.value_dim, 0,
                 d.kv_length * d.value_dim * sizeof(float));
     b.row_dot.resize(group * d.query_length);
-    for (int64_t hh = 0; hh < group; ++hh) {
-      const int64_t h = g * group + hh;
-      std::memset(dq + ((n * d.query_heads + h) * d.query_length) * d.head_dim, 0,
-                  d.query_length * d.head_dim * sizeof(float));
-      for (int64_t i = 0; i < d.query_length; ++i) {  // D_i = Σ dO_i · O_i
-        const float *o = out + ((n * d.query_heads + h) * d.query_length + i) * d.value_dim;
-        const float *go = d_out + ((n * d.query_heads + h) * d.query_length + i) * d.value_dim;
-        float dot = 0;
-        for (int64_t e = 0; e < d.value_dim; ++e) dot += o[e] * go[e];
-        b.row_dot[hh * d.query_length + i] = dot;
-      }
-    }
+    std::memset(dq + ((n * d.query_heads + g * group) * d.query_length) * d.head_dim, 0,
+                group * d.query_length * d.head_dim * sizeof(float));
+    // D_i = Σ dO_i · O_i, in the pass that also checks dO (the heads of a group are adjacent)
+    const int64_t first_row = (n * d.query_heads + g * group) * d.query_length;
+    const bool d_out_finite =
+        row_dots(b.row_dot.data(), out + first_row * d.value_dim, d_out + first_row * d.value_dim,
+                 group * d.query_length, d.value_dim);
     // causal: query blocks that end before a key block are skipped, and a tile the diagonal
     // crosses is trimmed (RowGroups), exact only while q, k, v, dO and lse (NaN for a row the
     // forward made NaN) are finite there; else visit them all. Before the packing, which then
     // finds k and v in the cache.
-    bool causal_skip = d.causal && p.kv_finite(k, v, n * d.kv_heads + g) &&
-                       all_finite(p.q_rows(q, n, g * group, 0), group * d.query_length * d.head_dim) &&
-                       all_finite(d_out + (n * d.query_heads + g * group) * d.query_length * d.value_dim,
-                                  group * d.query_length * d.value_dim);
+    bool causal_skip = d.causal && d_out_finite && p.kv_finite(k, v, n * d.kv_heads + g) &&
+                       all_finite(p.q_rows(q, n, g * group, 0), group * d.query_length * d.head_dim);
     if (causal_skip) {
       const float *head_lse = lse + (n * d.query_heads + g * group) * d.query_length;
       for (int64_t i = 0; i < group * d.query_length; ++i)

@@ -321,6 +321,68 @@ class AttentionNonFiniteTest {
     }
   }
 
+  /**
+   * A NaN in the output's gradient, causal: PyTorch's math backward takes dP = dO Vᵀ over every
+   * key and dS = P ⊙ (dP − D) with 0 · NaN = NaN where the mask made P zero, so one NaN at dO[row
+   * i, column c] makes dq's row i, every key's dk, and column c of every key's dv NaN in that
+   * key/value head (keys after the diagonal too), and nothing else. The causal skips must notice
+   * it, on every copy.
+   */
+  @Test
+  void aNanOutputGradientReachesWhatPyTorchsMathReaches() {
+    int row = 5;
+    int column = 7;
+    int head = 1;
+    for (KernelIsa isa : runnableCopies()) {
+      Seq4j.selectKernels(isa);
+      SplittableRandom random = new SplittableRandom(77);
+      float[] q = new float[N * HQ * TQ * D];
+      float[] k = new float[N * HKV * TK * D];
+      float[] v = new float[N * HKV * TK * DV];
+      float[] gradOut = new float[N * HQ * TQ * DV];
+      Case.fill(q, random);
+      Case.fill(k, random);
+      Case.fill(v, random);
+      Case.fill(gradOut, random);
+      // causal with TQ < TK: query i sees keys 0 .. i
+      gradOut[((0 * HQ + head) * TQ + row) * DV + column] = Float.NaN;
+      try (Arena arena = Arena.ofConfined()) {
+        var r = ScaledDotProductAttention.forward(arena, Tensor.fromArray(arena, q, N, HQ, TQ, D),
+            Tensor.fromArray(arena, k, N, HKV, TK, D), Tensor.fromArray(arena, v, N, HKV, TK, DV),
+            ScaledDotProductAttention.Options.DEFAULT.causal(true), Mode.TRAINING);
+        var g = ScaledDotProductAttention.backward(arena, r.context(),
+            Tensor.fromArray(arena, gradOut, N, HQ, TQ, DV));
+        float[] dq = g.query().toArray();
+        float[] dk = g.key().toArray();
+        float[] dv = g.value().toArray();
+        for (int n = 0; n < N; n++) {
+          for (int h = 0; h < HQ; h++) {
+            for (int i = 0; i < TQ; i++) {
+              boolean poisoned = n == 0 && h == head && i == row;
+              for (int e = 0; e < D; e++) {
+                float x = dq[((n * HQ + h) * TQ + i) * D + e];
+                assertEquals(poisoned, Float.isNaN(x), isa + ": dq[" + n + ", " + h + ", " + i
+                    + ", " + e + "] = " + x);
+              }
+            }
+          }
+          for (int j = 0; j < TK; j++) {
+            for (int e = 0; e < D; e++) {
+              float x = dk[(n * TK + j) * D + e];
+              assertEquals(n == 0, Float.isNaN(x), isa + ": dk[" + n + ", " + j + ", " + e
+                  + "] = " + x);
+            }
+            for (int e = 0; e < DV; e++) {
+              float x = dv[(n * TK + j) * DV + e];
+              assertEquals(n == 0 && e == column, Float.isNaN(x), isa + ": dv[" + n + ", " + j
+                  + ", " + e + "] = " + x);
+            }
+          }
+        }
+      }
+    }
+  }
+
   private static void checkForwardNanRowsHaveNanQueryGradients(Case c, float[] out, float[] dq) {
     for (int row = 0; row < N * HQ * TQ; row++) {
       boolean allNan = true;
