@@ -20,6 +20,7 @@
 #include "core/cpu.h"
 #include "core/error.h"
 #include "core/fast_exp.h"
+#include "core/transpose.h"
 #include "core/runtime.h"
 #include "ops/dropout.h"
 #include "ops/gemm.h"
@@ -288,36 +289,6 @@ void scaled(float *out, const float *in, int64_t n, float factor) {
 
 static_assert(kPanel == 16, "the panel packing transposes 16 × 16 blocks");
 
-#if SEQ4J_X86_64
-// dst (16 rows of row stride ldd) = the transpose of src (16 rows of 16 floats, row stride lds),
-// in registers: pairs, then quadruples of floats, then 128-bit lanes interleaved (the maskz
-// forms under an all-ones mask: see exp16_avx512 on GCC 12's unmasked ones).
-SEQ4J_AVX512 void transpose_16x16_avx512(float *dst, int64_t ldd, const float *src, int64_t lds) {
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_maskz_unpacklo_ps(0xffff, r[i], r[i + 1]);
-    t[i + 1] = _mm512_maskz_unpackhi_ps(0xffff, r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_maskz_shuffle_ps(0xffff, t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm512_maskz_shuffle_ps(0xffff, t[i], t[i + 2], 0xee);
-    r[i + 2] = _mm512_maskz_shuffle_ps(0xffff, t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm512_maskz_shuffle_ps(0xffff, t[i + 1], t[i + 3], 0xee);
-  }
-  for (int i = 0; i < 4; ++i) {
-    t[i] = _mm512_maskz_shuffle_f32x4(0xffff, r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_maskz_shuffle_f32x4(0xffff, r[i], r[i + 4], 0xdd);
-    t[i + 8] = _mm512_maskz_shuffle_f32x4(0xffff, r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_maskz_shuffle_f32x4(0xffff, r[i + 8], r[i + 12], 0xdd);
-  }
-  for (int i = 0; i < 8; ++i) {
-    r[i] = _mm512_maskz_shuffle_f32x4(0xffff, t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_maskz_shuffle_f32x4(0xffff, t[i], t[i + 8], 0xdd);
-  }
-  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ldd, r[i]);
-}
-#endif
 
 // One panel: panel[e · kPanel + c] = rows[c · depth + e] for the first `keys` <= kPanel rows,
 // zeros for the rest. The scalar transpose, a store per float to a new cache line, was most of

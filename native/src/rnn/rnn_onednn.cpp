@@ -29,8 +29,10 @@
 #include <vector>
 
 #include "core/aligned_buffer.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "core/transpose.h"
 #include "dnnl.hpp"
 #include "rnn/recurrent.h"
 
@@ -113,18 +115,34 @@ struct PackedWeights {
   std::deque<Reordered> reordered;  // a deque: growing it never moves the storage in use
 };
 
-// dst[c * dst_stride + r] (+)= src[r * src_stride + c] for r < rows, c < cols, in cache-sized tiles.
+// dst[c * dst_stride + r] (+)= src[r * src_stride + c] for r < rows, c < cols, in cache-sized tiles:
+// the weights' conversion to oneDNN's layout on every training call, and their gradients' back.
+// With AVX-512 the tiles' 16 x 16 blocks go through registers (the scalar loops were a twentieth
+// of an LSTM training step at DESIGN.md's shape S).
 template <bool Add>
 void transpose(float *dst, int64_t dst_stride, const float *src, int64_t src_stride, int64_t rows,
                int64_t cols) {
-  constexpr int64_t kTile = 32;
+  constexpr int64_t kTile = 64;
+#if SEQ4J_X86_64
+  const bool avx512 = active_isa() == Isa::kAvx512;
+#endif
   const int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
-#pragma omp parallel for collapse(2) if (rows * cols > (1 << 15))
+  // one gate block of a small layer (200 x 200 at shape S) takes microseconds: below a quarter
+  // million floats the pool's fork and join would cost more than they save
+#pragma omp parallel for collapse(2) if (rows * cols >= (1 << 18))
   for (int64_t rt = 0; rt < row_tiles; ++rt)
     for (int64_t ct = 0; ct < col_tiles; ++ct) {
-      const int64_t r_end = std::min(rows, (rt + 1) * kTile), c_end = std::min(cols, (ct + 1) * kTile);
-      for (int64_t c = ct * kTile; c < c_end; ++c)
-        for (int64_t r = rt * kTile; r < r_end; ++r) {
+      const int64_t r0 = rt * kTile, c0 = ct * kTile;
+      const int64_t r_end = std::min(rows, r0 + kTile), c_end = std::min(cols, c0 + kTile);
+#if SEQ4J_X86_64
+      if (avx512) {
+        transpose_rect_avx512<Add>(dst + c0 * dst_stride + r0, dst_stride, src + r0 * src_stride + c0,
+                                   src_stride, r_end - r0, c_end - c0);
+        continue;
+      }
+#endif
+      for (int64_t c = c0; c < c_end; ++c)
+        for (int64_t r = r0; r < r_end; ++r) {
           if (Add)
             dst[c * dst_stride + r] += src[r * src_stride + c];
           else
