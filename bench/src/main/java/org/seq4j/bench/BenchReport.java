@@ -276,6 +276,9 @@ public final class BenchReport {
     if (benchmark.startsWith("TransformerBenchmark.")) {
       return TransformerBenchmark.flops(method.equals("forwardBackward"));
     }
+    if (benchmark.startsWith("LinearBenchmark.")) {
+      return LinearBenchmark.flops(parameters.get("features"));
+    }
     return Double.NaN;
   }
 
