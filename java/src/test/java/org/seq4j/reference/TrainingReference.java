@@ -43,6 +43,39 @@ public final class TrainingReference {
     return counted == 0 ? 0 : total / counted;
   }
 
+  /**
+   * The gradient of {@link #crossEntropy} with respect to the logits, from its closed form:
+   * (softmax(x) − q) / counted for each non-ignored row, zero for the ignored ones (for shapes too
+   * large for finite differences; the small ones are checked against those).
+   */
+  public static double[] crossEntropyGradient(double[] logits, long[] labels, int v, long ignore,
+      double smoothing) {
+    double[] grad = new double[logits.length];
+    int counted = 0;
+    for (long label : labels) {
+      counted += label == ignore ? 0 : 1;
+    }
+    for (int row = 0; row < labels.length; row++) {
+      if (labels[row] == ignore) {
+        continue;
+      }
+      double max = Double.NEGATIVE_INFINITY;
+      for (int j = 0; j < v; j++) {
+        max = Math.max(max, logits[row * v + j]);
+      }
+      double sum = 0;
+      for (int j = 0; j < v; j++) {
+        sum += Math.exp(logits[row * v + j] - max);
+      }
+      for (int j = 0; j < v; j++) {
+        double p = Math.exp(logits[row * v + j] - max) / sum;
+        double q = (j == labels[row] ? 1 - smoothing : 0) + smoothing / v;
+        grad[row * v + j] = (p - q) / counted;
+      }
+    }
+    return grad;
+  }
+
   /** mean(−t log σ(x) − (1 − t) log(1 − σ(x))). */
   public static double binaryCrossEntropyWithLogits(double[] x, double[] t) {
     double sum = 0;

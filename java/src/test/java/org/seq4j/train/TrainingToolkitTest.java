@@ -62,6 +62,66 @@ class TrainingToolkitTest {
     }
   }
 
+  /**
+   * The cross-entropy kernel's vector copies at a size that runs its rows in parallel chunks, a
+   * vocabulary that leaves a tail after the 8-wide partial sums, logits spread over ±40 (the
+   * softmax's exps span 1e-35 to 1), and one row holding a NaN: against the float64 reference on
+   * every copy, the same bits on every copy (the sums keep a fixed order), NaN where PyTorch's
+   * math gives it.
+   */
+  @Test
+  void crossEntropyVectorCopiesMatchTheReferenceAndEachOther() {
+    int rows = 300;
+    int vocabulary = 1003;
+    Random random = new Random(1003);
+    double[] x = new double[rows * vocabulary];
+    for (int i = 0; i < x.length; i++) {
+      x[i] = (float) ((random.nextDouble() * 2 - 1) * 40);
+    }
+    long[] labels = new long[rows];
+    for (int i = 0; i < rows; i++) {
+      labels[i] = i % 7 == 3 ? -100 : random.nextInt(vocabulary);
+    }
+    double expected = TrainingReference.crossEntropy(x, labels, vocabulary, -100, 0.1f);
+    float[] firstGrad = null;
+    float firstLoss = Float.NaN;
+    for (org.seq4j.KernelIsa isa : org.seq4j.reference.KernelCopies.runnable()) {
+      org.seq4j.Seq4j.selectKernels(isa);
+      try (Arena arena = Arena.ofConfined()) {
+        Tensor logits = Tensor.zeros(arena, rows, vocabulary);
+        float[] values = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+          values[i] = (float) x[i];
+        }
+        logits.copyFrom(Tensor.fromArray(arena, values, rows, vocabulary));
+        Tensor grad = Tensor.zeros(arena, rows, vocabulary);
+        float loss = Losses.crossEntropy(logits, labels,
+            CrossEntropyOptions.DEFAULT.labelSmoothing(0.1f), grad);
+        assertEquals(expected, loss, TOLERANCE * Math.max(1, Math.abs(expected)), isa + " loss");
+        float[] g = grad.toArray();
+        double[] softmaxGrad = TrainingReference.crossEntropyGradient(x, labels, vocabulary, -100,
+            0.1f);
+        assertClose(softmaxGrad, doubles(grad), Tolerances.LOSS_BACKWARD, isa + " gradient");
+        if (firstGrad == null) {
+          firstGrad = g;
+          firstLoss = loss;
+        } else {
+          assertEquals(Float.floatToIntBits(firstLoss), Float.floatToIntBits(loss), isa + " loss bits");
+          org.junit.jupiter.api.Assertions.assertArrayEquals(firstGrad, g, 0f, isa + " gradient bits");
+        }
+        // a NaN logit makes its row's loss, hence the mean, NaN, and its row's gradient NaN
+        values[5 * vocabulary + 17] = Float.NaN;
+        logits.copyFrom(Tensor.fromArray(arena, values, rows, vocabulary));
+        float nanLoss = Losses.crossEntropy(logits, labels, CrossEntropyOptions.DEFAULT, grad);
+        assertTrue(Float.isNaN(nanLoss), isa + ": loss with a NaN logit = " + nanLoss);
+        assertTrue(Float.isNaN(grad.get(5, 0)), isa + ": gradient of the NaN row");
+        assertTrue(Float.isFinite(grad.get(4, 0)), isa + ": gradient of another row");
+      } finally {
+        org.seq4j.Seq4j.selectKernels(org.seq4j.KernelIsa.BEST);
+      }
+    }
+  }
+
   @Test
   void crossEntropyOfEveryRowIgnoredIsZeroWithZeroGradient() {
     try (Arena arena = Arena.ofConfined()) {
