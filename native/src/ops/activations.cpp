@@ -6,7 +6,7 @@
 
 #include "core/cpu.h"
 #include "core/error.h"
-#include "core/exp_double.h"
+#include "core/math_double.h"
 #include "core/runtime.h"
 
 using seq4j::exp_d;
@@ -47,7 +47,7 @@ void relu_backward(float *__restrict dx, const float *__restrict dout,
 // per-element std::erf / std::tanh / std::exp were 30 to 50 times ReLU's time (4096 x 2048: 32 ms
 // forward, 47 ms backward, against 1.2 and 2.3 ms), a third of an encoder layer's step with GELU.
 //
-// exp_d is core/exp_double.h's. erfc_d: erfc(z) for z >= 0 by the Chebyshev fit t · exp(-z² +
+// exp_d is core/math_double.h's. erfc_d: erfc(z) for z >= 0 by the Chebyshev fit t · exp(-z² +
 // P(t)), t = 1 / (1 + z/2), of Numerical Recipes' erfcc (relative error below 1.2e-7 everywhere,
 // about one float ulp before the final rounding).
 // GELU(x) = x Φ(x) = x erfc(-x/√2) / 2 has no cancellation for negative x, unlike x (1 + erf) / 2.

@@ -3,10 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/cpu.h"
 #include "core/error.h"
-#include "core/exp_double.h"
+#include "core/math_double.h"
 #include "core/fixed_order_sum.h"
 #include "core/runtime.h"
 
@@ -24,7 +25,7 @@ void check_loss_arguments(const float *loss, int64_t n) {
 // One row of the softmax cross-entropy: its loss -Σ q_j log p_j (q = (1 - e) one-hot + e / v,
 // log p_j = x_j - max - log Σ exp(x_k - max)) and, with grad_row, (p - q) / counted. The row's
 // passes (max, Σ exp and Σ x, the gradient) run in vectors, compiled once per ISA, with
-// core/exp_double.h's exp (the scalar std::exp per logit made a 256 x 32768 row block 36 ms); the
+// core/math_double.h's exp (the scalar std::exp per logit made a 256 x 32768 row block 36 ms); the
 // sums keep 8 partials in a fixed order, i % 8, so the bits are the same on every copy.
 __attribute__((always_inline)) inline double cross_entropy_row_body(
     float *grad_row, const float *row, int64_t v, int64_t label, double smooth, double off,
@@ -90,6 +91,73 @@ CrossEntropyRow cross_entropy_row_copy() {
   if (seq4j::use_avx2()) return cross_entropy_row_avx2;
 #endif
   return cross_entropy_row_portable;
+}
+
+// One chunk of BCE with logits: Σ max(x, 0) - x t + log(1 + e^-|x|) (never overflows) and, with
+// grad, (σ(x) - t) / n, in fixed_order_chunk_sum's order (8 partials, i % 8), in vectors per ISA
+// with core/math_double.h's exp and log1p (the scalar libm calls made 8M logits 70 ms).
+template <bool kGrad>
+__attribute__((always_inline)) inline double bce_term(float *grad, const float *logits,
+                                                     const float *target, int64_t i,
+                                                     double scale) {
+  const double x = logits[i], t = target[i];
+  const double e = seq4j::exp_d(-(x < 0 ? -x : x));  // e^-|x|, in (0, 1]
+  if constexpr (kGrad) {
+    const double sigmoid = x >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    grad[i] = static_cast<float>((sigmoid - t) * scale);
+  }
+  return (x > 0 ? x : 0.0) - x * t + seq4j::log1p_d(e);
+}
+
+// The chunk's terms in a simd loop into a buffer (the loop the vectoriser takes), then summed in
+// the fixed order.
+template <bool kGrad>
+__attribute__((always_inline)) inline double bce_chunk_lanes(float *grad, const float *logits,
+                                                            const float *target, int64_t begin,
+                                                            int64_t end, double scale) {
+  double terms[seq4j::kSumChunk];
+  const int64_t count = end - begin;
+#pragma omp simd
+  for (int64_t k = 0; k < count; ++k)
+    terms[k] = bce_term<kGrad>(grad, logits, target, begin + k, scale);
+  double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t k = 0;
+  for (; k + 8 <= count; k += 8)
+    for (int l = 0; l < 8; ++l) lanes[l] += terms[k + l];
+  for (int l = 0; k < count; ++k, ++l) lanes[l] += terms[k];
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+         ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
+__attribute__((always_inline)) inline double bce_chunk_body(float *grad, const float *logits,
+                                                           const float *target, int64_t begin,
+                                                           int64_t end, double scale) {
+  return grad != nullptr ? bce_chunk_lanes<true>(grad, logits, target, begin, end, scale)
+                         : bce_chunk_lanes<false>(grad, logits, target, begin, end, scale);
+}
+
+using BceChunk = double (*)(float *, const float *, const float *, int64_t, int64_t, double);
+double bce_chunk_portable(float *g, const float *x, const float *t, int64_t b, int64_t e,
+                          double s) {
+  return bce_chunk_body(g, x, t, b, e, s);
+}
+#if SEQ4J_X86_64
+__attribute__((target("avx2,fma"))) double bce_chunk_avx2(float *g, const float *x,
+                                                          const float *t, int64_t b, int64_t e,
+                                                          double s) {
+  return bce_chunk_body(g, x, t, b, e, s);
+}
+__attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma"))) double bce_chunk_avx512(
+    float *g, const float *x, const float *t, int64_t b, int64_t e, double s) {
+  return bce_chunk_body(g, x, t, b, e, s);
+}
+#endif
+BceChunk bce_chunk_copy() {
+#if SEQ4J_X86_64
+  if (seq4j::active_isa() == seq4j::Isa::kAvx512) return bce_chunk_avx512;
+  if (seq4j::use_avx2()) return bce_chunk_avx2;
+#endif
+  return bce_chunk_portable;
 }
 }  // namespace
 
@@ -161,15 +229,18 @@ int seq4j_bce_with_logits_loss(float *loss, float *grad, const float *logits, co
     seq4j::require_pointer("target", target, n);
     seq4j::use_configured_threads();
     const double scale = 1.0 / static_cast<double>(n);
-    const double sum = seq4j::fixed_order_sum(n, seq4j::kSumChunk, n >= kParallelMin, [&](int64_t i) {
-      const double x = logits[i], t = target[i];
-      if (grad != nullptr) {
-        const double sigmoid = x >= 0 ? 1.0 / (1.0 + std::exp(-x)) : std::exp(x) / (1.0 + std::exp(x));
-        grad[i] = static_cast<float>((sigmoid - t) * scale);
-      }
-      // max(x, 0) - x t + log(1 + exp(-|x|)): never overflows
-      return std::fmax(x, 0.0) - x * t + std::log1p(std::exp(-std::fabs(x)));
-    });
+    // fixed_order_sum's chunks and order, each chunk one call of the ISA's copy
+    const BceChunk chunk_sum = bce_chunk_copy();
+    const int64_t chunks = (n + seq4j::kSumChunk - 1) / seq4j::kSumChunk;
+    std::vector<double> partial(static_cast<size_t>(chunks));
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t begin = c * seq4j::kSumChunk;
+      partial[static_cast<size_t>(c)] =
+          chunk_sum(grad, logits, target, begin, std::min(n, begin + seq4j::kSumChunk), scale);
+    }
+    double sum = 0;
+    for (double p : partial) sum += p;
     *loss = static_cast<float>(sum * scale);
     return SEQ4J_OK;
   });

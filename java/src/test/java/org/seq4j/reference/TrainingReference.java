@@ -76,6 +76,19 @@ public final class TrainingReference {
     return grad;
   }
 
+  /**
+   * {@link #binaryCrossEntropyWithLogits} for logits of any size: −t log σ(x) − (1 − t) log(1 −
+   * σ(x)) = log(1 + e^x) − x t, written max(x, 0) − x t + log(1 + e^−|x|) (log(1 + e^x) = max(x, 0)
+   * + log(1 + e^−|x|)), in which nothing saturates; with Java's log1p.
+   */
+  public static double binaryCrossEntropyWithLogitsStable(double[] x, double[] t) {
+    double sum = 0;
+    for (int i = 0; i < x.length; i++) {
+      sum += Math.max(x[i], 0) - x[i] * t[i] + Math.log1p(Math.exp(-Math.abs(x[i])));
+    }
+    return sum / x.length;
+  }
+
   /** mean(−t log σ(x) − (1 − t) log(1 − σ(x))). */
   public static double binaryCrossEntropyWithLogits(double[] x, double[] t) {
     double sum = 0;

@@ -122,6 +122,87 @@ class TrainingToolkitTest {
     }
   }
 
+  /**
+   * BCE with logits in its vector copies: 20 003 logits over ±60 (log1p(e^−|x|) from 1e-26 to
+   * log 2), targets in [0, 1], several parallel chunks and a tail: against the float64 reference
+   * and the closed-form gradient (σ(x) − t) / n on every copy, the same bits on every copy, and
+   * NaN from a NaN logit.
+   */
+  @Test
+  void binaryCrossEntropyVectorCopiesMatchTheReferenceAndEachOther() {
+    int n = 20_003;
+    Random random = new Random(20_003);
+    float[] x = new float[n];
+    float[] t = new float[n];
+    for (int i = 0; i < n; i++) {
+      x[i] = (float) ((random.nextDouble() * 2 - 1) * 60);
+      t[i] = i % 5 == 0 ? random.nextFloat() : (i % 2);
+    }
+    double[] xv = new double[n];
+    double[] tv = new double[n];
+    double[] expectedGrad = new double[n];
+    for (int i = 0; i < n; i++) {
+      xv[i] = x[i];
+      tv[i] = t[i];
+      double sigmoid = x[i] >= 0 ? 1 / (1 + Math.exp(-xv[i]))
+          : Math.exp(xv[i]) / (1 + Math.exp(xv[i]));
+      expectedGrad[i] = (sigmoid - tv[i]) / n;
+    }
+    double expected = TrainingReference.binaryCrossEntropyWithLogitsStable(xv, tv);
+    float firstLoss = Float.NaN;
+    float[] firstGrad = null;
+    for (org.seq4j.KernelIsa isa : org.seq4j.reference.KernelCopies.runnable()) {
+      org.seq4j.Seq4j.selectKernels(isa);
+      try (Arena arena = Arena.ofConfined()) {
+        Tensor logits = Tensor.fromArray(arena, x, n);
+        Tensor targets = Tensor.fromArray(arena, t, n);
+        Tensor grad = Tensor.zeros(arena, n);
+        float loss = Losses.binaryCrossEntropyWithLogits(logits, targets, grad);
+        assertEquals(expected, loss, TOLERANCE * Math.max(1, Math.abs(expected)), isa + " loss");
+        float[] g = grad.toArray();
+        for (int i = 0; i < n; i++) {
+          // relative to the size of σ(x) and t, which cancel where σ(x) nears t
+          double scale = (Math.abs(expectedGrad[i] + tv[i] / n) + tv[i] / n);
+          assertEquals(expectedGrad[i], g[i], Tolerances.ELEMENTWISE_RELATIVE * scale,
+              isa + " gradient " + i);
+        }
+        if (firstGrad == null) {
+          firstLoss = loss;
+          firstGrad = g;
+        } else {
+          assertEquals(Float.floatToIntBits(firstLoss), Float.floatToIntBits(loss), isa + " loss bits");
+          org.junit.jupiter.api.Assertions.assertArrayEquals(firstGrad, g, 0f, isa + " gradient bits");
+        }
+        // targets that cancel max(x, 0) - x t leave the mean of log(1 + e^-|x|) alone: the
+        // kernel's log1p, held to the float rounding of the mean
+        float[] near = new float[n];
+        float[] side = new float[n];
+        double[] nearV = new double[n];
+        double[] sideV = new double[n];
+        for (int i = 0; i < n; i++) {
+          near[i] = (float) ((i - n / 2) * 6.0 / n);
+          side[i] = near[i] > 0 ? 1 : 0;
+          nearV[i] = near[i];
+          sideV[i] = side[i];
+        }
+        double logTerms = TrainingReference.binaryCrossEntropyWithLogitsStable(nearV, sideV);
+        float logLoss = Losses.binaryCrossEntropyWithLogits(Tensor.fromArray(arena, near, n),
+            Tensor.fromArray(arena, side, n), null);
+        assertEquals(logTerms, logLoss, Tolerances.ELEMENTWISE_RELATIVE * logTerms,
+            isa + " mean of log(1 + e^-|x|)");
+        x[777] = Float.NaN;
+        float nanLoss = Losses.binaryCrossEntropyWithLogits(Tensor.fromArray(arena, x, n), targets,
+            grad);
+        x[777] = (float) xv[777];
+        assertTrue(Float.isNaN(nanLoss), isa + ": loss with a NaN logit = " + nanLoss);
+        assertTrue(Float.isNaN(grad.get(777)), isa + ": gradient of the NaN logit");
+        assertTrue(Float.isFinite(grad.get(778)), isa + ": gradient of another logit");
+      } finally {
+        org.seq4j.Seq4j.selectKernels(org.seq4j.KernelIsa.BEST);
+      }
+    }
+  }
+
   @Test
   void crossEntropyOfEveryRowIgnoredIsZeroWithZeroGradient() {
     try (Arena arena = Arena.ofConfined()) {
