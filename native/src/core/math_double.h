@@ -31,11 +31,12 @@ __attribute__((always_inline)) inline double exp_d(double x) {
   p = p * r + 0.5;
   p = p * r + 1.0;
   p = p * r + 1.0;
-  int64_t bits;
+  // unsigned: wraps where x is NaN (whose result is NaN from p anyway) instead of overflowing
+  uint64_t bits;
   std::memcpy(&bits, &shifted, sizeof bits);
-  int64_t kround_bits;
+  uint64_t kround_bits;
   std::memcpy(&kround_bits, &kRound, sizeof kround_bits);
-  const int64_t scale_bits = (bits - kround_bits + 1023) << 52;
+  const uint64_t scale_bits = (bits - kround_bits + 1023) << 52;
   double scale;
   std::memcpy(&scale, &scale_bits, sizeof scale);
   return p * scale;
