@@ -833,8 +833,8 @@ SEQ4J_AVX512 void accumulate_avx512(float *o, const float *a, int64_t lda, int64
 }
 #endif  // SEQ4J_X86_64
 
-// ds = scale · prob ⊙ (dp − row_dot), one row of a tile without dropout: the loop with dropout's
-// per-score check is not vectorised, and at head size 64 it cost as much as a tile product.
+// ds = scale · prob ⊙ (dp − row_dot), one row of a tile (with dropout, dp the kept entries of dP
+// scaled, by dropout_run): elementwise, so ds may be dp.
 void d_scores_scalar(float *ds, const float *prob, const float *dp, int64_t n, float row_dot,
                      float scale) {
   for (int64_t c = 0; c < n; ++c) ds[c] = prob[c] * (dp[c] - row_dot) * scale;
@@ -1104,13 +1104,9 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
           b.row_max[r] = new_max;
         }
         b.row_sum[r] += sum;
-        if (d.dropout > 0) {
-          for (int64_t c = 0; c < seen; ++c)
-            row[c] = dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
-                                  p.dropout_threshold)
-                         ? row[c] * p.dropout_scale
-                         : 0.0f;
-        }
+        if (d.dropout > 0)
+          dropout_run(row, row, seen, p.dropout_key, p.score_index(n, h, i0 + r, j0),
+                      p.dropout_threshold, p.dropout_scale);
       }
 #if SEQ4J_X86_64
       if (packed != nullptr) {
@@ -1322,36 +1318,29 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
                 std::fill(prob_row, prob_row + seen, 0.0f);
               else
                 exp_shifted(prob_row, seen, lse_rows[r]);
-              if (d.dropout > 0) {
-                for (int64_t c = 0; c < seen; ++c)
-                  dropped[r * lds + c] =
-                      !dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
-                                    p.dropout_threshold)
-                          ? 0.0f
-                          : prob_row[c] * p.dropout_scale;
-              }
+              if (d.dropout > 0)
+                dropout_run(dropped + r * lds, prob_row, seen, p.dropout_key,
+                            p.score_index(n, h, i0 + r, j0), p.dropout_threshold,
+                            p.dropout_scale);
               // scale · dS = scale · P ⊙ (dP − D), with dP = dP_dropped ⊙ keep / (1 − p): the
               // scale of both products below, applied once here
               const float row_dot = b.row_dot[hh * d.query_length + i0 + r];
               float *ds_row = ds + r * lds;
               const float *dp_row = dp + r * lds;
-              if (d.dropout == 0) {
-#if SEQ4J_X86_64
-                (avx512 ? d_scores_avx512 : avx2 ? d_scores_avx2 : d_scores_scalar)(
-                    ds_row, prob_row, dp_row, seen, row_dot, d.scale);
-#else
-                d_scores_scalar(ds_row, prob_row, dp_row, seen, row_dot, d.scale);
-#endif
-              } else {
-                for (int64_t c = 0; c < seen; ++c) {
-                  const float grad_prob =
-                      dropout_keep(p.dropout_key, p.score_index(n, h, i0 + r, j0 + c),
-                                   p.dropout_threshold)
-                          ? dp_row[c] * p.dropout_scale
-                          : 0.0f;
-                  ds_row[c] = prob_row[c] * (grad_prob - row_dot) * d.scale;
-                }
+              // with dropout, the gradient of P is dP's kept entries scaled: put in ds_row
+              // first, which the elementwise d_scores then reads where it writes
+              const float *grad_prob = dp_row;
+              if (d.dropout > 0) {
+                dropout_run(ds_row, dp_row, seen, p.dropout_key, p.score_index(n, h, i0 + r, j0),
+                            p.dropout_threshold, p.dropout_scale);
+                grad_prob = ds_row;
               }
+#if SEQ4J_X86_64
+              (avx512 ? d_scores_avx512 : avx2 ? d_scores_avx2 : d_scores_scalar)(
+                  ds_row, prob_row, grad_prob, seen, row_dot, d.scale);
+#else
+              d_scores_scalar(ds_row, prob_row, grad_prob, seen, row_dot, d.scale);
+#endif
               if (seen < cols) {
                 std::fill(dropped + r * lds + seen, dropped + r * lds + cols, 0.0f);
                 std::fill(ds_row + seen, ds_row + cols, 0.0f);

@@ -28,4 +28,9 @@ inline bool dropout_keep(uint64_t key, uint64_t index, uint64_t threshold) {
   return (splitmix64(key ^ index) >> 40) >= threshold;
 }
 
+// out[c] = x[c] * scale where element first_index + c is kept (dropout_keep), else 0, for c <
+// count; out may equal x. In vectors, compiled once per ISA (ops/dropout.cpp).
+void dropout_run(float *out, const float *x, int64_t count, uint64_t key, uint64_t first_index,
+                 uint64_t threshold, float scale);
+
 }  // namespace seq4j
