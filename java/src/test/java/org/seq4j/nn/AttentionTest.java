@@ -155,20 +155,31 @@ class AttentionTest {
           .causal(causal).keyPaddingMask(tensor(arena, padding, batch, tk));
       AttentionReference.Problem problem = new AttentionReference.Problem(batch, heads, kvHeads,
           tq, tk, d, dv, 1 / Math.sqrt(d), causal, null, null, padding, 0f, 0);
-      var result = ScaledDotProductAttention.forward(arena,
-          tensor(arena, q, batch, heads, tq, d), tensor(arena, k, batch, kvHeads, tk, d),
-          tensor(arena, v, batch, kvHeads, tk, dv), options, Mode.TRAINING);
-      assertClose(AttentionReference.forward(problem, q, k, v), doubles(result.output()),
-          Tolerances.ATTENTION_FORWARD, "output");
-      double[] g = random(random, batch * heads * tq * dv);
-      var grads = ScaledDotProductAttention.backward(arena, result.context(),
-          tensor(arena, g, batch, heads, tq, dv));
-      double[][] expected = gradients(problem, q, k, v, g);
-      double budget = Tolerances.ATTENTION_BACKWARD_ANALYTIC;
-      assertClose(expected[0], doubles(grads.query()), budget, "dq");
-      assertClose(expected[1], doubles(grads.key()), budget, "dk");
-      assertClose(expected[2], doubles(grads.value()), budget, "dv");
+      assertForwardAndGradients(arena, problem, options, q, k, v, random(random,
+          batch * heads * tq * dv), Tolerances.ATTENTION_FORWARD,
+          Tolerances.ATTENTION_BACKWARD_ANALYTIC);
     }
+  }
+
+  /**
+   * The forward of (q, k, v) against the float64 reference, and its backward of the output
+   * gradient g against the float64 gradients worked out analytically.
+   */
+  static void assertForwardAndGradients(Arena arena, AttentionReference.Problem p,
+      ScaledDotProductAttention.Options options, double[] q, double[] k, double[] v, double[] g,
+      double forwardTolerance, double backwardTolerance) {
+    var result = ScaledDotProductAttention.forward(arena,
+        tensor(arena, q, p.batch(), p.heads(), p.tq(), p.d()),
+        tensor(arena, k, p.batch(), p.kvHeads(), p.tk(), p.d()),
+        tensor(arena, v, p.batch(), p.kvHeads(), p.tk(), p.dv()), options, Mode.TRAINING);
+    assertClose(AttentionReference.forward(p, q, k, v), doubles(result.output()),
+        forwardTolerance, "output");
+    var grads = ScaledDotProductAttention.backward(arena, result.context(),
+        tensor(arena, g, p.batch(), p.heads(), p.tq(), p.dv()));
+    double[][] expected = gradients(p, q, k, v, g);
+    assertClose(expected[0], doubles(grads.query()), backwardTolerance, "dq");
+    assertClose(expected[1], doubles(grads.key()), backwardTolerance, "dk");
+    assertClose(expected[2], doubles(grads.value()), backwardTolerance, "dv");
   }
 
   /**
@@ -209,19 +220,9 @@ class AttentionTest {
           ScaledDotProductAttention.Options.DEFAULT.causal(causal);
       AttentionReference.Problem problem = new AttentionReference.Problem(batch, heads, kvHeads,
           tq, tk, d, dv, 1 / Math.sqrt(d), causal, null, null, null, 0f, 0);
-      var result = ScaledDotProductAttention.forward(arena,
-          tensor(arena, q, batch, heads, tq, d), tensor(arena, k, batch, kvHeads, tk, d),
-          tensor(arena, v, batch, kvHeads, tk, dv), options, Mode.TRAINING);
-      assertClose(AttentionReference.forward(problem, q, k, v), doubles(result.output()),
-          Tolerances.ATTENTION_EXTREME_SCORES, "output");
-      double[] g = random(random, batch * heads * tq * dv);
-      var grads = ScaledDotProductAttention.backward(arena, result.context(),
-          tensor(arena, g, batch, heads, tq, dv));
-      double[][] expected = gradients(problem, q, k, v, g);
-      double budget = Tolerances.ATTENTION_EXTREME_SCORES;
-      assertClose(expected[0], doubles(grads.query()), budget, "dq");
-      assertClose(expected[1], doubles(grads.key()), budget, "dk");
-      assertClose(expected[2], doubles(grads.value()), budget, "dv");
+      assertForwardAndGradients(arena, problem, options, q, k, v, random(random,
+          batch * heads * tq * dv), Tolerances.ATTENTION_EXTREME_SCORES,
+          Tolerances.ATTENTION_EXTREME_SCORES);
     }
   }
 

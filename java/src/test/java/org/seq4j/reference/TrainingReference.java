@@ -26,21 +26,27 @@ public final class TrainingReference {
         continue;
       }
       counted++;
-      double max = Double.NEGATIVE_INFINITY;
+      double logSum = logSumExp(logits, row, v);
       for (int j = 0; j < v; j++) {
-        max = Math.max(max, logits[row * v + j]);
-      }
-      double sum = 0;
-      for (int j = 0; j < v; j++) {
-        sum += Math.exp(logits[row * v + j] - max);
-      }
-      for (int j = 0; j < v; j++) {
-        double logP = logits[row * v + j] - max - Math.log(sum);
+        double logP = logits[row * v + j] - logSum;
         double q = (j == labels[row] ? 1 - smoothing : 0) + smoothing / v;
         total -= q * logP;
       }
     }
     return counted == 0 ? 0 : total / counted;
+  }
+
+  /** log Σ_j exp(x_j) over row {@code row} of (rows, v) logits, its maximum subtracted first. */
+  static double logSumExp(double[] logits, int row, int v) {
+    double max = Double.NEGATIVE_INFINITY;
+    for (int j = 0; j < v; j++) {
+      max = Math.max(max, logits[row * v + j]);
+    }
+    double sum = 0;
+    for (int j = 0; j < v; j++) {
+      sum += Math.exp(logits[row * v + j] - max);
+    }
+    return max + Math.log(sum);
   }
 
   /**
@@ -59,16 +65,9 @@ public final class TrainingReference {
       if (labels[row] == ignore) {
         continue;
       }
-      double max = Double.NEGATIVE_INFINITY;
+      double logSum = logSumExp(logits, row, v);
       for (int j = 0; j < v; j++) {
-        max = Math.max(max, logits[row * v + j]);
-      }
-      double sum = 0;
-      for (int j = 0; j < v; j++) {
-        sum += Math.exp(logits[row * v + j] - max);
-      }
-      for (int j = 0; j < v; j++) {
-        double p = Math.exp(logits[row * v + j] - max) / sum;
+        double p = Math.exp(logits[row * v + j] - logSum);
         double q = (j == labels[row] ? 1 - smoothing : 0) + smoothing / v;
         grad[row * v + j] = (p - q) / counted;
       }
