@@ -962,6 +962,22 @@ struct Problem {
       }
       return;
     }
+    if (mask == nullptr) {
+      // key padding (and maybe causal): the tile's padded keys are the same for every row, so
+      // each row adds -inf to them in one vector loop, then to its causal tail (the per-score
+      // checks below cost half again of a padded batch's attention forward at T = 128)
+      const float *padded = key_padding + n * d.kv_length + j0;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t visible =
+            d.causal ? std::clamp<int64_t>(i0 + r - j0 + 1, 0, cols) : cols;
+        float *row = s + r * lds;
+#pragma omp simd
+        for (int64_t c = 0; c < visible; ++c) row[c] += padded[c] != 0.0f ? kMinusInfinity : 0.0f;
+#pragma omp simd
+        for (int64_t c = visible; c < cols; ++c) row[c] += kMinusInfinity;
+      }
+      return;
+    }
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
       float *row = s + r * lds;
