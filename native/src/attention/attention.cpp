@@ -978,6 +978,36 @@ struct Problem {
       }
       return;
     }
+    if (d.mask_strides[3] == 1) {
+      // a mask contiguous along the keys (PyTorch's usual (Tq, Tk) or (N, H, Tq, Tk)): its row
+      // added, or its zeros made -inf, in vector loops, then the padding and the causal tail.
+      // Adding -inf once or several times gives the same (-inf, or NaN from +inf or NaN), so the
+      // pieces may go one after the other.
+      const float *padded = key_padding != nullptr ? key_padding + n * d.kv_length + j0 : nullptr;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t i = i0 + r;
+        float *row = s + r * lds;
+        const float *m = mask + n * d.mask_strides[0] + h * d.mask_strides[1] +
+                         i * d.mask_strides[2] + j0;
+        if (d.mask_kind == SEQ4J_MASK_BOOLEAN) {
+#pragma omp simd
+          for (int64_t c = 0; c < cols; ++c) row[c] += m[c] == 0.0f ? kMinusInfinity : 0.0f;
+        } else {
+#pragma omp simd
+          for (int64_t c = 0; c < cols; ++c) row[c] += m[c];
+        }
+        if (padded != nullptr) {
+#pragma omp simd
+          for (int64_t c = 0; c < cols; ++c) row[c] += padded[c] != 0.0f ? kMinusInfinity : 0.0f;
+        }
+        if (d.causal) {
+          const int64_t visible = std::clamp<int64_t>(i - j0 + 1, 0, cols);
+#pragma omp simd
+          for (int64_t c = visible; c < cols; ++c) row[c] += kMinusInfinity;
+        }
+      }
+      return;
+    }
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t i = i0 + r;
       float *row = s + r * lds;
