@@ -37,6 +37,37 @@ public enum Activation {
     return out;
   }
 
+  /**
+   * Whether f' can be read from f's output as well as from its input: for ReLU, y > 0 exactly
+   * where x > 0 (NaN and -0 included), so a layer may keep only y for its backward.
+   */
+  boolean derivativeFromOutput() {
+    return this == RELU;
+  }
+
+  /** f(x) written over x itself, recording nothing: for layers that keep only the output. */
+  Tensor forwardInPlace(Tensor x) {
+    Checks.usable(x.segment(), "x");
+    NativeBindings.activationForward(x.segment(), x.segment(), x.size(), code);
+    x.markChanged();
+    return x;
+  }
+
+  /**
+   * f(x) for a layer's forward, and the tensor its backward will read f' from: for ReLU the output
+   * computed over x (x is not kept), else a new output beside x. Records nothing.
+   */
+  Tensor[] forwardForLayer(Arena arena, Tensor x) {
+    if (derivativeFromOutput()) {
+      Tensor y = forwardInPlace(x);
+      return new Tensor[] {y, y};
+    }
+    Checks.usable(x.segment(), "x");
+    Tensor y = Tensor.uninitialized(arena, x.shape().dims());
+    NativeBindings.activationForward(y.segment(), x.segment(), x.size(), code);
+    return new Tensor[] {y, x};
+  }
+
   /** {@code gradOutput · f'(x)} for the forward's input {@code x}. */
   public Tensor backward(Arena arena, Tensor x, Tensor gradOutput) {
     if (x == null) {

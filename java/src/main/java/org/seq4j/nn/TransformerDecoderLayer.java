@@ -47,6 +47,7 @@ public final class TransformerDecoderLayer extends Module {
     private final LayerNorm.Context norm2;
     private final LayerNorm.Context norm3;
     private final Tensor feedForwardInput;
+    /** What the activation's derivative reads: its input, or for ReLU its output. */
     private final Tensor hidden;
     private final Tensor activated;
     private final long seed;
@@ -230,8 +231,13 @@ public final class TransformerDecoderLayer extends Module {
     // block 3: feed-forward
     LayerNorm.Result n3 = normFirst ? norm3.forward(arena, x2) : null;
     Tensor feedForwardInput = normFirst ? n3.output() : x2;
-    Tensor hidden = linear1.forward(arena, feedForwardInput);
-    Tensor activated = drop(arena, activation.forward(arena, hidden), callSeed + 2, training);
+    // hidden: what the activation's backward reads f' from; for ReLU its output, computed over
+    // linear1's (one tensor of (rows, ff) kept instead of two; after dropout the same gradient,
+    // as dropped entries get none either way)
+    Tensor[] forwardAndSaved = activation.forwardForLayer(arena, linear1.forward(arena,
+        feedForwardInput));
+    Tensor activated = drop(arena, forwardAndSaved[0], callSeed + 2, training);
+    Tensor hidden = activation.derivativeFromOutput() ? activated : forwardAndSaved[1];
     Tensor feedForward = drop(arena, linear2.forward(arena, activated), callSeed + 3, training);
     Tensor r3 = add(arena, x2, feedForward);
     if (!normFirst) {

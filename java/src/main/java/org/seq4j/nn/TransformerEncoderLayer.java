@@ -48,6 +48,7 @@ public final class TransformerEncoderLayer extends Module implements Layer {
     private final LayerNorm.Context norm1;
     private final LayerNorm.Context norm2;
     private final Tensor feedForwardInput;
+    /** What the activation's derivative reads: its input, or for ReLU its output. */
     private final Tensor hidden;
     private final Tensor activated;
     private final long seed;
@@ -218,8 +219,13 @@ public final class TransformerEncoderLayer extends Module implements Layer {
       second = norm2.forward(arena, afterAttention);
       feedForwardInput = second.output();
     }
-    Tensor hidden = linear1.forward(arena, feedForwardInput);
-    Tensor activated = drop(arena, activation.forward(arena, hidden), callSeed + 1, training);
+    // hidden: what the activation's backward reads f' from; for ReLU its output, computed over
+    // linear1's (one tensor of (rows, ff) kept instead of two; after dropout the same gradient,
+    // as dropped entries get none either way)
+    Tensor[] forwardAndSaved = activation.forwardForLayer(arena, linear1.forward(arena,
+        feedForwardInput));
+    Tensor activated = drop(arena, forwardAndSaved[0], callSeed + 1, training);
+    Tensor hidden = activation.derivativeFromOutput() ? activated : forwardAndSaved[1];
     Tensor feedForward = drop(arena, linear2.forward(arena, activated), callSeed + 2, training);
     Tensor residual2 = add(arena, afterAttention, feedForward);
     Tensor output = residual2;

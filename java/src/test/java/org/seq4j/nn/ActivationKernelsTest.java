@@ -84,6 +84,43 @@ class ActivationKernelsTest {
   }
 
   /**
+   * The layers keep only ReLU's output (after dropout) for the backward: its derivative read from
+   * there gives the same bits as read from the input, for negatives, zeros of both signs, NaN and
+   * dropped entries (whose incoming gradient dropout has already made 0), on every copy.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("org.seq4j.reference.KernelCopies#runnable")
+  void reluDerivativeFromItsDroppedOutputEqualsTheOneFromItsInput(KernelIsa isa) {
+    Seq4j.selectKernels(isa);
+    int n = 50_001;
+    java.util.Random random = new java.util.Random(3);
+    float[] x = new float[n];
+    float[] g = new float[n];
+    for (int i = 0; i < n; i++) {
+      x[i] = switch (i % 97) {
+        case 0 -> 0f;
+        case 1 -> -0f;
+        case 2 -> Float.NaN;
+        default -> (float) random.nextGaussian();
+      };
+      g[i] = i % 89 == 0 ? Float.NaN : (float) random.nextGaussian();
+    }
+    try (Arena arena = Arena.ofConfined()) {
+      Tensor input = Tensor.fromArray(arena, x, n);
+      Tensor hidden = input.copy(arena);
+      Tensor[] outAndSaved = Activation.RELU.forwardForLayer(arena, hidden);
+      Tensor activated = ResidualOps.dropout(arena, outAndSaved[0], 0.3f, 11, true);
+      Tensor gradDropped = ResidualOps.dropout(arena, Tensor.fromArray(arena, g, n), 0.3f, 11, true);
+      float[] fromInput = Activation.RELU.backward(arena, input, gradDropped).toArray();
+      float[] fromOutput = Activation.RELU.backward(arena, activated, gradDropped).toArray();
+      for (int i = 0; i < n; i++) {
+        assertEquals(Float.floatToIntBits(fromInput[i]), Float.floatToIntBits(fromOutput[i]),
+            isa + " element " + i + " (x = " + x[i] + ")");
+      }
+    }
+  }
+
+  /**
    * NaN stays NaN, +inf gives +inf, and -inf gives NaN (x · Φ(x) = -inf · 0, as PyTorch's
    * formulas give); zeros and the smallest values keep their sign.
    */
