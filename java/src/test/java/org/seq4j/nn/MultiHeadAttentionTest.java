@@ -108,6 +108,23 @@ class MultiHeadAttentionTest {
     return out;
   }
 
+  /** Every parameter of mha set to standard normals; their values by name, for the reference. */
+  static Map<String, double[]> randomParameters(MultiHeadAttention mha, Arena arena,
+      Random random) {
+    Map<String, double[]> params = new LinkedHashMap<>();
+    for (Parameter p : mha.parameters()) {
+      double[] values = random(random, (int) p.data().size());
+      p.data().copyFrom(tensor(arena, values, p.shape().dims()));
+      params.put(p.name(), values);
+    }
+    return params;
+  }
+
+  /** x, given time-major (t, n, c), as the layer takes it: (n, t, c) when batch-first. */
+  static Tensor layerTensor(Arena arena, double[] x, int t, int n, int c, boolean batchFirst) {
+    return batchFirst ? tensor(arena, swap(x, t, n, c), n, t, c) : tensor(arena, x, t, n, c);
+  }
+
   @ParameterizedTest(name = "kdim={0} batchFirst={1} causal={2} padding={3}")
   @CsvSource({"6, false, false, false", "4, false, true, false", "6, true, false, true",
       "4, true, true, true"})
@@ -119,12 +136,7 @@ class MultiHeadAttentionTest {
     Random random = new Random(kdim * 7 + (batchFirst ? 1 : 0));
     try (MultiHeadAttention mha = MultiHeadAttention.builder(E, HEADS).keyDim(kdim).valueDim(kdim)
         .batchFirst(batchFirst).seed(3).build(); Arena arena = Arena.ofConfined()) {
-      Map<String, double[]> params = new LinkedHashMap<>();
-      for (Parameter p : mha.parameters()) {
-        double[] values = random(random, (int) p.data().size()); // non-zero biases too
-        p.data().copyFrom(tensor(arena, values, p.shape().dims()));
-        params.put(p.name(), values);
-      }
+      Map<String, double[]> params = randomParameters(mha, arena, random); // biases too
       assertEquals(kdim == E ? List.of("in_proj_weight", "in_proj_bias", "out_proj.weight",
           "out_proj.bias") : List.of("q_proj_weight", "k_proj_weight", "v_proj_weight",
           "in_proj_bias", "out_proj.weight", "out_proj.bias"),
@@ -138,12 +150,9 @@ class MultiHeadAttentionTest {
       if (pad != null) {
         options = options.keyPaddingMask(tensor(arena, pad, n, s));
       }
-      Tensor tq = batchFirst ? tensor(arena, swap(query, l, n, E), n, l, E)
-          : tensor(arena, query, l, n, E);
-      Tensor tk = batchFirst ? tensor(arena, swap(key, s, n, kdim), n, s, kdim)
-          : tensor(arena, key, s, n, kdim);
-      Tensor tv = batchFirst ? tensor(arena, swap(value, s, n, kdim), n, s, kdim)
-          : tensor(arena, value, s, n, kdim);
+      Tensor tq = layerTensor(arena, query, l, n, E, batchFirst);
+      Tensor tk = layerTensor(arena, key, s, n, kdim, batchFirst);
+      Tensor tv = layerTensor(arena, value, s, n, kdim, batchFirst);
       MultiHeadAttention.Result result =
           mha.forwardWithWeights(arena, tq, tk, tv, options, Mode.TRAINING);
       double[] out = doubles(result.output());
@@ -160,8 +169,7 @@ class MultiHeadAttentionTest {
       assertEquals(1.0, rowSum, Tolerances.PROBABILITY_SUM, "averaged weights are a distribution");
 
       double[] g = random(random, l * n * E);
-      Tensor gradOutput = batchFirst ? tensor(arena, swap(g, l, n, E), n, l, E)
-          : tensor(arena, g, l, n, E);
+      Tensor gradOutput = layerTensor(arena, g, l, n, E, batchFirst);
       MultiHeadAttention.Gradients grads = mha.backward(arena, result.context(), gradOutput);
       DoubleSupplier loss = () -> {
         double[] y = reference(params, query, key, value, l, s, n, kdim, causal, pad);
@@ -207,12 +215,7 @@ class MultiHeadAttentionTest {
     Random random = new Random(31 + (batchFirst ? 1 : 0) + (causal ? 2 : 0));
     try (MultiHeadAttention mha = MultiHeadAttention.builder(E, HEADS).batchFirst(batchFirst)
         .seed(5).build(); Arena arena = Arena.ofConfined()) {
-      Map<String, double[]> params = new LinkedHashMap<>();
-      for (Parameter p : mha.parameters()) {
-        double[] values = random(random, (int) p.data().size());
-        p.data().copyFrom(tensor(arena, values, p.shape().dims()));
-        params.put(p.name(), values);
-      }
+      Map<String, double[]> params = randomParameters(mha, arena, random);
       double[] x = random(random, l * n * E);
       double[] pad = padding ? new double[] {0, 0, 1, 1, 0, 0, 0, 1} : null;
       ScaledDotProductAttention.Options options =
@@ -220,11 +223,9 @@ class MultiHeadAttentionTest {
       if (pad != null) {
         options = options.keyPaddingMask(tensor(arena, pad, n, l));
       }
-      Tensor input = batchFirst ? tensor(arena, swap(x, l, n, E), n, l, E)
-          : tensor(arena, x, l, n, E);
+      Tensor input = layerTensor(arena, x, l, n, E, batchFirst);
       double[] g = random(random, l * n * E);
-      Tensor gradOutput = batchFirst ? tensor(arena, swap(g, l, n, E), n, l, E)
-          : tensor(arena, g, l, n, E);
+      Tensor gradOutput = layerTensor(arena, g, l, n, E, batchFirst);
       double[] dx;
       MultiHeadAttention.Result result;
       if (graph) {
