@@ -397,16 +397,23 @@ __attribute__((target("avx2,fma"))) void score_tile_avx2(float *s, int64_t lds, 
 // W = 1 or 2: the same register blocking, v a packed run of values (ldv = kPanel) or, for the
 // last 8 columns, v itself. Transposed: p's element (r, j) is p[j · ldp + r], so the backward
 // multiplies by a probability tile's transpose (dV += Pᵀ dO, dK += dSᵀ Q) without writing it out.
+// With row_scale, o's row r is first multiplied by row_scale[r] (the online softmax's rescale of
+// the forward's accumulator, as scaled() gives it, without a pass of its own).
 template <int R, int W, bool Transposed = false>
 __attribute__((target("avx2,fma"))) void value_tile_avx2(float *o, int64_t ldo, const float *p,
                                                          int64_t ldp, const float *v, int64_t ldv,
-                                                         int64_t depth) {
+                                                         int64_t depth, const float *row_scale) {
   static_assert(R >= 1 && R <= 6 && (W == 1 || W == 2), "value_tile_avx2 holds at most 6 × 16");
 #define SEQ4J_LOAD(r)                                                        \
   __m256 lo##r = _mm256_setzero_ps(), hi##r = _mm256_setzero_ps();         \
   if constexpr (r < R) {                                                     \
     lo##r = _mm256_loadu_ps(o + r * ldo);                                    \
     if constexpr (W == 2) hi##r = _mm256_loadu_ps(o + r * ldo + 8);          \
+    if (row_scale != nullptr) {                                              \
+      const __m256 f = _mm256_set1_ps(row_scale[r]);                         \
+      lo##r = _mm256_mul_ps(lo##r, f);                                       \
+      if constexpr (W == 2) hi##r = _mm256_mul_ps(hi##r, f);                 \
+    }                                                                        \
   }
   SEQ4J_ROWS(SEQ4J_LOAD)
 #undef SEQ4J_LOAD
@@ -466,12 +473,15 @@ __attribute__((target("avx2,fma"))) void scores_avx2(float *s, int64_t lds, cons
 
 // o (rows × 8W) += p (rows × depth) · v (depth × 8W): these columns of v (depth cache lines at
 // W = 2) stay in L1 while every row group of p passes over them.
-// With a skew (kNoSkew for none) each row group starts its depth at skewed_start.
+// With a skew (kNoSkew for none) each row group starts its depth at skewed_start; with row_scale
+// (rows floats, or null) o's rows are rescaled first, as in value_tile_avx2.
 template <int W, bool Transposed = false>
 __attribute__((target("avx2,fma"))) void value_columns_avx2(float *o, int64_t ldo, const float *p,
                                                             int64_t ldp, int64_t rows,
                                                             const float *v, int64_t ldv,
-                                                            int64_t depth, int64_t skew) {
+                                                            int64_t depth, int64_t skew,
+                                                            const float *row_scale = nullptr) {
+  auto scales = [&](int64_t r) { return row_scale != nullptr ? row_scale + r : nullptr; };
   // the next row group of p: rows further down, or columns further right when transposed
   const int64_t step = Transposed ? 1 : ldp;
   // one step along the depth: p's next column, or its next row when transposed
@@ -480,19 +490,20 @@ __attribute__((target("avx2,fma"))) void value_columns_avx2(float *o, int64_t ld
   for (; r + kKernelRows <= rows; r += kKernelRows) {
     const int64_t j = skewed_start(r, skew, depth);
     value_tile_avx2<kKernelRows, W, Transposed>(o + r * ldo, ldo, p + r * step + j * along, ldp,
-                                                v + j * ldv, ldv, depth - j);
+                                                v + j * ldv, ldv, depth - j, scales(r));
   }
   const int64_t j = skewed_start(r, skew, depth);
   float *orow = o + r * ldo;
   const float *prow = p + r * step + j * along;
   const float *vj = v + j * ldv;
   const int64_t left = depth - j;
+  const float *sr = scales(r);
   switch (rows - r) {
-    case 5: value_tile_avx2<5, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left); break;
-    case 4: value_tile_avx2<4, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left); break;
-    case 3: value_tile_avx2<3, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left); break;
-    case 2: value_tile_avx2<2, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left); break;
-    case 1: value_tile_avx2<1, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left); break;
+    case 5: value_tile_avx2<5, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left, sr); break;
+    case 4: value_tile_avx2<4, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left, sr); break;
+    case 3: value_tile_avx2<3, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left, sr); break;
+    case 2: value_tile_avx2<2, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left, sr); break;
+    case 1: value_tile_avx2<1, W, Transposed>(orow, ldo, prow, ldp, vj, ldv, left, sr); break;
     default: break;
   }
 }
@@ -544,18 +555,21 @@ __attribute__((target("avx2,fma"))) void accumulate_avx2(float *o, const float *
                                                          int64_t rows, const float *b,
                                                          const float *runs, int64_t run_length,
                                                          int64_t depth, int64_t width,
-                                                         int64_t skew = kNoSkew) {
+                                                         int64_t skew = kNoSkew,
+                                                         const float *row_scale = nullptr) {
   int64_t e = 0;
   for (; e + kPanel <= width; e += kPanel) {
     if (runs != nullptr)
       value_columns_avx2<2, Transposed>(o + e, width, a, lda, rows,
                                         runs + e / kPanel * run_length * kPanel, kPanel, depth,
-                                        skew);
+                                        skew, row_scale);
     else
-      value_columns_avx2<2, Transposed>(o + e, width, a, lda, rows, b + e, width, depth, skew);
+      value_columns_avx2<2, Transposed>(o + e, width, a, lda, rows, b + e, width, depth, skew,
+                                        row_scale);
   }
   if (e + 8 <= width) {
-    value_columns_avx2<1, Transposed>(o + e, width, a, lda, rows, b + e, width, depth, skew);
+    value_columns_avx2<1, Transposed>(o + e, width, a, lda, rows, b + e, width, depth, skew,
+                                      row_scale);
     e += 8;
   }
   for (; e < width; ++e)
@@ -563,30 +577,8 @@ __attribute__((target("avx2,fma"))) void accumulate_avx2(float *o, const float *
       float sum = 0;
       for (int64_t j = skewed_start(r, skew, depth); j < depth; ++j)
         sum += (Transposed ? a[j * lda + r] : a[r * lda + j]) * b[j * width + e];
+      if (row_scale != nullptr) o[r * width + e] *= row_scale[r];
       o[r * width + e] += sum;
-    }
-}
-
-// o (rows × width) += p (rows × depth) · v (depth × width) for keys j0 .. j0 + depth of one head:
-// the packed runs of values, then any last columns of v (row stride width) in place.
-__attribute__((target("avx2,fma"))) void values_avx2(float *o, const float *p, int64_t ldp,
-                                                     int64_t rows, const PackedHeads &packed,
-                                                     const float *v, int64_t head, int64_t j0,
-                                                     int64_t depth, int64_t width) {
-  const int64_t ldo = width;
-  int64_t e = 0;
-  for (; e + kPanel <= width; e += kPanel)
-    value_columns_avx2<2>(o + e, ldo, p, ldp, rows, packed.value_run(head, e, j0), kPanel, depth,
-                          kNoSkew);
-  if (e + 8 <= width) {
-    value_columns_avx2<1>(o + e, ldo, p, ldp, rows, v + e, width, depth, kNoSkew);
-    e += 8;
-  }
-  for (; e < width; ++e)  // value sizes that are not a multiple of 8: the last columns one by one
-    for (int64_t r = 0; r < rows; ++r) {
-      float sum = 0;
-      for (int64_t j = 0; j < depth; ++j) sum += p[r * ldp + j] * v[j * width + e];
-      o[r * ldo + e] += sum;
     }
 }
 
@@ -670,13 +662,15 @@ SEQ4J_AVX512 __attribute__((noinline)) void score_tile_avx512(float *s, int64_t 
 // o (R × kPanel·W, row stride ldo) += p (R × depth, row stride ldp) · v (depth × kPanel·W): v's
 // rows ldv apart, its second kPanel columns at v + second (the next packed run, or kPanel
 // further along a row read in place). Masked: W = 1 and only the columns of `tail`, of o and of
-// v (read in place). Transposed: p's element (r, j) is p[j · ldp + r], as in value_tile_avx2.
+// v (read in place). Transposed: p's element (r, j) is p[j · ldp + r], as in value_tile_avx2;
+// row_scale (or null) rescales o's rows first, as there.
 template <int R, int W, bool Transposed, bool Masked>
 SEQ4J_AVX512 __attribute__((noinline)) void value_tile_avx512(float *o, int64_t ldo,
                                                               const float *p, int64_t ldp,
                                                               const float *v, int64_t ldv,
                                                               int64_t second, int64_t depth,
-                                                              __mmask16 tail) {
+                                                              __mmask16 tail,
+                                                              const float *row_scale) {
   static_assert(R >= 1 && R <= 12 && (W == 1 || W == 2) && !(Masked && W == 2),
                 "value_tile_avx512 holds 12 × 2 runs, one when masked");
 #define SEQ4J_LOAD(r)                                                          \
@@ -687,6 +681,11 @@ SEQ4J_AVX512 __attribute__((noinline)) void value_tile_avx512(float *o, int64_t 
     else                                                                       \
       lo##r = _mm512_loadu_ps(o + r * ldo);                                    \
     if constexpr (W == 2) hi##r = _mm512_loadu_ps(o + r * ldo + kPanel);       \
+    if (row_scale != nullptr) {                                                \
+      const __m512 f = _mm512_set1_ps(row_scale[r]);                           \
+      lo##r = _mm512_mul_ps(lo##r, f);                                         \
+      if constexpr (W == 2) hi##r = _mm512_mul_ps(hi##r, f);                   \
+    }                                                                          \
   }
   SEQ4J_ROWS12(SEQ4J_LOAD)
 #undef SEQ4J_LOAD
@@ -781,7 +780,9 @@ SEQ4J_AVX512 void lane_maxes_avx512(float *out, const float *maxes, int64_t rows
 template <int W, bool Transposed, bool Masked>
 SEQ4J_AVX512 void value_columns_avx512(float *o, int64_t ldo, const float *p, int64_t ldp,
                                        int64_t rows, const float *v, int64_t ldv, int64_t second,
-                                       int64_t depth, __mmask16 tail, int64_t skew) {
+                                       int64_t depth, __mmask16 tail, int64_t skew,
+                                       const float *row_scale) {
+  auto scales = [&](int64_t r) { return row_scale != nullptr ? row_scale + r : nullptr; };
   const int64_t step = Transposed ? 1 : ldp;  // the next row group of p
   const int64_t along = Transposed ? ldp : 1;  // one step along the depth (as value_columns_avx2)
   int64_t r = 0;
@@ -790,15 +791,16 @@ SEQ4J_AVX512 void value_columns_avx512(float *o, int64_t ldo, const float *p, in
     value_tile_avx512<kKernelRows512, W, Transposed, Masked>(o + r * ldo, ldo,
                                                              p + r * step + j * along, ldp,
                                                              v + j * ldv, ldv, second, depth - j,
-                                                             tail);
+                                                             tail, scales(r));
   }
   const int64_t j = skewed_start(r, skew, depth);
   float *orow = o + r * ldo;
   const float *prow = p + r * step + j * along;
   const float *vj = v + j * ldv;
+  const float *sr = scales(r);
 #define SEQ4J_CALL(n) \
   value_tile_avx512<n, W, Transposed, Masked>(orow, ldo, prow, ldp, vj, ldv, second, depth - j, \
-                                              tail)
+                                              tail, sr)
   switch (rows - r) { SEQ4J_PARTIAL_ROWS(SEQ4J_CALL) }
 #undef SEQ4J_CALL
 }
@@ -808,11 +810,13 @@ SEQ4J_AVX512 void value_columns_avx512(float *o, int64_t ldo, const float *p, in
 // stride width): b's packed runs (runs, row stride kPanel, each run_length rows apart) two at a
 // time where given, else b itself 2 · kPanel columns at a time; then a last run of kPanel
 // columns, and the last width % kPanel columns of b in place under a mask. The forward's
-// P V (runs: the packed values) and the backward's dV, dQ and dK.
+// P V (runs: the packed values; row_scale its rescale of o's rows) and the backward's dV, dQ
+// and dK.
 template <bool Transposed>
 SEQ4J_AVX512 void accumulate_avx512(float *o, const float *a, int64_t lda, int64_t rows,
                                     const float *b, const float *runs, int64_t run_length,
-                                    int64_t depth, int64_t width, int64_t skew = kNoSkew) {
+                                    int64_t depth, int64_t width, int64_t skew = kNoSkew,
+                                    const float *row_scale = nullptr) {
   const int64_t run_stride = run_length * kPanel;
   // the columns e .. e + kPanel (and its second run): packed, or in place
   auto source = [&](int64_t e) { return runs != nullptr ? runs + e / kPanel * run_stride : b + e; };
@@ -821,15 +825,15 @@ SEQ4J_AVX512 void accumulate_avx512(float *o, const float *a, int64_t lda, int64
   int64_t e = 0;
   for (; e + 2 * kPanel <= width; e += 2 * kPanel)
     value_columns_avx512<2, Transposed, false>(o + e, width, a, lda, rows, source(e), ldv, second,
-                                               depth, 0, skew);
+                                               depth, 0, skew, row_scale);
   if (e + kPanel <= width) {
     value_columns_avx512<1, Transposed, false>(o + e, width, a, lda, rows, source(e), ldv, 0,
-                                               depth, 0, skew);
+                                               depth, 0, skew, row_scale);
     e += kPanel;
   }
   if (e < width)
     value_columns_avx512<1, Transposed, true>(o + e, width, a, lda, rows, b + e, width, 0, depth,
-                                              tail_mask(width - e), skew);
+                                              tail_mask(width - e), skew, row_scale);
 }
 #endif  // SEQ4J_X86_64
 
@@ -1030,8 +1034,8 @@ struct Problem {
 };
 
 struct Buffers {
-  std::vector<float> scores, accumulator, row_max, row_sum, d_scores, d_probs, dropped, row_dot,
-      packed, lane_max, block_max;
+  std::vector<float> scores, accumulator, row_max, row_sum, row_scale, d_scores, d_probs, dropped,
+      row_dot, packed, lane_max, block_max;
 };
 
 Buffers &buffers() {
@@ -1078,6 +1082,7 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
   b.accumulator.assign(rows * d.value_dim, 0.0f);
   b.row_max.assign(rows, kMinusInfinity);
   b.row_sum.assign(rows, 0.0f);
+  b.row_scale.resize(rows);
   b.block_max.resize(rows);
 #if SEQ4J_X86_64
   if (avx512) b.lane_max.resize(rows * kPanel);
@@ -1127,6 +1132,10 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
       {
         p.scores(s, q, k, n, h, i0, rows, j0, cols);  // one group: r0 = 0, seen = cols
       }
+      // each row's rescale of its accumulator: applied by the packed paths' value products as
+      // they load it, by a pass of its own before sgemm
+      float *row_scale = b.row_scale.data();
+      std::fill(row_scale + r0, row_scale + r1, 1.0f);
       for (int64_t r = r0; r < r1; ++r) {
         float *row = b.scores.data() + r * lds;
         const float block_max = have_max ? b.block_max[r] : row_max(row, seen);
@@ -1145,8 +1154,7 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
         if (new_max != old_max) {  // after the first blocks the running max rarely moves
           const float rescale = old_max == kMinusInfinity ? 0.0f : std::exp(old_max - new_max);
           b.row_sum[r] *= rescale;
-          float *row_acc = b.accumulator.data() + r * d.value_dim;
-          scaled(row_acc, row_acc, d.value_dim, rescale);
+          row_scale[r] = rescale;
           b.row_max[r] = new_max;
         }
         b.row_sum[r] += sum;
@@ -1159,13 +1167,19 @@ void forward_block(float *out, float *lse, const float *q, const float *k, const
         if (avx512)
           accumulate_avx512<false>(acc, s, lds, r1 - r0, p.v_rows(v, n, h, j0),
                                    packed->runs > 0 ? packed->value_run(head, 0, j0) : nullptr,
-                                   packed->length, seen, d.value_dim);
+                                   packed->length, seen, d.value_dim, kNoSkew, row_scale + r0);
         else
-          values_avx2(acc, s, lds, r1 - r0, *packed, p.v_rows(v, n, h, j0), head, j0, seen,
-                      d.value_dim);
+          accumulate_avx2<false>(acc, s, lds, r1 - r0, p.v_rows(v, n, h, j0),
+                                 packed->runs > 0 ? packed->value_run(head, 0, j0) : nullptr,
+                                 packed->length, seen, d.value_dim, kNoSkew, row_scale + r0);
       } else
 #endif
       {
+        for (int64_t r = r0; r < r1; ++r)
+          if (row_scale[r] != 1.0f) {
+            float *row_acc = b.accumulator.data() + r * d.value_dim;
+            scaled(row_acc, row_acc, d.value_dim, row_scale[r]);
+          }
         sgemm_block(acc, s, p.v_rows(v, n, h, j0), rows, d.value_dim, cols, lds, d.value_dim,
                     d.value_dim, false, false, 1.0f, 1.0f);
       }
@@ -1398,7 +1412,7 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
               (avx512 ? accumulate_avx512<false> : accumulate_avx2<false>)(
                   dq_block + r0 * d.head_dim, ds + r0 * lds, lds, group_rows,
                   head_k + j0 * d.head_dim, key_columns + j0 * kPanel, d.kv_length, seen,
-                  d.head_dim, kNoSkew);
+                  d.head_dim, kNoSkew, nullptr);
             } else
 #endif
             {
@@ -1412,9 +1426,9 @@ void backward(float *dq, float *dk, float *dv, const float *d_out, const float *
           if (avx2) {
             const int64_t skew = groups.diagonal ? j0 - i0 : kNoSkew;
             (avx512 ? accumulate_avx512<true> : accumulate_avx2<true>)(
-                dv_block, dropped, lds, cols, go, nullptr, 0, rows, d.value_dim, skew);
+                dv_block, dropped, lds, cols, go, nullptr, 0, rows, d.value_dim, skew, nullptr);
             (avx512 ? accumulate_avx512<true> : accumulate_avx2<true>)(
-                dk_block, ds, lds, cols, q_block, nullptr, 0, rows, d.head_dim, skew);
+                dk_block, ds, lds, cols, q_block, nullptr, 0, rows, d.head_dim, skew, nullptr);
           } else
 #endif
           {
