@@ -98,6 +98,40 @@ abstract class RecurrentLayerTest {
             true));
   }
 
+  /**
+   * Batches of 16 samples or more, which oneDNN's inference splits into one run of consecutive
+   * samples per thread when the layer is small (rnn_onednn.cpp, batch_parts): an odd batch (parts
+   * of 8 and 9), gathered groups of lengths with a group big enough to split, both directions with
+   * projection and peepholes, zero initial states.
+   */
+  static Stream<Case> splitCases() {
+    long[] lengths = new long[18];
+    java.util.Arrays.fill(lengths, 4);
+    lengths[3] = 2;
+    lengths[11] = 1;
+    return Stream.of(
+        new Case("lstm batch 17", Cell.LSTM, 3, 4, 1, false, true, false, 0, 5, 17, null, false,
+            true),
+        new Case("lstm peephole projection bidirectional 2 layers batch 18 lengths", Cell.LSTM,
+            3, 5, 2, true, true, true, 3, 4, 18, lengths, false, true),
+        new Case("gru batch 16 batch-first zero state", Cell.GRU, 3, 4, 1, false, true, false, 0,
+            5, 16, null, true, false),
+        new Case("rnn relu bidirectional batch 20", Cell.RNN_RELU, 2, 6, 1, true, true, false, 0,
+            3, 20, null, false, true));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("splitCases")
+  void batchesSplitAcrossTwoThreadsMatchTheReference(Case c) {
+    int threads = Seq4j.threads();
+    Seq4j.setThreads(2);
+    try {
+      forwardAndEveryGradientMatchTheReference(c);
+    } finally {
+      Seq4j.setThreads(threads);
+    }
+  }
+
   static RecurrentLayer build(Case c, long seed) {
     return switch (c.cell()) {
       case LSTM -> Lstm.builder(c.inputSize(), c.hiddenSize()).numLayers(c.layers())
