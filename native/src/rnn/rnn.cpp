@@ -5,6 +5,7 @@
 // runs on one of them.
 #include <memory>
 
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "rnn/recurrent.h"
@@ -26,8 +27,18 @@ LayerHandle *checked(seq4j_rnn_layer *handle) {
   return reinterpret_cast<LayerHandle *>(handle);
 }
 
-// AUTO's table, measured with bench/ (RecurrentBenchmark for DESIGN.md's shapes, both backends in
-// one run; README "Recurrent backends" has the figures and the per-batch table):
+// AUTO's table, measured with bench/ and the peer comparison (both backends in one run; README
+// "Recurrent backends" has the figures). On a CPU with AVX-512, where oneDNN runs its AVX-512
+// kernels (2026-12-04, a 2-core Xeon; T = 35, H = 200 and 512, medians of 40-2000 calls):
+//  - training on at most 6 samples: BLAS (N = 1: 0.63x of oneDNN's time at H = 200, 0.60x at
+//    512; N = 6: 0.94x, 0.81x); from 8 samples on oneDNN (N = 8, H = 200: 0.85x of BLAS's time, H = 512:
+//    1.04x; N = 16: 0.78x, 0.96x; N = 32: 0.75x, 0.81x), peepholes too (DESIGN.md's M: 0.75x forward,
+//    0.86x forward+backward);
+//  - inference of single steps on at most 4 samples: BLAS's steps on weights packed for
+//    matrix-vector work (T = 1, N = 1..4: 0.67-0.95x of oneDNN's time); longer sequences and more
+//    samples oneDNN, which projects every step's input in one product (T = 12, N = 1: 0.79x at
+//    H = 200, 0.35x at 512; T = 35, N = 8: 0.70x, 0.74x).
+// Elsewhere (AVX2, measured on a 2-core AMD EPYC):
 //  - inference on at most 8 samples: BLAS steps on weights packed for matrix-vector work, where
 //    oneDNN's primitive pays fixed costs per call (the streaming step: about 2x faster);
 //  - training on at most 32 samples: BLAS, whose per-step products stream weights packed once per
@@ -38,8 +49,11 @@ LayerHandle *checked(seq4j_rnn_layer *handle) {
 // Deterministic mode (seq4j_set_deterministic): BLAS always, whose results do not depend on the
 // thread count then; oneDNN's primitives split their work by it.
 int32_t choose_backend(const Sizes &s, int64_t t, int64_t n, bool training) {
-  (void)t;
   if (deterministic()) return SEQ4J_BACKEND_BLAS;
+  if (best_isa() == Isa::kAvx512) {
+    const bool blas = training ? n <= 6 : t == 1 && n <= 4;
+    return blas ? SEQ4J_BACKEND_BLAS : SEQ4J_BACKEND_ONEDNN;
+  }
   if (s.peephole) return SEQ4J_BACKEND_BLAS;
   if (n <= (training ? 32 : 8)) return SEQ4J_BACKEND_BLAS;
   return SEQ4J_BACKEND_ONEDNN;

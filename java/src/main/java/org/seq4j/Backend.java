@@ -7,8 +7,10 @@ package org.seq4j;
 public enum Backend {
   /**
    * Let seq4j choose: oneDNN for {@code matmul}; for the recurrent layers, a table measured per
-   * shape (BLAS for inference on at most 8 samples, training on at most 32, and LSTMs with
-   * peepholes; oneDNN otherwise).
+   * shape and CPU (on CPUs with AVX-512: BLAS for training on at most 6 samples and single-step
+   * inference on at most 4, oneDNN otherwise; elsewhere BLAS for inference on at most 8 samples,
+   * training on at most 32, and LSTMs with peepholes, oneDNN otherwise). {@code
+   * RecurrentLayer.resolvedBackend} tells what a call will use.
    */
   AUTO,
   /** oneDNN's primitives and GEMM. */

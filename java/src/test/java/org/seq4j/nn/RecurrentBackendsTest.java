@@ -220,12 +220,23 @@ class RecurrentBackendsTest {
         Lstm peepholes = Lstm.builder(8, 8).peepholes(true).build();
         Lstm pinned = Lstm.builder(8, 8).backend(Backend.ONEDNN).build()) {
       assertEquals(null, lstm.backend());
-      assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 1, Mode.INFERENCE));
-      assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 8, Mode.INFERENCE));
-      assertEquals(Backend.ONEDNN, lstm.resolvedBackend(50, 9, Mode.INFERENCE));
-      assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 32, Mode.TRAINING));
-      assertEquals(Backend.ONEDNN, lstm.resolvedBackend(50, 33, Mode.TRAINING));
-      assertEquals(Backend.BLAS, peepholes.resolvedBackend(50, 64, Mode.TRAINING));
+      if (org.seq4j.reference.KernelCopies.runnable().contains(KernelIsa.AVX512)) {
+        // the AVX-512 table (rnn.cpp, choose_backend)
+        assertEquals(Backend.BLAS, lstm.resolvedBackend(1, 4, Mode.INFERENCE));
+        assertEquals(Backend.ONEDNN, lstm.resolvedBackend(1, 5, Mode.INFERENCE));
+        assertEquals(Backend.ONEDNN, lstm.resolvedBackend(2, 1, Mode.INFERENCE));
+        assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 6, Mode.TRAINING));
+        assertEquals(Backend.ONEDNN, lstm.resolvedBackend(50, 7, Mode.TRAINING));
+        assertEquals(Backend.ONEDNN, peepholes.resolvedBackend(50, 64, Mode.TRAINING));
+        assertEquals(Backend.BLAS, peepholes.resolvedBackend(50, 1, Mode.TRAINING));
+      } else {
+        assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 1, Mode.INFERENCE));
+        assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 8, Mode.INFERENCE));
+        assertEquals(Backend.ONEDNN, lstm.resolvedBackend(50, 9, Mode.INFERENCE));
+        assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 32, Mode.TRAINING));
+        assertEquals(Backend.ONEDNN, lstm.resolvedBackend(50, 33, Mode.TRAINING));
+        assertEquals(Backend.BLAS, peepholes.resolvedBackend(50, 64, Mode.TRAINING));
+      }
       assertEquals(Backend.ONEDNN, pinned.resolvedBackend(50, 1, Mode.INFERENCE));
       Seq4j.setRecurrentBackend(Backend.BLAS);
       assertEquals(Backend.BLAS, lstm.resolvedBackend(50, 64, Mode.TRAINING));
