@@ -10,7 +10,8 @@
 //     caller's buffers are used directly. Otherwise each group's samples are gathered into dense
 //     buffers and run with T = its length, so both directions start and stop at each sample's own
 //     ends; outputs past the end are zero.
-//  3. A primitive per (kind, T, N) is created once and cached; oneDNN picks the weight formats
+//  3. A primitive per (kind, T, N) is created once and cached (at most kMaxPrimitives per layer,
+//     then the cache starts again); oneDNN picks the weight formats
 //     ("any") and the plain weights are reordered into them when they differ.
 //  4. Backward runs the same groups, with gradients of the weights accumulated in oneDNN's format,
 //     then converted back and added into the caller's PyTorch-layout gradient buffers.
@@ -21,12 +22,11 @@
 #include <omp.h>
 #include <unistd.h>
 
-#include <exception>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -398,9 +398,15 @@ class Layer {
         created->primitive = dnnl::vanilla_rnn_backward(pd);
       }
     }
+    // a program that calls with ever new lengths or batches must not grow the cache without
+    // bound: past kMaxPrimitives it starts again (calls in flight keep theirs; oneDNN's own
+    // primitive cache makes the re-creation of a recent one cheap)
+    if (primitives_.size() >= kMaxPrimitives) primitives_.clear();
     primitives_.emplace(key, created);
     return created;
   }
+
+  static constexpr size_t kMaxPrimitives = 128;
 
   Sizes s_;
   std::mutex mutex_;
