@@ -376,6 +376,18 @@ void test_a_second_backward_equals_the_first() {
             name + " workspace size");
       std::vector<char> workspace(static_cast<size_t>(bytes));
       std::vector<float> output(t * n * d * h), h_n(d * n * h), c_n(d * n * h);
+      if (backend == SEQ4J_BACKEND_ONEDNN) {
+        // a workspace no training forward filled is refused (its header says how it was split)
+        std::vector<float> grad_input(t * n * in);
+        const int status = seq4j_rnn_layer_backward(
+            layer, backend, weights.data(), gradients.data(), grad_input.data(), nullptr, nullptr,
+            grad_output.data(), nullptr, nullptr, workspace.data(), bytes, x.data(), nullptr,
+            nullptr, output.data(), h_n.data(), c_n.data(), nullptr, t, n);
+        check(status == SEQ4J_ERR_INVALID_ARGUMENT &&
+                  std::string(seq4j_last_error()).find("not filled by a training forward") !=
+                      std::string::npos,
+              name + " backward of an unfilled workspace: " + seq4j_last_error());
+      }
       check(seq4j_rnn_layer_forward(layer, backend, weights.data(), -1, output.data(), h_n.data(),
                                     c_n.data(), workspace.data(), bytes, x.data(), nullptr,
                                     nullptr, nullptr, t, n) == SEQ4J_OK,

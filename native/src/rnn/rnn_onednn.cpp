@@ -15,10 +15,12 @@
 //     ("any") and the plain weights are reordered into them when they differ.
 //  4. Backward runs the same groups, with gradients of the weights accumulated in oneDNN's format,
 //     then converted back and added into the caller's PyTorch-layout gradient buffers.
-//  5. An inference group of a small layer is split by samples (batch_parts): each thread runs its
-//     samples' whole recurrence on a primitive of its own, with strided views of the group's
-//     buffers, instead of every thread taking a slice of each step and meeting the others at a
-//     barrier per step.
+//  5. A group of a small layer is split by samples (batch_parts): each thread gathers its part of
+//     the samples into its own scratch and runs their whole recurrence, forward or backward, on a
+//     primitive of its own, instead of every thread taking a slice of each step and meeting the
+//     others at a barrier per step. The backward's parts keep weight gradients of their own,
+//     added in part order at the end; the workspace's header keeps the thread count the forward
+//     split for, so that its backward splits the same way.
 #include <omp.h>
 #include <unistd.h>
 
@@ -66,6 +68,11 @@ struct Scratch {
     kRecomputedHN, kRecomputedCN, kSlotCount
   };
   AlignedBuffer slots[kSlotCount];
+  // the weight gradients of parts 1, 2, ... of a split backward (part 0 writes the slots above)
+  struct PartGradients {
+    AlignedBuffer layer, iter, projection, bias, peephole;
+  };
+  std::vector<std::unique_ptr<PartGradients>> part_gradients;
   dnnl::stream stream{cpu_engine()};
 };
 
@@ -94,6 +101,19 @@ uint64_t workspace_state(const void *workspace) {
 
 void set_workspace_state(const void *workspace, uint64_t state) {
   std::memcpy(const_cast<void *>(workspace), &state, sizeof state);
+}
+
+// After the state, the thread count the training forward planned its parts for (batch_parts):
+// its backward splits the same way, and finds the same workspace layout, whatever the thread
+// count is by then.
+int64_t workspace_threads(const void *workspace) {
+  int64_t threads;
+  std::memcpy(&threads, static_cast<const char *>(workspace) + sizeof(uint64_t), sizeof threads);
+  return threads;
+}
+
+void set_workspace_threads(void *workspace, int64_t threads) {
+  std::memcpy(static_cast<char *>(workspace) + sizeof(uint64_t), &threads, sizeof threads);
 }
 
 using Sizes = RecurrentSizes;
@@ -298,17 +318,15 @@ class Layer {
     return packed_;
   }
 
-  // The forward (or backward) primitive for T steps and N samples, created once. With a batch
-  // stride above n, the sequences and states are views of n samples in buffers of `stride`
-  // samples (batch_parts' parts).
-  std::shared_ptr<Primitive> primitive(Kind kind, int64_t t, int64_t n, int64_t stride = 0) {
+  // The forward (or backward) primitive for T steps and N samples, created once.
+  std::shared_ptr<Primitive> primitive(Kind kind, int64_t t, int64_t n) {
     std::lock_guard<std::mutex> lock(mutex_);
-    return primitive_locked(kind, t, n, stride > n ? stride : n);
+    return primitive_locked(kind, t, n);
   }
 
  private:
-  std::shared_ptr<Primitive> primitive_locked(Kind kind, int64_t t, int64_t n, int64_t stride) {
-    auto key = std::make_tuple(static_cast<int>(kind), t, n, stride);
+  std::shared_ptr<Primitive> primitive_locked(Kind kind, int64_t t, int64_t n) {
+    auto key = std::make_tuple(static_cast<int>(kind), t, n);
     auto found = primitives_.find(key);
     if (found != primitives_.end()) return found->second;
     auto created = std::make_shared<Primitive>();
@@ -317,19 +335,9 @@ class Layer {
     const int64_t D = s_.directions, H = s_.hidden, O = s_.output;
     const auto direction = D == 2 ? dnnl::rnn_direction::bidirectional_concat
                                   : dnnl::rnn_direction::unidirectional_left2right;
-    // (T, n, C) and (1, D, n, C) in buffers of `stride` samples
-    auto sequence = [&](int64_t c) {
-      return stride == n ? memory::desc({t, n, c}, dt::f32, tag::tnc)
-                         : memory::desc({t, n, c}, dt::f32, memory::dims{stride * c, c, 1});
-    };
-    auto state = [&](int64_t c) {
-      return stride == n ? memory::desc({1, D, n, c}, dt::f32, tag::ldnc)
-                         : memory::desc({1, D, n, c}, dt::f32,
-                                        memory::dims{D * stride * c, stride * c, c, 1});
-    };
-    memory::desc src_layer = sequence(s_.input);
-    memory::desc src_iter = state(O);
-    memory::desc src_iter_c = state(H);
+    memory::desc src_layer({t, n, s_.input}, dt::f32, tag::tnc);
+    memory::desc src_iter({1, D, n, O}, dt::f32, tag::ldnc);
+    memory::desc src_iter_c({1, D, n, H}, dt::f32, tag::ldnc);
     memory::desc weights_layer({1, D, s_.input, s_.gates, H}, dt::f32, tag::any);
     memory::desc weights_iter({1, D, O, s_.gates, H}, dt::f32, tag::any);
     memory::desc weights_peephole =
@@ -337,9 +345,9 @@ class Layer {
     memory::desc weights_projection =
         s_.projection() ? memory::desc({1, D, H, s_.proj}, dt::f32, tag::any) : memory::desc();
     memory::desc bias({1, D, s_.bias_gates, H}, dt::f32, tag::ldgo);
-    memory::desc dst_layer = sequence(D * O);
-    memory::desc dst_iter = state(O);
-    memory::desc dst_iter_c = state(H);
+    memory::desc dst_layer({t, n, D * O}, dt::f32, tag::tnc);
+    memory::desc dst_iter({1, D, n, O}, dt::f32, tag::ldnc);
+    memory::desc dst_iter_c({1, D, n, H}, dt::f32, tag::ldnc);
     auto &engine = cpu_engine();
     const auto activation = s_.cell == SEQ4J_CELL_RNN_RELU ? dnnl::algorithm::eltwise_relu
                                                            : dnnl::algorithm::eltwise_tanh;
@@ -366,7 +374,7 @@ class Layer {
         created->primitive = dnnl::vanilla_rnn_forward(pd);
       }
     } else {
-      auto hint = primitive_locked(Kind::kTraining, t, n, stride);
+      auto hint = primitive_locked(Kind::kTraining, t, n);
       const auto prop = dnnl::prop_kind::backward;
       memory::desc diff_weights_layer({1, D, s_.input, s_.gates, H}, dt::f32, tag::any);
       memory::desc diff_weights_iter({1, D, O, s_.gates, H}, dt::f32, tag::any);
@@ -412,7 +420,7 @@ class Layer {
   std::mutex mutex_;
   std::shared_ptr<PackedWeights> packed_;
   int64_t packed_version_ = -1;
-  std::map<std::tuple<int, int64_t, int64_t, int64_t>, std::shared_ptr<Primitive>> primitives_;
+  std::map<std::tuple<int, int64_t, int64_t>, std::shared_ptr<Primitive>> primitives_;
 };
 
 std::vector<Group> groups_of(const int64_t *lengths, int64_t t, int64_t n) {
@@ -530,79 +538,6 @@ struct PlainDescs {
   }
 };
 
-int64_t workspace_bytes_for(Layer &layer, const std::vector<Group> &groups, int64_t n) {
-  int64_t total = kWorkspaceHeader;
-  for (const Group &g : groups) {
-    auto prim = layer.primitive(Kind::kTraining, g.length, group_size(g, n));
-    total += round_up_64(prim->pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WORKSPACE).get_size());
-  }
-  return total;
-}
-
-// The sequences and states of one run of a forward primitive: a group's (gathered, or the
-// caller's), of `stride` samples each step.
-struct ForwardBuffers {
-  const float *src_layer, *src_iter, *src_iter_c;
-  float *dst_layer, *dst_iter, *dst_iter_c;
-
-  // The views of samples from `first` on.
-  ForwardBuffers from(const Sizes &s, int64_t first) const {
-    const int64_t H = s.hidden, O = s.output, DO = s.directions * O;
-    return {src_layer + first * s.input, src_iter + first * O,
-            src_iter_c == nullptr ? nullptr : src_iter_c + first * H, dst_layer + first * DO,
-            dst_iter + first * O, dst_iter_c == nullptr ? nullptr : dst_iter_c + first * H};
-  }
-};
-
-void execute_forward(const Primitive &prim, const ForwardBuffers &b, PackedWeights &packed,
-                     const PlainDescs &plain, const Sizes &s, char *workspace, Scratch &sc) {
-  const auto &pd = prim.pd;
-  const bool training = workspace != nullptr;
-  std::unordered_map<int, memory> args;
-  args.emplace(DNNL_ARG_SRC_LAYER, query(pd, DNNL_ARG_SRC_LAYER, b.src_layer));
-  args.emplace(DNNL_ARG_SRC_ITER, query(pd, DNNL_ARG_SRC_ITER, b.src_iter));
-  args.emplace(DNNL_ARG_DST_LAYER, query(pd, DNNL_ARG_DST_LAYER, b.dst_layer));
-  args.emplace(DNNL_ARG_DST_ITER, query(pd, DNNL_ARG_DST_ITER, b.dst_iter));
-  if (s.lstm()) {
-    args.emplace(DNNL_ARG_SRC_ITER_C, query(pd, DNNL_ARG_SRC_ITER_C, b.src_iter_c));
-    args.emplace(DNNL_ARG_DST_ITER_C, query(pd, DNNL_ARG_DST_ITER_C, b.dst_iter_c));
-  }
-  if (training) {
-    args.emplace(DNNL_ARG_WEIGHTS_LAYER,
-                 weights_for(pd, DNNL_ARG_WEIGHTS_LAYER, plain.layer, packed.layer.data(),
-                             sc.slots[Scratch::kReorderedLayer], sc.stream));
-    args.emplace(DNNL_ARG_WEIGHTS_ITER,
-                 weights_for(pd, DNNL_ARG_WEIGHTS_ITER, plain.iter, packed.iter.data(),
-                             sc.slots[Scratch::kReorderedIter], sc.stream));
-    if (s.projection())
-      args.emplace(DNNL_ARG_WEIGHTS_PROJECTION,
-                   weights_for(pd, DNNL_ARG_WEIGHTS_PROJECTION, plain.projection,
-                               packed.projection.data(), sc.slots[Scratch::kReorderedProjection],
-                               sc.stream));
-    args.emplace(DNNL_ARG_WORKSPACE,
-                 wrap(pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WORKSPACE), workspace));
-  } else {
-    args.emplace(DNNL_ARG_WEIGHTS_LAYER,
-                 cached_weights_for(packed, pd, DNNL_ARG_WEIGHTS_LAYER, plain.layer,
-                                    packed.layer.data(), sc.stream));
-    args.emplace(DNNL_ARG_WEIGHTS_ITER,
-                 cached_weights_for(packed, pd, DNNL_ARG_WEIGHTS_ITER, plain.iter,
-                                    packed.iter.data(), sc.stream));
-    if (s.projection())
-      args.emplace(DNNL_ARG_WEIGHTS_PROJECTION,
-                   weights_for(pd, DNNL_ARG_WEIGHTS_PROJECTION, plain.projection,
-                               packed.projection.data(), sc.slots[Scratch::kReorderedProjection],
-                               sc.stream));
-  }
-  args.emplace(DNNL_ARG_BIAS, wrap(plain.bias, packed.bias.data()));
-  if (s.peephole) args.emplace(DNNL_ARG_WEIGHTS_PEEPHOLE, wrap(plain.peephole, packed.peephole.data()));
-  auto pad = pd.scratchpad_desc();
-  args.emplace(DNNL_ARG_SCRATCHPAD,
-               wrap(pad, sc.slots[Scratch::kOnednnScratchpad].bytes(std::max<int64_t>(pad.get_size(), 1))));
-  prim.primitive.execute(sc.stream, args);
-  sc.stream.wait();
-}
-
 // A core's L2 cache in bytes (1 MiB where the system does not say).
 int64_t l2_cache_bytes() {
   static const int64_t bytes = [] {
@@ -615,19 +550,20 @@ int64_t l2_cache_bytes() {
   return bytes;
 }
 
-// Into how many parts of consecutive samples an inference group of n samples is split, one per
-// thread, each running its samples' whole recurrence alone on a primitive of its own; 1: not split
-// (the primitive's threads share every step, meeting at a barrier per step). Split only while
-// the layer's weights fit in three quarters of a core's L2 cache, so that each thread's copy of
-// them stays there, and every thread gets at least kMinSplitSamples samples. Measured on 2 cores
-// (AVX-512, 2 MiB L2; T = 35, input = hidden, medians of 267-1000 calls), split against shared
-// steps: H = 200, N = 20 0.78×, N = 16 0.83×, N = 64 0.89×; H = 128, N = 128 0.83×. One thread on
-// half the batch against two on all of it, the split's cost without its pool: H = 200, N = 8
-// 1.06× (hence 8 samples); H = 256 (2 MiB of weights), N = 20 0.98×; H = 384 1.15×; H = 512 1.21×.
+// Into how many parts of consecutive samples a group of n samples is split for `threads` threads,
+// one per thread, each gathered into its thread's scratch and run alone on a primitive of its
+// own; 1: not split (the primitive's threads share every step, meeting at a barrier per step).
+// Split only while the layer's weights fit in three quarters of a core's L2 cache, so that each
+// thread's copy of them stays there, and every thread gets at least kMinSplitSamples samples.
+// Measured on 2 cores (AVX-512, 2 MiB L2; T = 35, input = hidden, medians of 267-1000 calls),
+// split against shared steps, inference: H = 200, N = 20 0.78×, N = 16 0.83×, N = 64 0.89×;
+// H = 128, N = 128 0.83×. One thread on half the batch against two on all of it, the split's cost
+// without its pool: H = 200, N = 8 1.06× (hence 8 samples); H = 256 (2 MiB of weights), N = 20
+// 0.98×; H = 384 1.15×; H = 512 1.21×. The parts are gathered: on views of the caller's buffers
+// (strided memory descriptors) oneDNN's training primitives ran 1.4× slower than on dense ones.
 constexpr int64_t kMinSplitSamples = 8;
 
-int64_t batch_parts(const Sizes &s, int64_t n) {
-  const int64_t threads = seq4j::threads();
+int64_t batch_parts(const Sizes &s, int64_t n, int64_t threads) {
   if (threads < 2 || n < threads * kMinSplitSamples) return 1;
   const int64_t weights = s.directions * s.gates * s.hidden * (s.input + s.output) +
                           (s.projection() ? s.directions * s.hidden * s.proj : 0);
@@ -635,104 +571,200 @@ int64_t batch_parts(const Sizes &s, int64_t n) {
   return threads;
 }
 
-// f(first, count) for each of `parts` runs of consecutive samples of n, one per thread of a
-// parallel region (a thread runs several when the region has fewer threads); the first exception
-// of any is rethrown after all have finished.
+// Part p of `parts` of group g (of n samples in all): its samples, always gathered.
+Group part_of(const Group &g, int64_t n, int64_t p, int64_t parts) {
+  const int64_t size = group_size(g, n);
+  const int64_t first = size * p / parts, last = size * (p + 1) / parts;
+  Group part{g.length, {}};
+  for (int64_t i = first; i < last; ++i) part.samples.push_back(direct(g) ? i : g.samples[i]);
+  return part;
+}
+
+// The runs of one call, in order: each group whole, or its parts; part = its index in its group.
+struct Run {
+  Group group;
+  int64_t part, parts;
+};
+
+std::vector<Run> runs_of(const Sizes &s, const std::vector<Group> &groups, int64_t n,
+                         int64_t threads) {
+  std::vector<Run> runs;
+  for (const Group &g : groups) {
+    const int64_t parts = batch_parts(s, group_size(g, n), threads);
+    if (parts == 1) {
+      runs.push_back({g, 0, 1});
+    } else {
+      for (int64_t p = 0; p < parts; ++p) runs.push_back({part_of(g, n, p, parts), p, parts});
+    }
+  }
+  return runs;
+}
+
+// f(run, scratch) for every run, in order: a whole group on the calling thread (its primitive's
+// threads share it), the parts of a split group side by side, one per thread of a parallel region
+// of at most seq4j's thread count (a thread takes several when there are fewer, as when a
+// backward was planned for more threads than there are now). The first exception of any part is
+// rethrown once all have finished.
 template <class F>
-void for_each_part(int64_t parts, int64_t n, F &&f) {
-  std::vector<std::exception_ptr> errors(parts);
-#pragma omp parallel num_threads(static_cast<int>(parts))
-  {
+void for_each_run(const std::vector<Run> &runs, F &&f) {
+  for (size_t r = 0; r < runs.size();) {
+    const int64_t parts = runs[r].parts;
+    if (parts == 1) {
+      f(r, scratch());
+      ++r;
+      continue;
+    }
+    std::vector<std::exception_ptr> errors(parts);
+    const int team = static_cast<int>(std::min<int64_t>(parts, std::max(1, seq4j::threads())));
+#pragma omp parallel num_threads(team)
     for (int64_t p = omp_get_thread_num(); p < parts; p += omp_get_num_threads()) {
-      const int64_t first = n * p / parts, last = n * (p + 1) / parts;
       try {
-        f(first, last - first);
+        f(r + p, scratch());
       } catch (...) {
         errors[p] = std::current_exception();
       }
     }
+    for (auto &error : errors)
+      if (error) std::rethrow_exception(error);
+    r += parts;
   }
-  for (auto &error : errors)
-    if (error) std::rethrow_exception(error);
 }
 
+// Where each run's training primitive finds its workspace (after the header), and the bytes in
+// all.
+struct WorkspacePlan {
+  std::vector<int64_t> offsets;
+  int64_t bytes = kWorkspaceHeader;
+};
+
+WorkspacePlan workspace_plan(Layer &layer, const std::vector<Run> &runs, int64_t n) {
+  WorkspacePlan plan;
+  for (const Run &run : runs) {
+    auto prim = layer.primitive(Kind::kTraining, run.group.length, group_size(run.group, n));
+    plan.offsets.push_back(plan.bytes);
+    plan.bytes +=
+        round_up_64(prim->pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WORKSPACE).get_size());
+  }
+  return plan;
+}
+
+int64_t workspace_bytes_for(Layer &layer, const std::vector<Group> &groups, int64_t n,
+                            int64_t threads) {
+  return workspace_plan(layer, runs_of(layer.sizes(), groups, n, threads), n).bytes;
+}
+
+// threads: what batch_parts plans for (seq4j::threads(), or the workspace's when a backward
+// recomputes its forward).
 void run_forward(Layer &layer, const seq4j_rnn_weights *weights, int64_t version, float *output,
                  float *h_n, float *c_n, void *workspace, int64_t workspace_bytes,
                  const float *input, const float *h0, const float *c0, const int64_t *lengths,
-                 int64_t t, int64_t n) {
+                 int64_t t, int64_t n, int64_t threads) {
   const Sizes &s = layer.sizes();
   const bool training = workspace != nullptr;
-  auto groups = groups_of(lengths, t, n);
+  const std::vector<Run> runs = runs_of(s, groups_of(lengths, t, n), n, threads);
+  WorkspacePlan plan;
   if (training) {
-    const int64_t needed = workspace_bytes_for(layer, groups, n);
-    if (workspace_bytes < needed)
-      fail(SEQ4J_ERR_INVALID_ARGUMENT, "workspace_bytes must be >= ", needed, ", got ",
+    plan = workspace_plan(layer, runs, n);
+    if (workspace_bytes < plan.bytes)
+      fail(SEQ4J_ERR_INVALID_ARGUMENT, "workspace_bytes must be >= ", plan.bytes, ", got ",
            workspace_bytes);
   }
   auto packed = layer.weights(weights, version);
   const PlainDescs plain(s);
-  Scratch &sc = scratch();
   const int64_t D = s.directions, H = s.hidden, O = s.output;
-  int64_t workspace_offset = kWorkspaceHeader;
-  for (const Group &g : groups) {
+  for_each_run(runs, [&](size_t r, Scratch &sc) {
+    const Group &g = runs[r].group;
     const int64_t ng = group_size(g, n), tg = g.length;
-    ForwardBuffers b{input, h0, c0, output, h_n, c_n};
+    auto prim = layer.primitive(training ? Kind::kTraining : Kind::kInference, tg, ng);
+    const auto &pd = prim->pd;
+    const float *src_layer = input;
+    const float *src_iter = h0;
+    const float *src_iter_c = c0;
+    float *dst_layer = output;
+    float *dst_iter = h_n;
+    float *dst_iter_c = c_n;
     if (!direct(g)) {
       float *buffer = sc.slots[Scratch::kSrcLayer].floats(tg * ng * s.input);
       gather_sequence(buffer, input, g, tg, n, s.input);
-      b.src_layer = buffer;
+      src_layer = buffer;
       if (h0 != nullptr) {
         float *state = sc.slots[Scratch::kSrcIter].floats(D * ng * O);
         gather_state(state, h0, g, D, n, O);
-        b.src_iter = state;
+        src_iter = state;
       }
       if (c0 != nullptr && s.lstm()) {
         float *state = sc.slots[Scratch::kSrcIterC].floats(D * ng * H);
         gather_state(state, c0, g, D, n, H);
-        b.src_iter_c = state;
+        src_iter_c = state;
       }
-      b.dst_layer = sc.slots[Scratch::kDstLayer].floats(tg * ng * D * O);
-      b.dst_iter = sc.slots[Scratch::kDstIter].floats(D * ng * O);
-      b.dst_iter_c = sc.slots[Scratch::kDstIterC].floats(D * ng * H);
+      dst_layer = sc.slots[Scratch::kDstLayer].floats(tg * ng * D * O);
+      dst_iter = sc.slots[Scratch::kDstIter].floats(D * ng * O);
+      dst_iter_c = sc.slots[Scratch::kDstIterC].floats(D * ng * H);
     }
     // Missing initial states are zeros; unwanted final states go to scratch.
     const int64_t state_floats = D * ng * std::max(O, H);
-    float *zero_state = (b.src_iter == nullptr || (s.lstm() && b.src_iter_c == nullptr))
+    float *zero_state = (src_iter == nullptr || (s.lstm() && src_iter_c == nullptr))
                             ? zeros(sc, state_floats)
                             : nullptr;
-    if (b.src_iter == nullptr) b.src_iter = zero_state;
-    if (s.lstm() && b.src_iter_c == nullptr) b.src_iter_c = zero_state;
-    if (b.dst_iter == nullptr) b.dst_iter = sc.slots[Scratch::kDstIter].floats(D * ng * O);
-    if (s.lstm() && b.dst_iter_c == nullptr)
-      b.dst_iter_c = sc.slots[Scratch::kDstIterC].floats(D * ng * H);
-    if (!s.lstm()) b.src_iter_c = b.dst_iter_c = nullptr;
+    if (src_iter == nullptr) src_iter = zero_state;
+    if (s.lstm() && src_iter_c == nullptr) src_iter_c = zero_state;
+    if (dst_iter == nullptr) dst_iter = sc.slots[Scratch::kDstIter].floats(D * ng * O);
+    if (s.lstm() && dst_iter_c == nullptr) dst_iter_c = sc.slots[Scratch::kDstIterC].floats(D * ng * H);
 
-    const int64_t parts = training ? 1 : batch_parts(s, ng);
-    if (parts == 1) {
-      auto prim = layer.primitive(training ? Kind::kTraining : Kind::kInference, tg, ng);
-      char *ws = nullptr;
-      if (training) {
-        ws = static_cast<char *>(workspace) + workspace_offset;
-        workspace_offset += round_up_64(
-            prim->pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WORKSPACE).get_size());
-      }
-      execute_forward(*prim, b, *packed, plain, s, ws, sc);
+    std::unordered_map<int, memory> args;
+    args.emplace(DNNL_ARG_SRC_LAYER, query(pd, DNNL_ARG_SRC_LAYER, src_layer));
+    args.emplace(DNNL_ARG_SRC_ITER, query(pd, DNNL_ARG_SRC_ITER, src_iter));
+    args.emplace(DNNL_ARG_DST_LAYER, query(pd, DNNL_ARG_DST_LAYER, dst_layer));
+    args.emplace(DNNL_ARG_DST_ITER, query(pd, DNNL_ARG_DST_ITER, dst_iter));
+    if (s.lstm()) {
+      args.emplace(DNNL_ARG_SRC_ITER_C, query(pd, DNNL_ARG_SRC_ITER_C, src_iter_c));
+      args.emplace(DNNL_ARG_DST_ITER_C, query(pd, DNNL_ARG_DST_ITER_C, dst_iter_c));
+    }
+    if (training) {
+      args.emplace(DNNL_ARG_WEIGHTS_LAYER,
+                   weights_for(pd, DNNL_ARG_WEIGHTS_LAYER, plain.layer, packed->layer.data(),
+                               sc.slots[Scratch::kReorderedLayer], sc.stream));
+      args.emplace(DNNL_ARG_WEIGHTS_ITER,
+                   weights_for(pd, DNNL_ARG_WEIGHTS_ITER, plain.iter, packed->iter.data(),
+                               sc.slots[Scratch::kReorderedIter], sc.stream));
+      auto ws_desc = pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WORKSPACE);
+      args.emplace(DNNL_ARG_WORKSPACE, wrap(ws_desc, static_cast<char *>(workspace) + plan.offsets[r]));
     } else {
-      // each part on its thread's scratch and stream; a primitive made inside the region plans
-      // for the one thread oneDNN runs it on there
-      for_each_part(parts, ng, [&](int64_t first, int64_t count) {
-        auto prim = layer.primitive(Kind::kInference, tg, count, ng);
-        execute_forward(*prim, b.from(s, first), *packed, plain, s, nullptr, scratch());
-      });
+      args.emplace(DNNL_ARG_WEIGHTS_LAYER,
+                   cached_weights_for(*packed, pd, DNNL_ARG_WEIGHTS_LAYER, plain.layer,
+                                      packed->layer.data(), sc.stream));
+      args.emplace(DNNL_ARG_WEIGHTS_ITER,
+                   cached_weights_for(*packed, pd, DNNL_ARG_WEIGHTS_ITER, plain.iter,
+                                      packed->iter.data(), sc.stream));
     }
+    if (s.projection())
+      args.emplace(DNNL_ARG_WEIGHTS_PROJECTION,
+                   weights_for(pd, DNNL_ARG_WEIGHTS_PROJECTION, plain.projection,
+                               packed->projection.data(), sc.slots[Scratch::kReorderedProjection],
+                               sc.stream));
+    args.emplace(DNNL_ARG_BIAS, wrap(plain.bias, packed->bias.data()));
+    if (s.peephole) args.emplace(DNNL_ARG_WEIGHTS_PEEPHOLE, wrap(plain.peephole, packed->peephole.data()));
+    auto pad = pd.scratchpad_desc();
+    args.emplace(DNNL_ARG_SCRATCHPAD,
+                 wrap(pad, sc.slots[Scratch::kOnednnScratchpad].bytes(std::max<int64_t>(pad.get_size(), 1))));
+    prim->primitive.execute(sc.stream, args);
+    sc.stream.wait();
     if (!direct(g)) {
-      scatter_sequence(output, b.dst_layer, g, tg, t, n, D * O);
-      if (h_n != nullptr) scatter_state(h_n, b.dst_iter, g, D, n, O);
-      if (c_n != nullptr && s.lstm()) scatter_state(c_n, b.dst_iter_c, g, D, n, H);
+      scatter_sequence(output, dst_layer, g, tg, t, n, D * O);
+      if (h_n != nullptr) scatter_state(h_n, dst_iter, g, D, n, O);
+      if (c_n != nullptr && s.lstm()) scatter_state(c_n, dst_iter_c, g, D, n, H);
     }
+  });
+  if (training) {
+    set_workspace_threads(workspace, threads);
+    set_workspace_state(workspace, kWorkspaceFilled);
   }
-  if (training) set_workspace_state(workspace, kWorkspaceFilled);
 }
+
+// Where a backward run accumulates the weight gradients, in oneDNN's formats.
+struct DiffWeights {
+  float *layer, *iter, *projection, *bias, *peephole;
+};
 
 void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rnn_weights *grads,
                   float *grad_input, float *grad_h0, float *grad_c0, const float *grad_output,
@@ -743,57 +775,89 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
   const Sizes &s = layer.sizes();
   if (workspace == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "workspace is NULL");
   if (grads == nullptr) fail(SEQ4J_ERR_INVALID_ARGUMENT, "grads is NULL");
-  auto groups = groups_of(lengths, t, n);
-  const int64_t needed = workspace_bytes_for(layer, groups, n);
-  if (workspace_bytes < needed)
-    fail(SEQ4J_ERR_INVALID_ARGUMENT, "workspace_bytes must be >= ", needed, ", got ",
+  if (workspace_bytes < kWorkspaceHeader)
+    fail(SEQ4J_ERR_INVALID_ARGUMENT, "workspace_bytes must be >= ", kWorkspaceHeader, ", got ",
          workspace_bytes);
-  if (workspace_state(workspace) == kWorkspaceConsumed) {
+  const uint64_t state = workspace_state(workspace);
+  const int64_t threads = workspace_threads(workspace);
+  if ((state != kWorkspaceFilled && state != kWorkspaceConsumed) || threads < 1 ||
+      threads > (int64_t{1} << 20))
+    fail(SEQ4J_ERR_INVALID_ARGUMENT,
+         "workspace: not filled by a training forward of this layer (its header is unset)");
+  const std::vector<Run> runs = runs_of(s, groups_of(lengths, t, n), n, threads);
+  const WorkspacePlan plan = workspace_plan(layer, runs, n);
+  if (workspace_bytes < plan.bytes)
+    fail(SEQ4J_ERR_INVALID_ARGUMENT, "workspace_bytes must be >= ", plan.bytes, ", got ",
+         workspace_bytes);
+  if (state == kWorkspaceConsumed) {
     // A second backward of this forward: fill the workspace again, with the weights the forward
-    // converted (the ones this backward uses), writing the outputs it recomputes to scratch.
+    // converted (the ones this backward uses) and its runs, writing the outputs it recomputes to
+    // scratch.
     Scratch &sc = scratch();
     const int64_t D = s.directions, H = s.hidden, O = s.output;
     float *recomputed_output = sc.slots[Scratch::kRecomputedOutput].floats(t * n * D * O);
     float *recomputed_h_n = sc.slots[Scratch::kRecomputedHN].floats(D * n * O);
     float *recomputed_c_n = s.lstm() ? sc.slots[Scratch::kRecomputedCN].floats(D * n * H) : nullptr;
     run_forward(layer, weights, Layer::kLatest, recomputed_output, recomputed_h_n, recomputed_c_n,
-                const_cast<void *>(workspace), workspace_bytes, input, h0, c0, lengths, t, n);
+                const_cast<void *>(workspace), workspace_bytes, input, h0, c0, lengths, t, n,
+                threads);
   }
   // From here on oneDNN overwrites part of the workspace.
   set_workspace_state(workspace, kWorkspaceConsumed);
   auto packed = layer.weights(weights, Layer::kLatest);
   const PlainDescs plain(s);
-  Scratch &sc = scratch();
+  Scratch &caller = scratch();
   const int64_t D = s.directions, H = s.hidden, O = s.output;
-  // Weight gradients accumulate over groups in oneDNN's formats, starting from zero.
-  float *diff_bias = sc.slots[Scratch::kDiffBias].floats(D * s.bias_gates * H);
-  std::memset(diff_bias, 0, D * s.bias_gates * H * sizeof(float));
-  float *diff_peephole = sc.slots[Scratch::kDiffPeephole].floats(std::max<int64_t>(D * 3 * H, 1));
-  std::memset(diff_peephole, 0, D * 3 * H * sizeof(float));
-  memory::desc diff_layer_desc, diff_iter_desc, diff_proj_desc;
-  float *diff_layer = nullptr, *diff_iter = nullptr, *diff_proj = nullptr;
-  int64_t workspace_offset = kWorkspaceHeader;
+  // Weight gradients accumulate over the runs in oneDNN's formats, starting from zero: parts 1,
+  // 2, ... of split groups into gradients of their own, added to part 0's after the last run, in
+  // part order (so a call gives the same bits every time).
+  int64_t parts_max = 1;
+  for (const Run &run : runs) parts_max = std::max(parts_max, run.parts);
+  const auto &first_pd =
+      layer.primitive(Kind::kBackward, runs[0].group.length, group_size(runs[0].group, n))->pd;
+  const memory::desc diff_layer_desc =
+      first_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_LAYER);
+  const memory::desc diff_iter_desc =
+      first_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_ITER);
+  const memory::desc diff_proj_desc =
+      s.projection() ? first_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_PROJECTION)
+                     : memory::desc();
+  const int64_t bias_floats = D * s.bias_gates * H, peephole_floats = D * 3 * H;
+  auto zeroed = [](AlignedBuffer &buffer, int64_t floats) {
+    float *p = buffer.floats(std::max<int64_t>(floats, 1));
+    std::memset(p, 0, floats * sizeof(float));
+    return p;
+  };
+  auto diff_weights = [&](AlignedBuffer &layer_buffer, AlignedBuffer &iter_buffer,
+                          AlignedBuffer &projection_buffer, AlignedBuffer &bias_buffer,
+                          AlignedBuffer &peephole_buffer) {
+    return DiffWeights{
+        zeroed(layer_buffer, diff_layer_desc.get_size() / 4),
+        zeroed(iter_buffer, diff_iter_desc.get_size() / 4),
+        s.projection() ? zeroed(projection_buffer, diff_proj_desc.get_size() / 4) : nullptr,
+        zeroed(bias_buffer, bias_floats), zeroed(peephole_buffer, peephole_floats)};
+  };
+  std::vector<DiffWeights> diffs;
+  diffs.push_back(diff_weights(caller.slots[Scratch::kDiffWeightsLayer],
+                               caller.slots[Scratch::kDiffWeightsIter],
+                               caller.slots[Scratch::kDiffWeightsProjection],
+                               caller.slots[Scratch::kDiffBias], caller.slots[Scratch::kDiffPeephole]));
+  while (static_cast<int64_t>(caller.part_gradients.size()) < parts_max - 1)
+    caller.part_gradients.push_back(std::make_unique<Scratch::PartGradients>());
+  for (int64_t p = 1; p < parts_max; ++p) {
+    auto &part = *caller.part_gradients[p - 1];
+    diffs.push_back(diff_weights(part.layer, part.iter, part.projection, part.bias, part.peephole));
+  }
   char *workspace_bytes_of_forward = static_cast<char *>(const_cast<void *>(workspace));
-  for (const Group &g : groups) {
+  for_each_run(runs, [&](size_t r, Scratch &sc) {
+    const Group &g = runs[r].group;
+    const DiffWeights &dw = diffs[runs[r].part];
     const int64_t ng = group_size(g, n), tg = g.length;
     auto prim = layer.primitive(Kind::kBackward, tg, ng);
     const auto &pd = prim->pd;
-    if (diff_layer == nullptr) {
-      diff_layer_desc = pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_LAYER);
-      diff_iter_desc = pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_ITER);
-      diff_layer = sc.slots[Scratch::kDiffWeightsLayer].floats(diff_layer_desc.get_size() / 4 + 1);
-      diff_iter = sc.slots[Scratch::kDiffWeightsIter].floats(diff_iter_desc.get_size() / 4 + 1);
-      std::memset(diff_layer, 0, diff_layer_desc.get_size());
-      std::memset(diff_iter, 0, diff_iter_desc.get_size());
-      if (s.projection()) {
-        diff_proj_desc = pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_PROJECTION);
-        diff_proj = sc.slots[Scratch::kDiffWeightsProjection].floats(diff_proj_desc.get_size() / 4 + 1);
-        std::memset(diff_proj, 0, diff_proj_desc.get_size());
-      }
-    } else if (pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_LAYER) != diff_layer_desc ||
-               pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_ITER) != diff_iter_desc) {
+    if (pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_LAYER) != diff_layer_desc ||
+        pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_ITER) != diff_iter_desc)
       fail(SEQ4J_ERR_INTERNAL, "oneDNN chose different weight-gradient formats for two groups");
-    }
     const float *src_layer = input, *src_iter = h0, *src_iter_c = c0;
     const float *dst_layer = output, *dst_iter = h_n, *dst_iter_c = c_n;
     const float *diff_dst_layer = grad_output, *diff_dst_iter = grad_h_n, *diff_dst_iter_c = grad_c_n;
@@ -866,23 +930,22 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
                  weights_for(pd, DNNL_ARG_WEIGHTS_ITER, plain.iter, packed->iter.data(),
                              sc.slots[Scratch::kReorderedIter], sc.stream));
     args.emplace(DNNL_ARG_BIAS, wrap(plain.bias, packed->bias.data()));
-    args.emplace(DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(diff_layer_desc, diff_layer));
-    args.emplace(DNNL_ARG_DIFF_WEIGHTS_ITER, wrap(diff_iter_desc, diff_iter));
-    args.emplace(DNNL_ARG_DIFF_BIAS, wrap(plain.bias, diff_bias));
+    args.emplace(DNNL_ARG_DIFF_WEIGHTS_LAYER, wrap(diff_layer_desc, dw.layer));
+    args.emplace(DNNL_ARG_DIFF_WEIGHTS_ITER, wrap(diff_iter_desc, dw.iter));
+    args.emplace(DNNL_ARG_DIFF_BIAS, wrap(plain.bias, dw.bias));
     if (s.peephole) {
       args.emplace(DNNL_ARG_WEIGHTS_PEEPHOLE, wrap(plain.peephole, packed->peephole.data()));
-      args.emplace(DNNL_ARG_DIFF_WEIGHTS_PEEPHOLE, wrap(plain.peephole, diff_peephole));
+      args.emplace(DNNL_ARG_DIFF_WEIGHTS_PEEPHOLE, wrap(plain.peephole, dw.peephole));
     }
     if (s.projection()) {
       args.emplace(DNNL_ARG_WEIGHTS_PROJECTION,
                    weights_for(pd, DNNL_ARG_WEIGHTS_PROJECTION, plain.projection,
                                packed->projection.data(), sc.slots[Scratch::kReorderedProjection],
                                sc.stream));
-      args.emplace(DNNL_ARG_DIFF_WEIGHTS_PROJECTION, wrap(diff_proj_desc, diff_proj));
+      args.emplace(DNNL_ARG_DIFF_WEIGHTS_PROJECTION, wrap(diff_proj_desc, dw.projection));
     }
     auto ws_desc = pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_WORKSPACE);
-    args.emplace(DNNL_ARG_WORKSPACE, wrap(ws_desc, workspace_bytes_of_forward + workspace_offset));
-    workspace_offset += round_up_64(ws_desc.get_size());
+    args.emplace(DNNL_ARG_WORKSPACE, wrap(ws_desc, workspace_bytes_of_forward + plan.offsets[r]));
     auto pad = pd.scratchpad_desc();
     args.emplace(DNNL_ARG_SCRATCHPAD,
                  wrap(pad, sc.slots[Scratch::kOnednnScratchpad].bytes(std::max<int64_t>(pad.get_size(), 1))));
@@ -893,23 +956,36 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
       if (grad_h0 != nullptr) scatter_state(grad_h0, diff_src_iter, g, D, n, O);
       if (grad_c0 != nullptr && s.lstm()) scatter_state(grad_c0, diff_src_iter_c, g, D, n, H);
     }
+  });
+  // The parts' gradients into part 0's, in part order.
+  const DiffWeights &sum = diffs[0];
+  auto add = [](float *into, const float *from, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) into[i] += from[i];
+  };
+  for (int64_t p = 1; p < parts_max; ++p) {
+    const DiffWeights &part = diffs[p];
+    add(sum.layer, part.layer, diff_layer_desc.get_size() / 4);
+    add(sum.iter, part.iter, diff_iter_desc.get_size() / 4);
+    if (s.projection()) add(sum.projection, part.projection, diff_proj_desc.get_size() / 4);
+    add(sum.bias, part.bias, bias_floats);
+    add(sum.peephole, part.peephole, peephole_floats);
   }
   // Back to plain layouts, then into the caller's PyTorch-layout gradients.
   auto to_plain = [&](const memory::desc &from, float *data, const memory::desc &to,
                       Scratch::Slot slot) -> const float * {
     if (from == to) return data;
-    float *out = sc.slots[slot].floats(to.get_size() / 4 + 1);
+    float *out = caller.slots[slot].floats(to.get_size() / 4 + 1);
     memory in = wrap(from, data), plain_out = wrap(to, out);
-    dnnl::reorder(in, plain_out).execute(sc.stream, in, plain_out);
-    sc.stream.wait();
+    dnnl::reorder(in, plain_out).execute(caller.stream, in, plain_out);
+    caller.stream.wait();
     return out;
   };
-  const float *plain_layer = to_plain(diff_layer_desc, diff_layer, plain.layer, Scratch::kDiffPlainLayer);
-  const float *plain_iter = to_plain(diff_iter_desc, diff_iter, plain.iter, Scratch::kDiffPlainIter);
+  const float *plain_layer = to_plain(diff_layer_desc, sum.layer, plain.layer, Scratch::kDiffPlainLayer);
+  const float *plain_iter = to_plain(diff_iter_desc, sum.iter, plain.iter, Scratch::kDiffPlainIter);
   const float *plain_proj = s.projection()
-      ? to_plain(diff_proj_desc, diff_proj, plain.projection, Scratch::kDiffPlainProjection)
+      ? to_plain(diff_proj_desc, sum.projection, plain.projection, Scratch::kDiffPlainProjection)
       : nullptr;
-  unpack_add_gradients(s, grads, plain_layer, plain_iter, diff_bias, diff_peephole, plain_proj);
+  unpack_add_gradients(s, grads, plain_layer, plain_iter, sum.bias, sum.peephole, plain_proj);
 }
 
 // The oneDNN backend behind the interface both backends share.
@@ -917,7 +993,7 @@ class OnednnRecurrent final : public RecurrentBackend {
  public:
   explicit OnednnRecurrent(const Sizes &sizes) : layer_(sizes) {}
   int64_t workspace_bytes(const int64_t *lengths, int64_t t, int64_t n) override {
-    return workspace_bytes_for(layer_, groups_of(lengths, t, n), n);
+    return workspace_bytes_for(layer_, groups_of(lengths, t, n), n, seq4j::threads());
   }
   void forward(const seq4j_rnn_weights *weights, int64_t version, float *output, float *h_n,
                float *c_n, void *workspace, int64_t workspace_bytes, const float *input,
@@ -925,7 +1001,7 @@ class OnednnRecurrent final : public RecurrentBackend {
                int64_t n) override {
     // a training forward converts the weights afresh, for its backward (Layer::kLatest)
     run_forward(layer_, weights, workspace != nullptr ? Layer::kFresh : version, output, h_n, c_n,
-                workspace, workspace_bytes, input, h0, c0, lengths, t, n);
+                workspace, workspace_bytes, input, h0, c0, lengths, t, n, seq4j::threads());
   }
   void backward(const seq4j_rnn_weights *weights, const seq4j_rnn_weights *grads,
                 float *grad_input, float *grad_h0, float *grad_c0, const float *grad_output,
