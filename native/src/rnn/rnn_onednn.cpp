@@ -823,19 +823,27 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
       s.projection() ? first_pd.query_md(dnnl::query::exec_arg_md, DNNL_ARG_DIFF_WEIGHTS_PROJECTION)
                      : memory::desc();
   const int64_t bias_floats = D * s.bias_gates * H, peephole_floats = D * 3 * H;
-  auto zeroed = [](AlignedBuffer &buffer, int64_t floats) {
-    float *p = buffer.floats(std::max<int64_t>(floats, 1));
-    std::memset(p, 0, floats * sizeof(float));
-    return p;
+  const int64_t layer_floats = diff_layer_desc.get_size() / 4,
+                iter_floats = diff_iter_desc.get_size() / 4,
+                projection_floats = s.projection() ? diff_proj_desc.get_size() / 4 : 0;
+  auto sized = [](AlignedBuffer &buffer, int64_t floats) {
+    return buffer.floats(std::max<int64_t>(floats, 1));
   };
   auto diff_weights = [&](AlignedBuffer &layer_buffer, AlignedBuffer &iter_buffer,
                           AlignedBuffer &projection_buffer, AlignedBuffer &bias_buffer,
                           AlignedBuffer &peephole_buffer) {
-    return DiffWeights{
-        zeroed(layer_buffer, diff_layer_desc.get_size() / 4),
-        zeroed(iter_buffer, diff_iter_desc.get_size() / 4),
-        s.projection() ? zeroed(projection_buffer, diff_proj_desc.get_size() / 4) : nullptr,
-        zeroed(bias_buffer, bias_floats), zeroed(peephole_buffer, peephole_floats)};
+    return DiffWeights{sized(layer_buffer, layer_floats), sized(iter_buffer, iter_floats),
+                       s.projection() ? sized(projection_buffer, projection_floats) : nullptr,
+                       sized(bias_buffer, bias_floats), sized(peephole_buffer, peephole_floats)};
+  };
+  // each part's gradients are zeroed by the thread of its first run, beside the other parts'
+  std::vector<char> zeroed(parts_max, 0);
+  auto zero = [&](const DiffWeights &dw) {
+    std::memset(dw.layer, 0, layer_floats * sizeof(float));
+    std::memset(dw.iter, 0, iter_floats * sizeof(float));
+    if (s.projection()) std::memset(dw.projection, 0, projection_floats * sizeof(float));
+    std::memset(dw.bias, 0, bias_floats * sizeof(float));
+    std::memset(dw.peephole, 0, peephole_floats * sizeof(float));
   };
   std::vector<DiffWeights> diffs;
   diffs.push_back(diff_weights(caller.slots[Scratch::kDiffWeightsLayer],
@@ -852,6 +860,10 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
   for_each_run(runs, [&](size_t r, Scratch &sc) {
     const Group &g = runs[r].group;
     const DiffWeights &dw = diffs[runs[r].part];
+    if (!zeroed[runs[r].part]) {  // the parts of one group run on threads of their own
+      zero(dw);
+      zeroed[runs[r].part] = 1;
+    }
     const int64_t ng = group_size(g, n), tg = g.length;
     auto prim = layer.primitive(Kind::kBackward, tg, ng);
     const auto &pd = prim->pd;
@@ -959,16 +971,21 @@ void run_backward(Layer &layer, const seq4j_rnn_weights *weights, const seq4j_rn
   });
   // The parts' gradients into part 0's, in part order.
   const DiffWeights &sum = diffs[0];
-  auto add = [](float *into, const float *from, int64_t count) {
-    for (int64_t i = 0; i < count; ++i) into[i] += from[i];
+  std::vector<const DiffWeights *> used;  // the parts that ran (all of them, with batch_parts')
+  for (int64_t p = 1; p < parts_max; ++p)
+    if (zeroed[p]) used.push_back(&diffs[p]);
+  auto add = [&](float *DiffWeights::*field, int64_t count) {
+    float *into = sum.*field;
+#pragma omp parallel for schedule(static) if (count >= (1 << 15))
+    for (int64_t i = 0; i < count; ++i)
+      for (const DiffWeights *part : used) into[i] += (part->*field)[i];
   };
-  for (int64_t p = 1; p < parts_max; ++p) {
-    const DiffWeights &part = diffs[p];
-    add(sum.layer, part.layer, diff_layer_desc.get_size() / 4);
-    add(sum.iter, part.iter, diff_iter_desc.get_size() / 4);
-    if (s.projection()) add(sum.projection, part.projection, diff_proj_desc.get_size() / 4);
-    add(sum.bias, part.bias, bias_floats);
-    add(sum.peephole, part.peephole, peephole_floats);
+  if (!used.empty()) {
+    add(&DiffWeights::layer, layer_floats);
+    add(&DiffWeights::iter, iter_floats);
+    if (s.projection()) add(&DiffWeights::projection, projection_floats);
+    add(&DiffWeights::bias, bias_floats);
+    add(&DiffWeights::peephole, peephole_floats);
   }
   // Back to plain layouts, then into the caller's PyTorch-layout gradients.
   auto to_plain = [&](const memory::desc &from, float *data, const memory::desc &to,
