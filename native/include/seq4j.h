@@ -236,7 +236,10 @@ SEQ4J_API int seq4j_rnn_layer_forward(seq4j_rnn_layer *layer, int32_t backend,
  * converted by that forward; oneDNN's backward overwrites part of the workspace, so a second
  * backward first recomputes the forward into it (the workspace records its state; the recomputed
  * outputs go to seq4j's own buffers, the caller's are left as they are), at the cost of one
- * forward. The BLAS backend reads the caller's weights and leaves the workspace intact. */
+ * forward. The workspace also records the thread count the forward split a small layer's batch
+ * for, so the backward splits the same way at any seq4j_set_threads since; a workspace no
+ * training forward filled gives SEQ4J_ERR_INVALID_ARGUMENT. The BLAS backend reads the caller's
+ * weights and leaves the workspace intact. */
 SEQ4J_API int seq4j_rnn_layer_backward(
     seq4j_rnn_layer *layer, int32_t backend, const seq4j_rnn_weights *weights,
     const seq4j_rnn_weights *grads, float *grad_input, float *grad_h0, float *grad_c0,
