@@ -555,12 +555,15 @@ int64_t l2_cache_bytes() {
 // own; 1: not split (the primitive's threads share every step, meeting at a barrier per step).
 // Split only while the layer's weights fit in three quarters of a core's L2 cache, so that each
 // thread's copy of them stays there, and every thread gets at least kMinSplitSamples samples.
-// Measured on 2 cores (AVX-512, 2 MiB L2; T = 35, input = hidden, medians of 267-1000 calls),
-// split against shared steps, inference: H = 200, N = 20 0.78×, N = 16 0.83×, N = 64 0.89×;
-// H = 128, N = 128 0.83×. One thread on half the batch against two on all of it, the split's cost
-// without its pool: H = 200, N = 8 1.06× (hence 8 samples); H = 256 (2 MiB of weights), N = 20
-// 0.98×; H = 384 1.15×; H = 512 1.21×. The parts are gathered: on views of the caller's buffers
-// (strided memory descriptors) oneDNN's training primitives ran 1.4× slower than on dense ones.
+// Measured on 2 cores (AVX-512, 2 MiB L2; T = 35, input = hidden, medians of 200-1000 calls),
+// split against shared steps: inference H = 200, N = 20 0.85× (0.83× on views in place, before
+// the parts were gathered; N = 16 0.83×, N = 64 0.89×, H = 128 with N = 128 0.83× then); training
+// H = 200, N = 20 0.95×, N = 16 0.93×, N = 64 0.94×, H = 128 with N = 32 0.87×. One thread on
+// half the batch against two on all of it, the split's cost without its pool: H = 200, N = 8
+// 1.06× (hence 8 samples); H = 256 (2 MiB of weights), N = 20 0.98×; H = 384 1.15×; H = 512
+// 1.21×; DESIGN.md's M training (T = 50, N = 64, H = 512) 1.02×. The parts are gathered: on views
+// of the caller's buffers (strided memory descriptors) oneDNN's training primitives ran 1.4×
+// slower than on dense ones (its inference ran as fast).
 constexpr int64_t kMinSplitSamples = 8;
 
 int64_t batch_parts(const Sizes &s, int64_t n, int64_t threads) {
