@@ -37,7 +37,9 @@ import java.util.stream.Collectors;
  * with {@code OMP_WAIT_POLICY=PASSIVE} as well), {@code idle=SECONDS} (how long to
  * wait for an idle machine before each JVM, default 60, quick 10), {@code noise=PERCENT} (flag a
  * measurement during which other processes took more than this share of the machine's CPU time,
- * default 5).
+ * default 5), {@code rounds=K} (every JVM K times, round after round, so that a slow spell of a
+ * shared machine falls on one round of each peer rather than on one peer; each row is then the
+ * round with the median median, default 1).
  *
  * <p>A worker JVM that dies (a crash in a peer's native code) is started again for the cases it
  * had not run; the case it died in is reported as an error. A peer whose module did not build
@@ -74,7 +76,8 @@ public final class Compare {
 
   /** Everything one run produced. */
   record Run(Instant start, Instant end, String command, Map<String, Map<String, String>> info,
-      List<Row> rows, List<MemoryRow> memory, List<String> machineNotes, double noise) {}
+      List<Row> rows, List<MemoryRow> memory, List<String> machineNotes, double noise,
+      int rounds) {}
 
   private static final String[] PEERS = {"seq4j", "libtorch", "DL4J"};
 
@@ -93,6 +96,7 @@ public final class Compare {
     String readme = "README.md";
     Double idle = null;
     double noise = 5;
+    int rounds = 1;
     boolean allSettings = false;
     for (String arg : args) {
       if (arg.equals("quick")) {
@@ -111,6 +115,12 @@ public final class Compare {
         idle = Double.parseDouble(arg.substring(5));
       } else if (arg.startsWith("noise=")) {
         noise = Double.parseDouble(arg.substring(6));
+      } else if (arg.startsWith("rounds=")) {
+        rounds = Integer.parseInt(arg.substring(7));
+        if (rounds < 1) {
+          System.err.println("rounds must be at least 1, got " + rounds);
+          System.exit(2);
+        }
       } else {
         System.err.println("unknown argument " + arg + "; see org.seq4j.peers.Compare's comment");
         System.exit(2);
@@ -132,15 +142,18 @@ public final class Compare {
     Instant start = Instant.now();
     List<Launch> launches = launches(peers, allSettings);
     Map<String, Map<String, String>> info = new LinkedHashMap<>();
-    List<Row> rows = new ArrayList<>();
+    List<Row> measured = new ArrayList<>();
     List<String> machineNotes = new ArrayList<>();
-    for (Launch launch : launches) {
-      String key = launch.peer() + " (" + launch.setting() + ")";
-      System.out.println("== " + key);
-      machineNotes.add(waitForIdle(idleSeconds, key));
-      rows.addAll(runCases(launch, selected, quick, logs, info.computeIfAbsent(key,
-          k -> new LinkedHashMap<>())));
+    for (int round = 1; round <= rounds; round++) {
+      for (Launch launch : launches) {
+        String key = launch.peer() + " (" + launch.setting() + ")";
+        System.out.println("== " + key + (rounds > 1 ? ", round " + round + " of " + rounds : ""));
+        machineNotes.add(waitForIdle(idleSeconds, key));
+        measured.addAll(runCases(launch, selected, quick, logs, info.computeIfAbsent(key,
+            k -> new LinkedHashMap<>())));
+      }
     }
+    List<Row> rows = medianRounds(measured);
 
     List<MemoryRow> memory = new ArrayList<>();
     long[] lengths = quick ? new long[] {4096} : new long[] {4096, 16384};
@@ -158,7 +171,8 @@ public final class Compare {
     }
 
     String command = ("Compare " + String.join(" ", args)).strip();
-    Run run = new Run(start, Instant.now(), command, info, rows, memory, machineNotes, noise);
+    Run run = new Run(start, Instant.now(), command, info, rows, memory, machineNotes, noise,
+        rounds);
     String report = Report.markdown(run);
     Files.writeString(out.resolve("peers.md"), report);
     Files.writeString(out.resolve("peers-section.md"), Report.section(run));
@@ -173,6 +187,26 @@ public final class Compare {
     }
     System.out.printf(Locale.ROOT, "run time %.1f min%n",
         Duration.between(start, run.end()).toSeconds() / 60.0);
+  }
+
+  /**
+   * One row per (case, peer, setting) of rows measured in rounds: the round whose median is the
+   * median of the rounds' (the lower middle one for an even count), among the rounds that ran;
+   * a failed row only where no round ran. In the order the rows were first measured.
+   */
+  static List<Row> medianRounds(List<Row> measured) {
+    Map<String, List<Row>> byKey = new LinkedHashMap<>();
+    for (Row row : measured) {
+      byKey.computeIfAbsent(row.c().id() + "\t" + row.peer() + "\t" + row.setting(),
+          k -> new ArrayList<>()).add(row);
+    }
+    List<Row> rows = new ArrayList<>();
+    for (List<Row> same : byKey.values()) {
+      List<Row> ok = same.stream().filter(r -> r.status().equals("ok"))
+          .sorted(java.util.Comparator.comparingDouble(Row::median)).toList();
+      rows.add(ok.isEmpty() ? same.get(0) : ok.get((ok.size() - 1) / 2));
+    }
+    return rows;
   }
 
   /**

@@ -234,7 +234,9 @@ final class Report {
         + "`OMP_WAIT_POLICY=PASSIVE`, one JVM each; seq4j: its two recurrent backends). Median of "
         + "the measured calls after warm-up; spread is half the interquartile range; GFLOP/s from "
         + "DESIGN.md's flop formulas (the same for every peer); seq4j ÷ best peer is the best peer's "
-        + "time over seq4j's (above 1: seq4j is faster).\n\n");
+        + "time over seq4j's (above 1: seq4j is faster)."
+        + (run.rounds() > 1 ? " Every JVM ran " + run.rounds() + " times, round after round; each "
+            + "row is the round with the median median." : "") + "\n\n");
     out.append(mainTable(run)).append('\n');
     out.append("![chart](peers.png)\n\n");
     String torch = torchSettings(run);
